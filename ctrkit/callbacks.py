@@ -1,0 +1,330 @@
+"""Callbacks with Keras' hook names and semantics.
+
+``on_train_begin(logs)``, ``on_epoch_begin(epoch, logs)``, ``on_train_batch_end(step, logs)``,
+``on_epoch_end(epoch, logs)``, ``on_train_end(logs)``. Log keys are ``"loss"``, ``"ctr_loss"``,
+``"ctr_auc"`` and, for validation, ``"val_ctr_auc"``. A callback stops training with
+``self.model.stop_training = True``. Batch hooks are only dispatched when some callback overrides them,
+and the batch loss in their logs is a device tensor (call ``float()`` only when you need it).
+"""
+from __future__ import annotations
+
+import copy
+import csv
+import math
+import os
+import warnings
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import numpy as np
+
+from .metrics import metric_direction
+
+__all__ = ["Callback", "CallbackList", "History", "EarlyStopping", "ModelCheckpoint", "LearningRateScheduler",
+           "LRScheduler", "ReduceLROnPlateau", "TerminateOnNaN", "CSVLogger", "ProgressBar"]
+
+
+class Callback:
+    """Base class. ``self.model`` is the model being trained, ``self.params`` the fit arguments."""
+
+    def __init__(self) -> None:
+        self.model: Any = None
+        self.params: dict[str, Any] = {}
+
+    def set_model(self, model: Any) -> None:
+        self.model = model
+
+    def set_params(self, params: dict[str, Any]) -> None:
+        self.params = params
+
+    def on_train_begin(self, logs=None): ...
+    def on_train_end(self, logs=None): ...
+    def on_epoch_begin(self, epoch, logs=None): ...
+    def on_epoch_end(self, epoch, logs=None): ...
+    def on_train_batch_begin(self, step, logs=None): ...
+    def on_train_batch_end(self, step, logs=None): ...
+    def on_test_begin(self, logs=None): ...
+    def on_test_end(self, logs=None): ...
+
+
+def _overrides(cb: Callback, name: str) -> bool:
+    method = getattr(cb, name)
+    return getattr(method, "__func__", method) is not getattr(Callback, name)
+
+
+class CallbackList:
+    """Dispatches hooks to callbacks; batch hooks only to those that override them."""
+
+    def __init__(self, callbacks: Iterable[Callback], model: Any, params: dict[str, Any]) -> None:
+        self.callbacks = list(callbacks)
+        for cb in self.callbacks:
+            if not isinstance(cb, Callback):
+                raise TypeError(f"callbacks: expected ctrkit.callbacks.Callback instances, got {type(cb).__name__}.")
+            cb.set_model(model)
+            cb.set_params(params)
+        self._batch_end = [cb for cb in self.callbacks if _overrides(cb, "on_train_batch_end")]
+        self._batch_begin = [cb for cb in self.callbacks if _overrides(cb, "on_train_batch_begin")]
+        self.wants_batch_hooks = bool(self._batch_end or self._batch_begin)
+
+    def __getattr__(self, hook: str):
+        if not hook.startswith("on_"):
+            raise AttributeError(hook)
+
+        def call(*args, **kwargs):
+            targets = (self._batch_end if hook == "on_train_batch_end" else
+                       self._batch_begin if hook == "on_train_batch_begin" else self.callbacks)
+            for cb in targets:
+                getattr(cb, hook)(*args, **kwargs)
+        return call
+
+
+class History(Callback):
+    """Records the logs of every epoch: ``history.history["val_ctr_auc"]`` is a list, one value per epoch."""
+
+    def on_train_begin(self, logs=None):
+        self.epoch: list[int] = []
+        self.history: dict[str, list[float]] = {}
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epoch.append(epoch)
+        for k, v in (logs or {}).items():
+            self.history.setdefault(k, []).append(v)
+
+    def to_frame(self):
+        import pandas as pd
+        return pd.DataFrame(self.history, index=pd.Index(self.epoch, name="epoch"))
+
+
+class EarlyStopping(Callback):
+    """Stop when a monitored value stops improving.
+
+    Args:
+        monitor: log key, e.g. ``"val_loss"`` or ``"val_cvr_auc"``.
+        min_delta: smallest change that counts as an improvement.
+        patience: epochs without improvement before stopping.
+        mode: ``"min"``, ``"max"`` or ``"auto"`` (from the metric: AUC/accuracy up, losses/errors down).
+        restore_best_weights: load the best epoch's weights when training ends.
+        start_from_epoch: epochs to wait before monitoring.
+    """
+
+    def __init__(self, monitor: str = "val_loss", min_delta: float = 0.0, patience: int = 0, verbose: int = 0,
+                 mode: str = "auto", baseline: float | None = None, restore_best_weights: bool = False,
+                 start_from_epoch: int = 0) -> None:
+        super().__init__()
+        if mode not in ("auto", "min", "max"):
+            raise ValueError(f"EarlyStopping: mode must be 'auto', 'min' or 'max', got {mode!r}.")
+        if mode == "auto":
+            mode = metric_direction(monitor) or ""
+            if not mode:
+                raise ValueError(f"EarlyStopping: cannot infer whether {monitor!r} should go up or down. "
+                                 "Pass mode='min' or mode='max'.")
+        self.monitor, self.mode = monitor, mode
+        self.min_delta, self.patience, self.verbose = abs(min_delta), int(patience), verbose
+        self.baseline, self.restore_best_weights = baseline, restore_best_weights
+        self.start_from_epoch = start_from_epoch
+
+    def _better(self, a: float, b: float) -> bool:
+        return a < b - self.min_delta if self.mode == "min" else a > b + self.min_delta
+
+    def on_train_begin(self, logs=None):
+        self.wait = 0
+        self.stopped_epoch = 0
+        self.best = self.baseline if self.baseline is not None else (math.inf if self.mode == "min" else -math.inf)
+        self.best_epoch = None
+        self.best_weights = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        if self.monitor not in logs:
+            raise KeyError(f"EarlyStopping: monitor {self.monitor!r} is not in the logs {sorted(logs)}. "
+                           "Validation keys need validation_split or validation_data.")
+        if epoch < self.start_from_epoch:
+            return
+        value = float(logs[self.monitor])
+        if not math.isnan(value) and self._better(value, self.best):
+            self.best, self.best_epoch, self.wait = value, epoch, 0
+            if self.restore_best_weights:
+                self.best_weights = copy.deepcopy(self.model.state_dict())
+            return
+        self.wait += 1
+        if self.wait > self.patience:
+            self.stopped_epoch = epoch
+            self.model.stop_training = True
+
+    def on_train_end(self, logs=None):
+        if self.restore_best_weights and self.best_weights is not None:
+            self.model.load_state_dict(self.best_weights)
+        if self.verbose and self.stopped_epoch:
+            print(f"Epoch {self.stopped_epoch + 1}: early stopping (best {self.monitor}={self.best:.5f} "
+                  f"at epoch {(self.best_epoch or 0) + 1})")
+
+
+class ModelCheckpoint(Callback):
+    """Save the model (``model.save``, written atomically) after epochs, optionally only when it improves.
+
+    Args:
+        filepath: directory; may contain ``{epoch}`` and log keys, e.g. ``"ckpt/ep{epoch:02d}"``.
+        monitor, mode: as in :class:`EarlyStopping`.
+        save_best_only: only save when ``monitor`` improved.
+    """
+
+    def __init__(self, filepath: str, monitor: str = "val_loss", verbose: int = 0, save_best_only: bool = False,
+                 mode: str = "auto") -> None:
+        super().__init__()
+        self.filepath, self.monitor, self.verbose, self.save_best_only = str(filepath), monitor, verbose, save_best_only
+        self.mode = metric_direction(monitor) if mode == "auto" else mode
+        if self.save_best_only and self.mode not in ("min", "max"):
+            raise ValueError(f"ModelCheckpoint: cannot infer the direction of {monitor!r}; pass mode='min'/'max'.")
+
+    def on_train_begin(self, logs=None):
+        self.best = math.inf if self.mode == "min" else -math.inf
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        if self.save_best_only:
+            v = logs.get(self.monitor)
+            if v is None:
+                raise KeyError(f"ModelCheckpoint: monitor {self.monitor!r} is not in the logs {sorted(logs)}.")
+            if math.isnan(v) or not (v < self.best if self.mode == "min" else v > self.best):
+                return
+            self.best = v
+        path = self.filepath.format(epoch=epoch + 1, **logs)
+        self.model.save(path)
+        if self.verbose:
+            print(f"Epoch {epoch + 1}: saved model to {path}")
+
+
+class LearningRateScheduler(Callback):
+    """Set the learning rate at each epoch from ``schedule(epoch, lr) -> new_lr`` (Keras' callback)."""
+
+    def __init__(self, schedule: Callable[[int, float], float], verbose: int = 0) -> None:
+        super().__init__()
+        self.schedule, self.verbose = schedule, verbose
+
+    def on_epoch_begin(self, epoch, logs=None):
+        opt = self.model.optimizer
+        lr = float(self.schedule(epoch, float(opt.param_groups[0]["lr"])))
+        for g in opt.param_groups:
+            g["lr"] = lr
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["lr"] = float(self.model.optimizer.param_groups[0]["lr"])
+
+
+class LRScheduler(Callback):
+    """Drive a ``torch.optim.lr_scheduler`` built from the model's optimizer.
+
+    Args:
+        factory: ``lambda optimizer: torch.optim.lr_scheduler.StepLR(optimizer, 5)``.
+        interval: ``"epoch"`` or ``"step"``.
+        monitor: for ``ReduceLROnPlateau``-style schedulers, the log key passed to ``step``.
+    """
+
+    def __init__(self, factory: Callable[[Any], Any], interval: str = "epoch", monitor: str | None = None) -> None:
+        super().__init__()
+        if interval not in ("epoch", "step"):
+            raise ValueError(f"LRScheduler: interval must be 'epoch' or 'step', got {interval!r}.")
+        self.factory, self.interval, self.monitor = factory, interval, monitor
+        if interval == "step":
+            self.on_train_batch_end = self._step_batch  # type: ignore[method-assign]
+
+    def on_train_begin(self, logs=None):
+        self.scheduler = self.factory(self.model.optimizer)
+
+    def _step_batch(self, step, logs=None):
+        self.scheduler.step()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.interval == "epoch":
+            if self.monitor is not None:
+                self.scheduler.step((logs or {})[self.monitor])
+            else:
+                self.scheduler.step()
+        if logs is not None:
+            logs["lr"] = float(self.model.optimizer.param_groups[0]["lr"])
+
+
+class ReduceLROnPlateau(LRScheduler):
+    """Multiply the learning rate by ``factor`` when ``monitor`` has not improved for ``patience`` epochs."""
+
+    def __init__(self, monitor: str = "val_loss", factor: float = 0.1, patience: int = 10, mode: str = "auto",
+                 min_lr: float = 0.0) -> None:
+        import torch
+        mode = metric_direction(monitor) if mode == "auto" else mode
+        super().__init__(lambda opt: torch.optim.lr_scheduler.ReduceLROnPlateau(
+            opt, mode=mode, factor=factor, patience=patience, min_lr=min_lr), monitor=monitor)
+
+
+class TerminateOnNaN(Callback):
+    """Stop as soon as a batch loss is NaN or infinite, naming the epoch and step (syncs every step)."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, step, logs=None):
+        loss = float((logs or {}).get("loss", 0.0))
+        if not math.isfinite(loss):
+            self.model.stop_training = True
+            self.model.stop_reason = (f"TerminateOnNaN: loss became {loss} at epoch {getattr(self, '_epoch', 0) + 1}, "
+                                      f"step {step + 1}. Lower the learning rate, add gradient clipping "
+                                      "(compile(..., grad_clip_norm=...)) or check the inputs for extreme values.")
+            warnings.warn(self.model.stop_reason, RuntimeWarning, stacklevel=2)
+
+
+class CSVLogger(Callback):
+    """Append each epoch's logs to a CSV file."""
+
+    def __init__(self, filename: str, append: bool = False) -> None:
+        super().__init__()
+        self.filename, self.append = str(filename), append
+
+    def on_train_begin(self, logs=None):
+        self._keys = None
+        if not self.append and os.path.exists(self.filename):
+            os.remove(self.filename)
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        new = not os.path.exists(self.filename)
+        if self._keys is None:
+            self._keys = sorted(logs)
+        with open(self.filename, "a", newline="") as fh:
+            w = csv.writer(fh)
+            if new:
+                w.writerow(["epoch", *self._keys])
+            w.writerow([epoch, *[logs.get(k, np.nan) for k in self._keys]])
+
+
+class ProgressBar(Callback):
+    """A tqdm bar over the steps of each epoch (``verbose=1``) or one line per epoch (``verbose=2``)."""
+
+    def __init__(self, verbose: int = 1, refresh_steps: int = 20) -> None:
+        super().__init__()
+        self.verbose, self.refresh_steps = verbose, refresh_steps
+        self.bar = None
+        if verbose != 1:
+            self.on_train_batch_end = Callback.on_train_batch_end.__get__(self)  # type: ignore[method-assign]
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.verbose == 1:
+            from tqdm.auto import tqdm
+            self.bar = tqdm(total=self.params.get("steps"), desc=f"Epoch {epoch + 1}/{self.params.get('epochs')}",
+                            unit="step", leave=True, dynamic_ncols=True)
+
+    def on_train_batch_end(self, step, logs=None):
+        if self.bar is None:
+            return
+        self.bar.update(1)
+        if step % self.refresh_steps == 0 and logs and "loss" in logs:
+            self.bar.set_postfix(loss=f"{float(logs['loss']):.4f}", refresh=False)
+
+    def on_epoch_end(self, epoch, logs=None):
+        text = " - ".join(f"{k}: {v:.4f}" for k, v in (logs or {}).items() if isinstance(v, (int, float)))
+        if self.bar is not None:
+            self.bar.set_postfix_str(text[:200], refresh=True)
+            self.bar.close()
+            self.bar = None
+        elif self.verbose == 2:
+            print(f"Epoch {epoch + 1}/{self.params.get('epochs')} - {self.params.get('steps')} steps - {text}",
+                  flush=True)

@@ -1,0 +1,152 @@
+"""Saving and loading models as plain files: never a pickled module, never code run at load time.
+
+A saved model is a directory::
+
+    config.json      format version, model class name, constructor arguments (feature columns as JSON),
+                     compile settings, ctrkit / torch versions
+    weights.pt       the state dict, written with torch.save and read with torch.load(weights_only=True)
+    encoder.json     the fitted FeatureEncoder (vocabularies, scaler statistics), when the model has one
+
+The directory is written next to its destination and renamed into place, so a crash mid-save never leaves a
+half-written model where a good one was.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from typing import Any
+
+import torch
+
+from ._version import __version__
+from .exceptions import ModelFormatError
+from .registry import get_model_class
+
+__all__ = ["save_model", "load_model", "FORMAT_VERSION"]
+
+FORMAT_VERSION = 1
+_CONFIG, _WEIGHTS, _ENCODER = "config.json", "weights.pt", "encoder.json"
+
+
+def _atomic_dir(path: str, write) -> None:
+    path = os.path.abspath(path)
+    parent = os.path.dirname(path)
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=".ctrkit-tmp-", dir=parent)
+    try:
+        write(tmp)
+        for name in os.listdir(tmp):
+            with open(os.path.join(tmp, name), "rb") as fh:
+                os.fsync(fh.fileno())
+        if os.path.exists(path):
+            if not os.path.isdir(path):
+                raise FileExistsError(f"save_model: {path!r} exists and is not a directory.")
+            old = tempfile.mkdtemp(prefix=".ctrkit-old-", dir=parent)
+            os.rmdir(old)
+            os.replace(path, old)
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def save_model(model: Any, path: str) -> None:
+    """Write ``model`` (config, weights, encoder) to the directory ``path``, atomically."""
+    config = {
+        "format_version": FORMAT_VERSION,
+        "class_name": type(model).__name__,
+        "config": model.get_config(),
+        "compile": getattr(model, "_compile_spec", {}) or {},
+        "ctrkit_version": __version__,
+        "torch_version": torch.__version__,
+        "python_version": sys.version.split()[0],
+        "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+
+    def write(d: str) -> None:
+        with open(os.path.join(d, _CONFIG), "w") as fh:
+            json.dump(config, fh, indent=2)
+        torch.save(state, os.path.join(d, _WEIGHTS))
+        if getattr(model, "encoder", None) is not None:
+            with open(os.path.join(d, _ENCODER), "w") as fh:
+                json.dump(model.encoder.to_dict(), fh)
+
+    _atomic_dir(path, write)
+
+
+def load_model(path: str, device: str | None = None, compile: bool = True) -> Any:
+    """Rebuild a model saved by :func:`save_model` (or ``model.save``).
+
+    Args:
+        path: the saved directory.
+        device: where to put the model (default: the device it was built for if available, else CPU).
+        compile: re-apply the saved ``compile`` settings when they were given by name.
+
+    Raises:
+        ModelFormatError: the directory is not a ctrkit model, a file is truncated or corrupted, or it was saved
+            by a newer format version.
+    """
+    from .preprocessing import FeatureEncoder
+
+    cfg_path = os.path.join(path, _CONFIG)
+    if not os.path.isdir(path):
+        raise ModelFormatError(f"load_model: {path!r} is not a directory. Pass the directory written by model.save().")
+    if not os.path.exists(cfg_path):
+        raise ModelFormatError(f"load_model: {path!r} has no {_CONFIG}; it is not a ctrkit model directory "
+                               f"(found: {sorted(os.listdir(path))[:10]}).")
+    try:
+        with open(cfg_path) as fh:
+            meta = json.load(fh)
+        version = int(meta["format_version"])
+        class_name, config = meta["class_name"], meta["config"]
+    except (ValueError, KeyError, TypeError) as e:
+        raise ModelFormatError(f"load_model: {cfg_path!r} is corrupted or incomplete ({e}).") from None
+    if version > FORMAT_VERSION:
+        raise ModelFormatError(f"load_model: {path!r} was saved with format version {version}, newer than this "
+                               f"ctrkit ({__version__}) understands ({FORMAT_VERSION}). Upgrade ctrkit.")
+    try:
+        cls = get_model_class(class_name)
+    except KeyError as e:
+        raise ModelFormatError(f"load_model: {e.args[0]}") from None
+    from .models.base import deserialise_config
+    kwargs = deserialise_config(config)
+    if device is not None:
+        kwargs["device"] = device
+    elif kwargs.get("device", "cpu") not in ("cpu", "auto") and not torch.cuda.is_available():
+        kwargs["device"] = "cpu"
+    encoder = None
+    enc_path = os.path.join(path, _ENCODER)
+    if os.path.exists(enc_path):
+        try:
+            with open(enc_path) as fh:
+                encoder = FeatureEncoder.from_dict(json.load(fh))
+        except (ValueError, KeyError, TypeError) as e:
+            raise ModelFormatError(f"load_model: {enc_path!r} is corrupted ({e}).") from None
+    model = cls(**kwargs)
+    model.encoder = encoder
+    try:
+        state = torch.load(os.path.join(path, _WEIGHTS), map_location=model.device, weights_only=True)
+    except FileNotFoundError:
+        raise ModelFormatError(f"load_model: {path!r} has no {_WEIGHTS}.") from None
+    except Exception as e:  # truncated zip, bad pickle opcodes, refused globals ...
+        raise ModelFormatError(f"load_model: {_WEIGHTS} in {path!r} is truncated or corrupted "
+                               f"({type(e).__name__}: {str(e)[:200]}).") from None
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        raise ModelFormatError(f"load_model: the weights in {path!r} do not match the saved config "
+                               f"({str(e)[:300]}).") from None
+    spec = meta.get("compile") or {}
+    if compile and spec.get("optimizer"):
+        model.compile(spec["optimizer"], loss=spec.get("loss"), metrics=spec.get("metrics"),
+                      loss_weights=spec.get("loss_weights"), lr=spec.get("lr"),
+                      grad_clip_norm=spec.get("grad_clip_norm"))
+    return model

@@ -1,0 +1,98 @@
+"""MMoE: Multi-gate Mixture-of-Experts.
+
+Ma et al., "Modeling Task Relationships in Multi-task Learning with Multi-gate Mixture-of-Experts", KDD 2018.
+https://doi.org/10.1145/3219819.3220007
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from ...layers.core import Towers
+from ...layers.moe import MixtureOfExperts
+from ...registry import register_model
+from ..base import BaseModel
+
+__all__ = ["MMoE", "MMOE"]
+
+
+@register_model
+class MMoE(BaseModel):
+    """Experts shared by all tasks, one softmax gate per task (a linear gate by default, as in the paper).
+
+    Args:
+        dnn_feature_columns: feature columns (an encoder's carry the encoder).
+        num_experts: number of experts.
+        expert_dnn_hidden_units: layer widths of each expert.
+        gate_dnn_hidden_units: hidden layers of each gate before its softmax; ``()`` is the paper's linear gate.
+        tower_dnn_hidden_units: hidden layers of each task tower.
+        l2_reg_embedding, l2_reg_dnn, init_std, seed, device, sparse: see :class:`~ctrkit.models.BaseModel`.
+        dnn_dropout, dnn_activation, dnn_use_bn: for experts and towers.
+        task_types: ``"binary"`` / ``"regression"`` per task; task_names: one name per task.
+        gpus: accepted for DeepCTR-Torch compatibility and ignored; use ``torchrun`` (DDP) for several GPUs.
+
+    Shape:
+        ``forward(batch)`` → ``{task: logits (B,)}``; ``forward(batch, return_gates=True)`` also returns the
+        gate weights ``(B, G, E)``.
+
+    Example:
+        >>> from ctrkit import SparseFeat, DenseFeat
+        >>> cols = [SparseFeat("user", 10, 4), DenseFeat("age")]
+        >>> m = MMoE(cols, num_experts=3, expert_dnn_hidden_units=(8,), task_names=["ctr", "cvr"])
+        >>> m.count_params() > 0
+        True
+    """
+
+    multitask = True
+    _num_gates_per_task = True
+
+    def __init__(self, dnn_feature_columns, num_experts: int = 4, expert_dnn_hidden_units: Sequence[int] = (256, 128),
+                 gate_dnn_hidden_units: Sequence[int] = (), tower_dnn_hidden_units: Sequence[int] = (64,),
+                 l2_reg_embedding: float = 0.0, l2_reg_dnn: float = 0.0, init_std: float = 0.01, seed: int = 1024,
+                 dnn_dropout: float = 0.0, dnn_activation: str = "relu", dnn_use_bn: bool = False,
+                 task_types: Sequence[str] = ("binary", "binary"), task_names: Sequence[str] = ("ctr", "ctcvr"),
+                 device: str = "cpu", sparse: bool = False, gpus=None) -> None:
+        super().__init__(dnn_feature_columns, task_names, task_types, l2_reg_embedding=l2_reg_embedding,
+                         l2_reg_dnn=l2_reg_dnn, init_std=init_std, seed=seed, device=device, sparse=sparse,
+                         config=locals())
+        name = type(self).__name__
+        if isinstance(num_experts, bool) or not isinstance(num_experts, int) or num_experts < 1:
+            raise ValueError(f"{name}: num_experts must be an int >= 1, got {num_experts!r}.")
+        if not expert_dnn_hidden_units:
+            raise ValueError(f"{name}: expert_dnn_hidden_units must not be empty, got {expert_dnn_hidden_units!r}.")
+        if self.input_dim == 0:
+            raise ValueError(f"{name}: the feature columns give an input of width 0.")
+        num_gates = len(self.task_names) if self._num_gates_per_task else 1
+        self.moe = MixtureOfExperts(self.input_dim, num_experts, num_gates, tuple(expert_dnn_hidden_units),
+                                    tuple(gate_dnn_hidden_units), dnn_activation, dnn_dropout, dnn_use_bn)
+        self.towers = Towers(self.task_names, self.moe.output_dim, tuple(tower_dnn_hidden_units), dnn_activation,
+                             dnn_dropout, dnn_use_bn)
+        self._finish_init()
+
+    def forward(self, batch, return_gates: bool = False):
+        mix, gates = self.moe(self._input(batch))  # (G, B, H), (B, G, E)
+        out = self.towers(mix if mix.shape[0] > 1 else mix[0])
+        return (out, gates) if return_gates else out
+
+    @torch.inference_mode()
+    def gate_weights(self, x, batch_size: int = 4096) -> dict[str, np.ndarray]:
+        """Gate weights of every task for every row: ``{task: (n, num_experts)}`` (OMoE: the one gate)."""
+        data = self._to_data(x, "gate_weights")
+        was = self.training
+        self.eval()
+        chunks = []
+        try:
+            for s in range(0, len(data), batch_size):
+                xb = data.slice(s, s + batch_size)
+                if self.device.type != "cpu":
+                    xb = xb.to(self.device)
+                chunks.append(self.forward(xb, return_gates=True)[1].float().cpu())
+        finally:
+            self.train(was)
+        g = torch.cat(chunks).numpy()  # (n, G, E)
+        return {t: g[:, i if g.shape[1] > 1 else 0] for i, t in enumerate(self.task_names)}
+
+
+MMOE = MMoE  # DeepCTR-Torch's spelling

@@ -1,0 +1,4 @@
+"""Single-task CTR models."""
+from .dnn import DNN
+
+__all__ = ["DNN"]

@@ -1,0 +1,43 @@
+"""DNN: a plain MLP over all embeddings and dense features, one output (the single-task baseline)."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ...layers.core import MLP, Towers
+from ...registry import register_model
+from ..base import BaseModel
+
+__all__ = ["DNN"]
+
+
+@register_model
+class DNN(BaseModel):
+    """Single-task MLP: embeddings + dense → ``dnn_hidden_units`` → one logit.
+
+    Args:
+        dnn_feature_columns: feature columns.
+        dnn_hidden_units: layer widths.
+        task: ``"binary"`` or ``"regression"`` (DeepCTR's argument).
+        task_name: the output's name in ``fit`` / ``evaluate`` targets and logs.
+        other arguments: as in :class:`~ctrkit.MMoE`.
+
+    Example:
+        >>> from ctrkit import SparseFeat
+        >>> DNN([SparseFeat("user", 10, 4)], dnn_hidden_units=(8,)).task_names
+        ['label']
+    """
+
+    def __init__(self, dnn_feature_columns, dnn_hidden_units: Sequence[int] = (256, 128),
+                 l2_reg_embedding: float = 0.0, l2_reg_dnn: float = 0.0, init_std: float = 0.01, seed: int = 1024,
+                 dnn_dropout: float = 0.0, dnn_activation: str = "relu", dnn_use_bn: bool = False,
+                 task: str = "binary", task_name: str = "label", device: str = "cpu", sparse: bool = False,
+                 gpus=None) -> None:
+        super().__init__(dnn_feature_columns, [task_name], [task], l2_reg_embedding=l2_reg_embedding,
+                         l2_reg_dnn=l2_reg_dnn, init_std=init_std, seed=seed, device=device, sparse=sparse,
+                         config=locals())
+        self.dnn = MLP(self.input_dim, tuple(dnn_hidden_units), dnn_activation, dnn_dropout, dnn_use_bn)
+        self.towers = Towers(self.task_names, self.dnn.output_dim, ())
+        self._finish_init()
+
+    def forward(self, batch):
+        return self.towers(self.dnn(self._input(batch)))

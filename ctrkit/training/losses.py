@@ -1,0 +1,84 @@
+"""Per-task losses on logits, element-wise (reduction is done by the model's ``compute_loss``)."""
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from ..exceptions import suggest
+
+__all__ = ["LOSSES", "get_loss", "resolve_task_losses"]
+
+ElementwiseLoss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def _bce(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return F.binary_cross_entropy_with_logits(logits, y, reduction="none")
+
+
+def _mse(pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return (pred - y) ** 2
+
+
+def _mae(pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return (pred - y).abs()
+
+
+def _huber(pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return F.huber_loss(pred, y, reduction="none")
+
+
+LOSSES: dict[str, tuple[ElementwiseLoss, str]] = {}
+for _names, _fn, _type in [
+    (("binary_crossentropy", "binary_cross_entropy", "bce", "logloss", "log_loss"), _bce, "binary"),
+    (("mse", "mean_squared_error"), _mse, "regression"),
+    (("mae", "mean_absolute_error"), _mae, "regression"),
+    (("huber",), _huber, "regression"),
+]:
+    for _n in _names:
+        LOSSES[_n] = (_fn, _type)
+
+_DEFAULT_BY_TYPE = {"binary": "binary_crossentropy", "regression": "mse"}
+
+
+def get_loss(name: str | Callable) -> ElementwiseLoss:
+    """An element-wise loss ``(pred_or_logit, y) -> (B,)`` by name, or a callable passed through."""
+    if callable(name):
+        return name
+    key = str(name).lower()
+    if key not in LOSSES:
+        raise ValueError(f"Unknown loss {name!r}.{suggest(key, LOSSES)} Valid losses: {sorted(LOSSES)}.")
+    return LOSSES[key][0]
+
+
+def resolve_task_losses(loss: Any, task_names: Sequence[str], task_types: Sequence[str]) -> list[ElementwiseLoss]:
+    """One element-wise loss per task from ``None``/``"auto"`` (by task type), a name, a list or a dict."""
+    T = len(task_names)
+    if loss is None or loss == "auto":
+        specs: list[Any] = [_DEFAULT_BY_TYPE[t] for t in task_types]
+    elif isinstance(loss, Mapping):
+        unknown = [k for k in loss if k not in task_names]
+        if unknown:
+            raise ValueError(f"compile: loss names unknown task(s) {unknown}{suggest(unknown[0], task_names)}; "
+                             f"the model's tasks are {list(task_names)}.")
+        specs = [loss.get(n, _DEFAULT_BY_TYPE[t]) for n, t in zip(task_names, task_types)]
+    elif isinstance(loss, (list, tuple)):
+        if len(loss) != T:
+            raise ValueError(f"compile: got {len(loss)} losses for {T} tasks {list(task_names)}; pass one per task.")
+        specs = list(loss)
+    else:
+        specs = [loss] * T
+    out = []
+    for n, t, s in zip(task_names, task_types, specs):
+        if isinstance(s, str):
+            key = s.lower()
+            fn = get_loss(key)
+            if LOSSES[key][1] == "binary" and t == "regression":
+                raise ValueError(f"compile: loss {s!r} is for binary tasks but task {n!r} is 'regression'. Use "
+                                 "loss='auto' (per task type) or a dict {task: loss}.")
+            out.append(fn)
+        else:
+            out.append(get_loss(s))
+    return out
