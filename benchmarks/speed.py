@@ -187,8 +187,34 @@ def run_ctrkit(D: _Data, args) -> dict:
             "params": m.count_params(), "notes": "public API; epoch seconds from history['epoch_seconds']"}
 
 
+def _import_deepctr_quietly():
+    """Import deepctr_torch without its import-time PyPI version check (a thread calling requests.get).
+
+    ``deepctr_torch/__init__.py`` starts that thread on every import; the benchmark must not touch the network,
+    so ``requests.get`` is made to fail for the duration of the import (the check then just gives up).
+    ``requests`` is an undeclared runtime dependency of deepctr-torch 0.3.0: install it next to it.
+    """
+    import threading
+
+    import requests
+
+    def offline(*a, **k):
+        raise requests.ConnectionError("speed.py: no network in benchmarks")
+
+    real_get, requests.get = requests.get, offline
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            import deepctr_torch
+            for t in threading.enumerate():
+                if t is not threading.main_thread():
+                    t.join(5)
+    finally:
+        requests.get = real_get
+    return deepctr_torch
+
+
 def run_deepctr(D: _Data, args) -> dict:
-    import deepctr_torch
+    deepctr_torch = _import_deepctr_quietly()
     from deepctr_torch.callbacks import Callback
     from deepctr_torch.inputs import DenseFeat, SparseFeat
     from deepctr_torch.models import MMOE
@@ -217,7 +243,7 @@ def run_deepctr(D: _Data, args) -> dict:
              tower_dnn_hidden_units=TOWER_UNITS, l2_reg_linear=0.0, l2_reg_embedding=0.0, l2_reg_dnn=0.0,
              init_std=args.deepctr_init_std, seed=args.seed, task_types=["binary", "binary"],
              task_names=list(TASKS), device=device)
-    m.compile(torch_adam(m.parameters()), loss=["binary_crossentropy", "binary_crossentropy"])
+    m.compile("adam", loss=["binary_crossentropy", "binary_crossentropy"])  # torch.optim.Adam, lr 1e-3
     timer = EpochTimer()
     t0 = time.perf_counter()
     with contextlib.redirect_stdout(io.StringIO()):  # its fit prints the device and a summary even at verbose=0
@@ -230,12 +256,6 @@ def run_deepctr(D: _Data, args) -> dict:
             "params": sum(p.numel() for p in m.parameters()),
             "notes": f"one fit(epochs={args.epochs}) call, epochs timed by a Callback; l2=0; init_std="
                      f"{args.deepctr_init_std:g}; loss = sum over batch (reduction='sum') of both tasks"}
-
-
-def torch_adam(params):
-    """Adam lr 1e-3 exactly as ``compile("adam")`` builds it in DeepCTR-Torch (torch.optim.Adam defaults)."""
-    import torch
-    return torch.optim.Adam(params, lr=LR)
 
 
 def run_rechub(D: _Data, args) -> dict:
@@ -256,10 +276,9 @@ def run_rechub(D: _Data, args) -> dict:
                  expert_params={"dims": list(EXPERT_UNITS)},
                  tower_params_list=[{"dims": list(TOWER_UNITS)} for _ in TASKS])
     device = "cuda:0" if args.device == "cuda" else args.device
-    with tempfile.TemporaryDirectory() as tmp:
-        trainer = MTLTrainer(model, task_types=["classification", "classification"],
-                             optimizer_params={"lr": LR, "weight_decay": 0.0}, n_epoch=args.epochs,
-                             device=device, model_path=tmp)
+    trainer = MTLTrainer(model, task_types=["classification", "classification"],
+                         optimizer_params={"lr": LR, "weight_decay": 0.0}, n_epoch=args.epochs,
+                         device=device, model_path=tempfile.gettempdir())  # only fit() saves there
     # its examples: DataGenerator(x, y).generate_dataloader(...) -> DataLoader over a per-row dict Dataset
     dg = DataGenerator(xtr, D.y_train)
     train_dl, _, _ = dg.generate_dataloader(x_val=xte, y_val=D.y_test, x_test=xte, y_test=D.y_test,

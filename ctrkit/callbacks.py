@@ -207,9 +207,6 @@ class LearningRateScheduler(Callback):
         for g in opt.param_groups:
             g["lr"] = lr
 
-    def on_epoch_end(self, epoch, logs=None):
-        if logs is not None:
-            logs["lr"] = float(self.model.optimizer.param_groups[0]["lr"])
 
 
 class LRScheduler(Callback):
@@ -241,8 +238,6 @@ class LRScheduler(Callback):
                 self.scheduler.step((logs or {})[self.monitor])
             else:
                 self.scheduler.step()
-        if logs is not None:
-            logs["lr"] = float(self.model.optimizer.param_groups[0]["lr"])
 
 
 class ReduceLROnPlateau(LRScheduler):

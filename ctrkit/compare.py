@@ -380,10 +380,10 @@ def _plots(result: ComparisonResult, out_dir: str) -> list[str]:
         means, stds = s[f"{t}_{m}_mean"].to_numpy(), s[f"{t}_{m}_std"].fillna(0).to_numpy()
         ax.bar(range(len(s)), means, yerr=stds, capsize=4, color="tab:blue", alpha=0.8)
         ax.set_xticks(range(len(s)), s["model"], rotation=20)
-        lo = np.nanmin(means - stds)
-        hi = np.nanmax(means + stds)
-        pad = (hi - lo) * 0.3 + 1e-4
-        ax.set_ylim(lo - pad, hi + pad)
+        if np.isfinite(means).any():  # a tiny split can leave a task with one class (AUC undefined)
+            lo, hi = np.nanmin(means - stds), np.nanmax(means + stds)
+            pad = (hi - lo) * 0.3 + 1e-4
+            ax.set_ylim(lo - pad, hi + pad)
         ax.set_title(f"{t}: test {m.upper()} (mean ± std, {int(s['seeds'].iloc[0])} seeds)")
     fig.tight_layout()
     paths.append(os.path.join(out_dir, "metrics.png"))
@@ -410,7 +410,8 @@ def _plots(result: ComparisonResult, out_dir: str) -> list[str]:
         ax.set_xticks(range(g.shape[1]), [f"e{i}" for i in range(g.shape[1])])
         for i in range(g.shape[0]):
             for j in range(g.shape[1]):
-                ax.text(j, i, f"{g[i, j]:.2f}", ha="center", va="center", color="w", fontsize=7)
+                ax.text(j, i, f"{g[i, j]:.2f}", ha="center", va="center", fontsize=7,
+                        color="k" if g[i, j] > 0.6 * g.max() else "w")
         ax.set_title(f"{name}: mean gate weight per task and expert (test set)", fontsize=9)
         fig.colorbar(im, ax=ax, fraction=0.03)
         fig.tight_layout()

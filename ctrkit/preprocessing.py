@@ -264,7 +264,7 @@ class FeatureEncoder(TransformerMixin, BaseEstimator):
         sparse, dense, varlen = self._resolve_columns(X)
         return {"sparse": sparse, "dense": dense, "varlen": varlen, "n": 0,
                 "counts": {c: {} for c in sparse + list(varlen)}, "maxlen": {c: 0 for c in varlen},
-                "dstats": {c: [0, 0.0, 0.0, math.inf, -math.inf] for c in dense}}  # n, sum, sumsq, lo, hi
+                "dstats": {c: [0, 0.0, 0.0, math.inf, -math.inf] for c in dense}}  # n, mean, M2, lo, hi
 
     def _accumulate(self, state: dict[str, Any], X: pd.DataFrame) -> None:
         cols = state["sparse"] + state["dense"] + list(state["varlen"])
@@ -288,10 +288,14 @@ class FeatureEncoder(TransformerMixin, BaseEstimator):
             a = self._to_float(X[c])
             fin = a[np.isfinite(a)]
             st = state["dstats"][c]
-            st[0] += fin.size
-            st[1] += float(fin.sum(dtype=np.float64))
-            st[2] += float((fin.astype(np.float64) ** 2).sum())
-            if fin.size:
+            if fin.size:  # merge (count, mean, M2) with Chan et al.'s update: exact-ish in any chunking
+                nb, mb = fin.size, float(fin.mean(dtype=np.float64))
+                m2b = float(((fin - mb) ** 2).sum())
+                na, ma = st[0], st[1]
+                n = na + nb
+                delta = mb - ma
+                st[0], st[1] = n, ma + delta * nb / n
+                st[2] += m2b + delta * delta * na * nb / n
                 st[3] = min(st[3], float(fin.min()))
                 st[4] = max(st[4], float(fin.max()))
 
@@ -317,10 +321,8 @@ class FeatureEncoder(TransformerMixin, BaseEstimator):
                 items = items[: int(max_vocab)]
             self.vocabularies_[c] = [k for k, _ in items]
         self.dense_stats_ = {}
-        for c, (n, s, ss, lo, hi) in state["dstats"].items():
-            mean = s / n if n else 0.0
-            var = max(ss / n - mean * mean, 0.0) if n else 0.0
-            std = math.sqrt(var)
+        for c, (n, mean, m2, lo, hi) in state["dstats"].items():
+            std = math.sqrt(m2 / n) if n else 0.0
             lo, hi = (lo, hi) if n else (0.0, 0.0)
             scaling = _per_column(self.scaling, c, self.scaling if not isinstance(self.scaling, Mapping) else None)
             if scaling == "standard":

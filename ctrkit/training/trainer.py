@@ -171,6 +171,7 @@ class Trainer:
             if validation is not None and not model.stop_training:
                 vx, vy, vw = validation
                 logs.update(self.evaluate(vx, vy, vw, eval_batch_size, prefix="val_"))
+            logs["lr"] = float(opt.param_groups[0]["lr"])  # the rate used during this epoch
             logs["epoch_seconds"] = time.perf_counter() - t0
             if not math.isfinite(logs["loss"]) and not model.stop_training:
                 model.stop_training = True

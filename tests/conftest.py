@@ -1,0 +1,43 @@
+"""Shared fixtures: real samples, encoded once per session."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from ctrkit import FeatureEncoder
+from ctrkit.datasets import load_sample
+
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+
+@pytest.fixture(scope="session")
+def byterec() -> pd.DataFrame:
+    """ICME byterec sample: two binary tasks `finish` and `like`."""
+    return load_sample("byterec")
+
+
+@pytest.fixture(scope="session")
+def byterec_encoded(byterec):
+    df = byterec
+    sparse = ["uid", "user_city", "item_id", "author_id", "item_city", "channel", "music_id", "device"]
+    dense = ["duration_time", "time"]
+    enc = FeatureEncoder(sparse=sparse, dense=dense, embedding_dim=4).fit(df)
+    y = df[["finish", "like"]].astype("float32")
+    return enc, df, y
+
+
+@pytest.fixture(scope="session")
+def movielens() -> pd.DataFrame:
+    return load_sample("movielens")
+
+
+@pytest.fixture(scope="session")
+def criteo() -> pd.DataFrame:
+    return load_sample("criteo")
+
+
+def constant_logloss(y: np.ndarray) -> float:
+    p = float(np.clip(np.mean(y), 1e-7, 1 - 1e-7))
+    return float(-(y * np.log(p) + (1 - y) * np.log(1 - p)).mean())
