@@ -59,12 +59,17 @@ def _read_table(path: str, sep: str | None):
     import pandas as pd
     if not os.path.exists(path):
         raise FileNotFoundError(f"--data: file {path!r} does not exist.")
+    if os.path.getsize(path) == 0:
+        raise ValueError(f"--data: {path!r} is empty.")
     if path.endswith((".parquet", ".pq")):
         return pd.read_parquet(path)
+    import csv
     try:
         return pd.read_csv(path, sep=sep, engine="python" if sep is None else "c")
     except pd.errors.EmptyDataError:
         raise ValueError(f"--data: {path!r} is empty.") from None
+    except (csv.Error, pd.errors.ParserError) as e:
+        raise ValueError(f"--data: could not parse {path!r} as CSV ({e}); pass --sep.") from None
 
 
 def _compare(args: argparse.Namespace) -> int:
