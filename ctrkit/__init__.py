@@ -1,23 +1,49 @@
 """ctrkit: click-through-rate prediction and multi-task ranking in PyTorch.
 
-Importing ctrkit has no side effects: no network, no RNG seeding, no printing.
+Importing ctrkit has no side effects (no network, no RNG seeding, no printing) and is cheap: the public names
+below are loaded on first use (PEP 562), so ``import ctrkit`` does not import torch, pandas or scikit-learn
+until a model, encoder or dataset is touched.
 """
-from ._version import __version__
-from .callbacks import (CSVLogger, EarlyStopping, History, LearningRateScheduler, LRScheduler, ModelCheckpoint,
-                        ReduceLROnPlateau, TerminateOnNaN)
-from .exceptions import CtrkitError, DataValidationError, ModelFormatError, NotFittedError, SchemaError
-from .features import DenseFeat, SparseFeat, VarLenSparseFeat, get_feature_names
-from .io import load_model, save_model
-from .models import DNN, MMOE, BaseModel, MMoE, OMoE, SharedBottom
-from .preprocessing import FeatureEncoder
+from __future__ import annotations
 
-__all__ = [
-    "__version__",
-    "SparseFeat", "DenseFeat", "VarLenSparseFeat", "get_feature_names",
-    "FeatureEncoder",
-    "BaseModel", "SharedBottom", "OMoE", "MMoE", "MMOE", "DNN",
-    "History", "EarlyStopping", "ModelCheckpoint", "LearningRateScheduler", "LRScheduler", "ReduceLROnPlateau",
-    "TerminateOnNaN", "CSVLogger",
-    "load_model", "save_model",
-    "CtrkitError", "SchemaError", "NotFittedError", "DataValidationError", "ModelFormatError",
-]
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from ._version import __version__
+
+_EXPORTS = {
+    "ctrkit.features": ["SparseFeat", "DenseFeat", "VarLenSparseFeat", "get_feature_names"],
+    "ctrkit.preprocessing": ["FeatureEncoder"],
+    "ctrkit.models": ["BaseModel", "SharedBottom", "OMoE", "MMoE", "MMOE", "DNN"],
+    "ctrkit.callbacks": ["History", "EarlyStopping", "ModelCheckpoint", "LearningRateScheduler", "LRScheduler",
+                         "ReduceLROnPlateau", "TerminateOnNaN", "CSVLogger"],
+    "ctrkit.io": ["load_model", "save_model"],
+    "ctrkit.exceptions": ["CtrkitError", "SchemaError", "NotFittedError", "DataValidationError", "ModelFormatError"],
+}
+_WHERE = {name: mod for mod, names in _EXPORTS.items() for name in names}
+
+__all__ = ["__version__", *_WHERE]
+
+
+def __getattr__(name: str) -> Any:
+    mod = _WHERE.get(name)
+    if mod is None:
+        raise AttributeError(f"module 'ctrkit' has no attribute {name!r}")
+    value = getattr(importlib.import_module(mod), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
+    from .callbacks import (CSVLogger, EarlyStopping, History, LearningRateScheduler, LRScheduler,  # noqa: F401
+                            ModelCheckpoint, ReduceLROnPlateau, TerminateOnNaN)
+    from .exceptions import (CtrkitError, DataValidationError, ModelFormatError, NotFittedError,  # noqa: F401
+                             SchemaError)
+    from .features import DenseFeat, SparseFeat, VarLenSparseFeat, get_feature_names  # noqa: F401
+    from .io import load_model, save_model  # noqa: F401
+    from .models import DNN, MMOE, BaseModel, MMoE, OMoE, SharedBottom  # noqa: F401
+    from .preprocessing import FeatureEncoder  # noqa: F401

@@ -73,5 +73,6 @@ class MixtureOfExperts(nn.Module):
             g_in = self.gate_hidden(x) if self.gate_hidden else x.unsqueeze(0).expand(G, -1, -1)
             gate_logits = torch.baddbmm(self.gate_bias, g_in, self.gate_weight).transpose(0, 1)  # (B, G, E)
         gates = torch.softmax(gate_logits, dim=-1)
-        mix = torch.einsum("bge,ebh->gbh", gates, experts)
+        # (B, G, E, 1) * (B, 1, E, H) summed over E: an element-wise product beats B tiny (G,E)@(E,H) matmuls
+        mix = (gates.unsqueeze(-1) * experts.transpose(0, 1).unsqueeze(1)).sum(2).transpose(0, 1)  # (G, B, H)
         return mix, gates

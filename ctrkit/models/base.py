@@ -371,7 +371,13 @@ class BaseModel(nn.Module):
         """Predict from raw records (dicts of column → value) with the bundled encoder."""
         if self.encoder is None:
             raise RuntimeError("predict_records needs a model built from a FeatureEncoder's feature_columns.")
-        return self.predict(pd.DataFrame.from_records(list(records)), batch_size)
+        df = pd.DataFrame.from_records(list(records))
+        absent = [c for c in self.encoder.feature_names_in_ if c not in df.columns]
+        if absent:
+            warnings.warn(f"predict_records: fields {absent} are absent from the records and treated as missing "
+                          "(the missing category / the training mean).", stacklevel=2)
+            df = df.assign(**{c: None for c in absent})
+        return self.predict(df, batch_size)
 
     def save(self, path: str) -> None:
         """Save config, feature columns, encoder and weights to a directory (atomically)."""
