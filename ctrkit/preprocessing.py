@@ -19,7 +19,8 @@ Id policy (every categorical and var-length column):
 Dense policy: values are coerced to float (non-numeric strings become NaN); ``+-inf`` are clipped to the
 training min / max; NaN is replaced by the training mean of the finite values (0 if the column was all NaN
 at fit); then ``scaling`` applies: ``"standard"`` (z-score; a constant column gets scale 1, so no division by
-zero), ``"minmax"`` (to [0, 1] on the training range; a constant column maps to 0) or ``None``.
+zero), ``"minmax"`` (to [0, 1] on the training range; a constant column maps to 0) or ``None``; the result is
+clipped to [-10,000, 10,000] so extreme values (1e308) cannot overflow float32.
 """
 from __future__ import annotations
 
@@ -44,6 +45,7 @@ OOV_ID = 1
 _N_RESERVED = 2
 _SCALINGS = ("standard", "minmax", None)
 _FORMAT_VERSION = 1
+_CLIP = 1e4  # scaled dense values are clipped to [-_CLIP, _CLIP]
 
 
 class EncodedData(dict):
@@ -290,7 +292,8 @@ class FeatureEncoder(TransformerMixin, BaseEstimator):
             st = state["dstats"][c]
             if fin.size:  # merge (count, mean, M2) with Chan et al.'s update: exact-ish in any chunking
                 nb, mb = fin.size, float(fin.mean(dtype=np.float64))
-                m2b = float(((fin - mb) ** 2).sum())
+                with np.errstate(over="ignore", invalid="ignore"):
+                    m2b = float(((fin - mb) ** 2).sum())
                 na, ma = st[0], st[1]
                 n = na + nb
                 delta = mb - ma
@@ -413,7 +416,10 @@ class FeatureEncoder(TransformerMixin, BaseEstimator):
             a = self._to_float(X[c])
             a = np.where(np.isnan(a), st["fill"], a)
             a = np.where(np.isposinf(a), st["hi"], np.where(np.isneginf(a), st["lo"], a))
-            out[c] = ((a - st["center"]) / st["scale"]).astype(np.float32)
+            with np.errstate(over="ignore", invalid="ignore"):
+                z = (a - st["center"]) / st["scale"]
+            # extreme inputs (e.g. 1e308) must not overflow float32 or blow up training: bound the scaled value
+            out[c] = np.clip(np.nan_to_num(z, nan=0.0, posinf=_CLIP, neginf=-_CLIP), -_CLIP, _CLIP).astype(np.float32)
         for c, sep in self.varlen_columns_.items():
             out[c] = self._encode_lists(c, X[c], sep)
         return out

@@ -144,7 +144,14 @@ def _dense_array(values: Any, feat: DenseFeat, where: str) -> np.ndarray:
 def _varlen_array(values: Any, feat: VarLenSparseFeat, where: str) -> np.ndarray:
     if isinstance(values, pd.Series):
         values = values.to_numpy()
-    arr = np.asarray(values) if not (isinstance(values, np.ndarray) and values.dtype == object) else values
+    if isinstance(values, np.ndarray):
+        arr = values
+    else:  # ragged python lists of lists become an object array of rows
+        seq = list(values)
+        ragged = any(isinstance(v, (list, tuple, np.ndarray)) for v in seq) and len({np.size(v) for v in seq}) > 1
+        arr = np.empty(len(seq), dtype=object) if ragged else np.asarray(seq)
+        if ragged:
+            arr[:] = [np.asarray(v) for v in seq]
     if arr.dtype == object:
         rows = [np.asarray(v, dtype=np.int64).reshape(-1)[: feat.maxlen] for v in arr]
         out = np.zeros((len(rows), feat.maxlen), dtype=np.int64)
