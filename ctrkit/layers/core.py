@@ -128,16 +128,14 @@ class ParallelMLP(nn.Module):
             nn.init.uniform_(w, -bound, bound)
             nn.init.uniform_(b, -bound, bound)
 
-    def forward(self, x: torch.Tensor, first: torch.Tensor | None = None) -> torch.Tensor:
-        """``first`` optionally gives the first layer's pre-activation ``(B, n*u)``, computed by the caller
-        in a larger fused GEMM (see :class:`~ctrkit.layers.moe.MixtureOfExperts`)."""
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         n = self.num
         for i, (w, b) in enumerate(zip(self.weights, self.biases)):
             if i == 0 and x.dim() == 2:
                 B, d = x.shape
                 u = w.shape[2]
-                h = first if first is not None else torch.addmm(
-                    b.permute(1, 0, 2).reshape(1, n * u), x, w.permute(1, 0, 2).reshape(d, n * u))  # (B, n*u)
+                h = torch.addmm(b.permute(1, 0, 2).reshape(1, n * u), x,
+                                w.permute(1, 0, 2).reshape(d, n * u))  # (B, n*u)
                 if self.use_bn:
                     h = self.norms[i](h)
                 h = h.view(B, n, u).transpose(0, 1)  # (n, B, u)

@@ -1,12 +1,13 @@
 """Mixture-of-experts layer: an expert bank and softmax gates computed together."""
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
 from torch import nn
 
-from .core import MLP, ParallelMLP
+from .core import ParallelMLP, _check_units, get_activation
 
 __all__ = ["MixtureOfExperts"]
 
@@ -14,8 +15,9 @@ __all__ = ["MixtureOfExperts"]
 class MixtureOfExperts(nn.Module):
     """``num_experts`` experts mixed by ``num_gates`` softmax gates over a shared input.
 
-    When the gates have no hidden layer (the MMoE paper's linear gate), the experts' first layer and all gates
-    are **one** GEMM against concatenated weights; the experts' later layers are one batched matmul each.
+    The first layer of all experts is one weight matrix ``(in, E*h)``; when the gates have no hidden layer (the
+    MMoE paper's linear gate) the gate projections are appended to it, so experts and gates start with **one**
+    GEMM. Deeper expert layers are one batched matmul each; the gate-weighted mixture is one batched matmul.
 
     Args:
         in_features: input width.
@@ -39,40 +41,53 @@ class MixtureOfExperts(nn.Module):
                  gate_hidden_units: Sequence[int] = (), activation: str = "relu", dropout: float = 0.0,
                  use_bn: bool = False) -> None:
         super().__init__()
-        self.num_experts, self.num_gates = int(num_experts), int(num_gates)
-        self.experts = ParallelMLP(num_experts, in_features, expert_hidden_units, activation, dropout, use_bn)
-        self.gate_hidden = gate_hidden_units and ParallelMLP(num_gates, in_features, gate_hidden_units, activation)
-        gate_in = self.gate_hidden.output_dim if self.gate_hidden else in_features
-        # gate projections stacked: (G, gate_in, E)
-        self.gate_weight = nn.Parameter(torch.empty(num_gates, gate_in, num_experts))
-        self.gate_bias = nn.Parameter(torch.empty(num_gates, 1, num_experts))
-        self.fused = not self.gate_hidden and not use_bn
-        self.output_dim = self.experts.output_dim
+        units = _check_units("MixtureOfExperts", expert_hidden_units)
+        if not units:
+            raise ValueError("MixtureOfExperts: expert_hidden_units must not be empty.")
+        E, G, u0 = int(num_experts), int(num_gates), units[0]
+        self.num_experts, self.num_gates, self.in_features, self.first_units = E, G, in_features, u0
+        gate_units = _check_units("MixtureOfExperts", gate_hidden_units)
+        self.linear_gates = not gate_units
+        width = E * u0 + (G * E if self.linear_gates else 0)
+        self.w_in = nn.Parameter(torch.empty(in_features, width))   # [experts' layer 1 | linear gates]
+        self.b_in = nn.Parameter(torch.empty(width))
+        self.bn = nn.BatchNorm1d(E * u0) if use_bn else None
+        self.act = get_activation(activation)
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.deeper = ParallelMLP(E, u0, units[1:], activation, dropout, use_bn) if len(units) > 1 else None
+        if not self.linear_gates:
+            self.gate_hidden = ParallelMLP(G, in_features, gate_units, activation)
+            self.gate_weight = nn.Parameter(torch.empty(G, gate_units[-1], E))
+            self.gate_bias = nn.Parameter(torch.empty(G, 1, E))
+        self.output_dim = units[-1]
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        bound = 1.0 / self.gate_weight.shape[1] ** 0.5
-        nn.init.uniform_(self.gate_weight, -bound, bound)
-        nn.init.zeros_(self.gate_bias)
+        E, u0 = self.num_experts, self.first_units
+        bound = 1.0 / math.sqrt(self.in_features)  # nn.Linear's default, per expert and per gate
+        nn.init.uniform_(self.w_in, -bound, bound)
+        nn.init.uniform_(self.b_in[: E * u0], -bound, bound)
+        nn.init.zeros_(self.b_in[E * u0:])
+        if not self.linear_gates:
+            gb = 1.0 / math.sqrt(self.gate_weight.shape[1])
+            nn.init.uniform_(self.gate_weight, -gb, gb)
+            nn.init.zeros_(self.gate_bias)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        E, G = self.num_experts, self.num_gates
+        E, G, u0 = self.num_experts, self.num_gates, self.first_units
         B = x.shape[0]
-        w0, b0 = self.experts.weights[0], self.experts.biases[0]
-        u = w0.shape[2]
-        if self.fused:
-            d = x.shape[1]
-            weight = torch.cat([w0.permute(1, 0, 2).reshape(d, E * u), self.gate_weight.permute(1, 0, 2).reshape(d, G * E)],
-                               dim=1)
-            bias = torch.cat([b0.reshape(E * u), self.gate_bias.reshape(G * E)])
-            h = torch.addmm(bias, x, weight)
-            first, gate_logits = h[:, : E * u], h[:, E * u:].view(B, G, E)
-            experts = self.experts(x, first=first)
+        h = torch.addmm(self.b_in, x, self.w_in)                    # (B, E*u0 [+ G*E])
+        # split (its backward is a cat) rather than slicing (backward zero-fills the whole h per slice)
+        experts, gate_logits = torch.split(h, [E * u0, h.shape[1] - E * u0], dim=1)
+        if self.bn is not None:
+            experts = self.bn(experts)
+        experts = self.dropout(self.act(experts)).view(B, E, u0)    # (B, E, u0)
+        if self.deeper is not None:
+            experts = self.deeper(experts.transpose(0, 1)).transpose(0, 1)  # (B, E, H)
+        if self.linear_gates:
+            gate_logits = gate_logits.reshape(B, G, E)
         else:
-            experts = self.experts(x)
-            g_in = self.gate_hidden(x) if self.gate_hidden else x.unsqueeze(0).expand(G, -1, -1)
-            gate_logits = torch.baddbmm(self.gate_bias, g_in, self.gate_weight).transpose(0, 1)  # (B, G, E)
-        gates = torch.softmax(gate_logits, dim=-1)
-        # (B, G, E, 1) * (B, 1, E, H) summed over E: an element-wise product beats B tiny (G,E)@(E,H) matmuls
-        mix = (gates.unsqueeze(-1) * experts.transpose(0, 1).unsqueeze(1)).sum(2).transpose(0, 1)  # (G, B, H)
-        return mix, gates
+            gate_logits = torch.baddbmm(self.gate_bias, self.gate_hidden(x), self.gate_weight).transpose(0, 1)
+        gates = torch.softmax(gate_logits, dim=-1)                  # (B, G, E)
+        mix = torch.bmm(gates, experts)                             # (B, G, H)
+        return mix.transpose(0, 1), gates
