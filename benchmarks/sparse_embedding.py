@@ -75,6 +75,16 @@ def make_data(total: int, rows: int, a: float, seed: int):
 
 
 # ====================================================================================== workers
+def _enough(stamps: list[float], args) -> bool:
+    """Stop after warmup + steps batches, or earlier once the timed steps took ``--step-budget`` seconds
+    (at least 5 timed steps): slow configurations (dense Adam on 10M rows) then need less wall time."""
+    done = len(stamps) - 1
+    if done >= args.warmup + args.steps:
+        return True
+    timed = done - args.warmup
+    return timed >= 5 and stamps[-1] - stamps[args.warmup] >= args.step_budget
+
+
 def run_ctrkit(args, sizes, x, y) -> dict:
     from ctrkit import DNN, SparseFeat
     from ctrkit.callbacks import Callback
@@ -89,6 +99,8 @@ def run_ctrkit(args, sizes, x, y) -> dict:
 
         def on_train_batch_end(self, step, logs=None):
             self.stamps.append(time.perf_counter())
+            if _enough(self.stamps, args):
+                self.model.stop_training = True  # ctrkit ends the epoch after this batch
 
     cols = [SparseFeat(f"C{i}", v, embedding_dim=args.dim) for i, v in enumerate(sizes)]
     t0 = time.perf_counter()
@@ -129,7 +141,7 @@ def run_torch(args, sizes, x, y) -> dict:
     ids = torch.from_numpy(np.stack([x[f"C{i}"] for i in range(N_FIELDS)], axis=1)) + offs
     yt = torch.from_numpy(y)
     steps, t0 = [], time.perf_counter()
-    last = t0
+    last, stamps = t0, [t0]
     for s in range(0, len(y), args.batch):
         e = F.embedding(ids[s:s + args.batch], table, sparse=sparse)
         logit = mlp(e.flatten(1))[:, 0]
@@ -141,7 +153,10 @@ def run_torch(args, sizes, x, y) -> dict:
             o.step()
         now = time.perf_counter()
         steps.append(now - last)
+        stamps.append(now)
         last = now
+        if _enough(stamps, args):
+            break
     return {"step_s_all": steps, "setup_s": setup, "fit_wall_s": time.perf_counter() - t0,
             "optimizers": [type(o).__name__ for o in opts]}
 
@@ -164,34 +179,45 @@ def worker(args) -> int:
 
 
 # ====================================================================================== parent
+def _agg(runs, impl, mode, total):
+    rs = [r for r in runs if r.get("impl") == impl and r.get("mode") == mode and r.get("total") == total
+          and "error" not in r]
+    return rs
+
+
 def build_report(runs, args, command) -> str:
     impls = list(dict.fromkeys(r["impl"] for r in runs))
     totals = sorted({r["total"] for r in runs})
     lo, hi = totals[0], totals[-1]
+    med = statistics.median
     lines = [f"Synthetic Criteo-like input: {N_FIELDS} categorical fields, Zipf(a={args.zipf}) ids, embedding dim "
-             f"{args.dim}, MLP {tuple(args.hidden)}, BCE, batch {args.batch}, `compile(\"adam\")`. Median step time "
-             f"over {args.steps} steps after {args.warmup} warm-up steps (min-max in brackets); each row is a fresh "
-             "process.", ""]
-    lines.append("| impl | mode | total rows | optimizer(s) | step ms | build+compile s | peak RSS MB |")
-    lines.append("|---|---|---|---|---|---|---|")
-    for r in runs:
-        if "error" in r:
-            lines.append(f"| {r.get('impl')} | {r.get('mode')} | {r.get('total', 0):,} | failed: "
-                         f"{r['error'][:80]} | | | |")
-            continue
-        lines.append(f"| {r['impl']} | {r['mode']} | {r['total']:,} | {' + '.join(r['optimizers'])} | "
-                     f"{r['step_ms']:.1f} ({r['step_ms_min']:.1f}-{r['step_ms_max']:.1f}) | {r['setup_s']:.1f} | "
-                     f"{r['peak_rss_mb']:,.0f} |")
+             f"{args.dim}, MLP {tuple(args.hidden)}, BCE, batch {args.batch}, `compile(\"adam\")`. Step time: median "
+             f"over {args.steps} steps (fewer when they take over {args.step_budget:g} s: see 'steps') after "
+             f"{args.warmup} warm-up steps, in a fresh process per run "
+             f"(min-max of the per-step times in brackets); {args.repeats} repeat(s), median over repeats.", ""]
+    lines.append("| impl | mode | total rows | optimizer(s) | step ms | steps | build+compile s | peak RSS MB |")
+    lines.append("|---|---|---|---|---|---|---|---|")
+    for impl in impls:
+        for total in totals:
+            for mode in ("dense", "sparse"):
+                rs = _agg(runs, impl, mode, total)
+                if not rs:
+                    err = next((r.get("error", "") for r in runs if r.get("impl") == impl and r.get("mode") == mode
+                                and r.get("total") == total), "")
+                    lines.append(f"| {impl} | {mode} | {total:,} | failed: {err[:80]} | | | | |")
+                    continue
+                lines.append(f"| {impl} | {mode} | {total:,} | {' + '.join(rs[0]['optimizers'])} | "
+                             f"{med(r['step_ms'] for r in rs):.1f} ({min(r['step_ms_min'] for r in rs):.1f}-"
+                             f"{max(r['step_ms_max'] for r in rs):.1f}) | "
+                             f"{'/'.join(str(r['timed_steps']) for r in rs)} | {med(r['setup_s'] for r in rs):.1f} | "
+                             f"{med(r['peak_rss_mb'] for r in rs):,.0f} |")
     lines += ["", f"Ratio step({hi:,}) / step({lo:,}) (target for sparse: <= 1.5x):", ""]
     lines += ["| impl | dense | sparse |", "|---|---|---|"]
     for impl in impls:
         cells = []
         for mode in ("dense", "sparse"):
-            a = next((r for r in runs if r.get("impl") == impl and r.get("mode") == mode and r.get("total") == lo
-                      and "error" not in r), None)
-            b = next((r for r in runs if r.get("impl") == impl and r.get("mode") == mode and r.get("total") == hi
-                      and "error" not in r), None)
-            cells.append(f"{b['step_ms'] / a['step_ms']:.2f}x" if a and b else "-")
+            a, b = _agg(runs, impl, mode, lo), _agg(runs, impl, mode, hi)
+            cells.append(f"{med(r['step_ms'] for r in b) / med(r['step_ms'] for r in a):.2f}x" if a and b else "-")
         lines.append(f"| {impl} | {cells[0]} | {cells[1]} |")
     lines += ["", f"Command: `{command}`  ",
               f"Date: {datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}  ",
@@ -204,32 +230,34 @@ def parent(args) -> int:
         args.totals, args.steps, args.warmup = [100_000, 1_000_000], 10, 3
     command = "python benchmarks/sparse_embedding.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     runs, t_all = [], time.perf_counter()
-    for impl in args.impl:
-        for total in args.totals:
-            for mode in ("dense", "sparse"):
-                cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", "--impl-one", impl, "--total",
-                       str(total), "--mode", mode, "--steps", str(args.steps), "--warmup", str(args.warmup),
-                       "--batch", str(args.batch), "--dim", str(args.dim), "--zipf", str(args.zipf),
-                       "--seed", str(args.seed), "--hidden", *map(str, args.hidden)]
-                if args.threads:
-                    cmd += ["--threads", str(args.threads)]
-                t0 = time.perf_counter()
-                try:
-                    p = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout,
-                                       env=dict(os.environ, PYTHONWARNINGS="ignore"))
-                    last = [ln for ln in p.stdout.splitlines() if ln.startswith("{")]
-                    res = json.loads(last[-1]) if p.returncode == 0 and last else {
-                        "error": (p.stderr.strip().splitlines() or [f"exit {p.returncode}"])[-1]}
-                except subprocess.TimeoutExpired:
-                    res = {"error": f"timed out after {args.timeout}s"}
-                res.setdefault("impl", impl)
-                res.setdefault("mode", mode)
-                res.setdefault("total", total)
-                runs.append(res)
-                msg = (f"ERROR {res['error']}" if "error" in res else
-                       f"step {res['step_ms']:.1f} ms, build {res['setup_s']:.1f} s, peak RSS {res['peak_rss_mb']:,.0f} MB")
-                print(f"{impl:6s} {mode:6s} {total:>11,}: {msg} ({time.perf_counter() - t0:.0f} s)", file=sys.stderr,
-                      flush=True)
+    plan = [(r, impl, total, mode) for r in range(args.repeats) for impl in args.impl for total in args.totals
+            for mode in ("dense", "sparse")]
+    for rep, impl, total, mode in plan:
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", "--impl-one", impl, "--total",
+               str(total), "--mode", mode, "--steps", str(args.steps), "--warmup", str(args.warmup),
+               "--batch", str(args.batch), "--dim", str(args.dim), "--zipf", str(args.zipf),
+               "--seed", str(args.seed + rep), "--step-budget", str(args.step_budget),
+               "--hidden", *map(str, args.hidden)]
+        if args.threads:
+            cmd += ["--threads", str(args.threads)]
+        t0 = time.perf_counter()
+        try:
+            p = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout,
+                               env=dict(os.environ, PYTHONWARNINGS="ignore"))
+            last = [ln for ln in p.stdout.splitlines() if ln.startswith("{")]
+            res = json.loads(last[-1]) if p.returncode == 0 and last else {
+                "error": (p.stderr.strip().splitlines() or [f"exit {p.returncode}"])[-1]}
+        except subprocess.TimeoutExpired:
+            res = {"error": f"timed out after {args.timeout}s"}
+        res.setdefault("impl", impl)
+        res.setdefault("mode", mode)
+        res.setdefault("total", total)
+        res["repeat"] = rep
+        runs.append(res)
+        msg = (f"ERROR {res['error']}" if "error" in res else
+               f"step {res['step_ms']:.1f} ms, build {res['setup_s']:.1f} s, peak RSS {res['peak_rss_mb']:,.0f} MB")
+        print(f"[{rep + 1}/{args.repeats}] {impl:6s} {mode:6s} {total:>11,}: {msg} "
+              f"({time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)
     report = build_report(runs, args, command)
     print(report)
     print(f"\n(total {time.perf_counter() - t_all:.0f} s)", file=sys.stderr)
@@ -249,11 +277,14 @@ def main(argv=None) -> int:
                     help="ctrkit's DNN and/or the plain-PyTorch reference (default both)")
     ap.add_argument("--steps", type=int, default=30, help="timed steps (default 30)")
     ap.add_argument("--warmup", type=int, default=5, help="untimed first steps (default 5)")
+    ap.add_argument("--step-budget", type=float, default=30.0,
+                    help="seconds of timed steps per run after which it stops early (min 5 steps; default 30)")
     ap.add_argument("--batch", type=int, default=4096)
     ap.add_argument("--dim", type=int, default=16)
     ap.add_argument("--hidden", type=int, nargs="+", default=[256, 128])
     ap.add_argument("--zipf", type=float, default=1.15, help="Zipf exponent of the ids (default 1.15)")
     ap.add_argument("--seed", type=int, default=1024)
+    ap.add_argument("--repeats", type=int, default=1, help="rounds over (impl, total, mode) (default 1)")
     ap.add_argument("--threads", type=int, default=0, help="torch.set_num_threads in workers (0: torch default)")
     ap.add_argument("--quick", action="store_true", help="smoke test: 100K vs 1M rows, 10 timed steps")
     ap.add_argument("--timeout", type=int, default=600, help="seconds per worker run")

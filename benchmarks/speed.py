@@ -127,17 +127,36 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def _time_predict(fn, device: str) -> list[float]:
-    """One warm-up call, then ``PRED_CALLS`` timed calls of ``fn()`` (seconds each)."""
+class _Clock:
+    """Wall-clock and process-CPU seconds of successive intervals (``start()`` ... ``stop()``).
+
+    CPU time (all threads of this process) leaves out the time the process waited for a core on a shared
+    machine, but not slowdowns from shared caches or memory bandwidth; with several threads it also counts
+    OpenMP's spin-waiting.
+    """
+
+    def __init__(self, device: str = "cpu") -> None:
+        self.device, self.wall, self.cpu = device, [], []
+
+    def start(self) -> None:
+        _sync(self.device)
+        self._w, self._c = time.perf_counter(), time.process_time()
+
+    def stop(self) -> None:
+        _sync(self.device)
+        self.wall.append(time.perf_counter() - self._w)
+        self.cpu.append(time.process_time() - self._c)
+
+
+def _time_predict(fn, device: str) -> _Clock:
+    """One warm-up call, then ``PRED_CALLS`` timed calls of ``fn()``."""
     fn()
-    out = []
+    clock = _Clock(device)
     for _ in range(PRED_CALLS):
-        _sync(device)
-        t0 = time.perf_counter()
+        clock.start()
         fn()
-        _sync(device)
-        out.append(time.perf_counter() - t0)
-    return out
+        clock.stop()
+    return clock
 
 
 class _Data:
@@ -168,6 +187,18 @@ class _Data:
 def run_ctrkit(D: _Data, args) -> dict:
     import ctrkit
     from ctrkit import DenseFeat, MMoE, SparseFeat
+    from ctrkit.callbacks import Callback
+
+    class CpuTimer(Callback):  # epoch hooks only, so ctrkit's batch loop is unchanged
+        def __init__(self):
+            super().__init__()
+            self.clock = _Clock(args.device)
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.clock.start()
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.clock.stop()
 
     cols = ([SparseFeat(n, v, embedding_dim=EMB_DIM) for n, v in zip(D.sparse_names, D.vocab)]
             + [DenseFeat(n, 1) for n in D.dense_names])
@@ -177,14 +208,16 @@ def run_ctrkit(D: _Data, args) -> dict:
              tower_dnn_hidden_units=TOWER_UNITS, task_names=list(TASKS), task_types=["binary", "binary"],
              seed=args.seed, device=args.device)
     m.compile("adam", lr=LR)
+    timer = CpuTimer()
     t0 = time.perf_counter()
-    h = m.fit(xtr, D.y_train, batch_size=BATCH, epochs=args.epochs, verbose=0)
+    h = m.fit(xtr, D.y_train, batch_size=BATCH, epochs=args.epochs, verbose=0, callbacks=[timer])
     fit_wall = time.perf_counter() - t0
-    pred_s = _time_predict(lambda: m.predict(xte, batch_size=PRED_BATCH), args.device)
+    pred = _time_predict(lambda: m.predict(xte, batch_size=PRED_BATCH), args.device)
     probs = m.predict(xte, batch_size=PRED_BATCH)
-    return {"epoch_seconds": list(h.history["epoch_seconds"]), "fit_wall_s": fit_wall, "predict_seconds": pred_s,
-            "probs": probs, "rss_before_model_mb": rss_before_model, "version": ctrkit.__version__,
-            "params": m.count_params(), "notes": "public API; epoch seconds from history['epoch_seconds']"}
+    return {"epoch_seconds": list(h.history["epoch_seconds"]), "epoch_cpu_seconds": timer.clock.cpu,
+            "fit_wall_s": fit_wall, "predict_seconds": pred.wall, "predict_cpu_seconds": pred.cpu, "probs": probs, "rss_before_model_mb": rss_before_model, "version": ctrkit.__version__,
+            "params": m.count_params(),
+            "notes": "public API; epoch wall seconds from history['epoch_seconds'], CPU seconds from an epoch callback"}
 
 
 def _import_deepctr_quietly():
@@ -222,15 +255,13 @@ def run_deepctr(D: _Data, args) -> dict:
     class EpochTimer(Callback):
         def __init__(self):
             super().__init__()
-            self.seconds = []
+            self.clock = _Clock(args.device)
 
         def on_epoch_begin(self, epoch, logs=None):
-            _sync(args.device)
-            self.t0 = time.perf_counter()
+            self.clock.start()
 
         def on_epoch_end(self, epoch, logs=None):
-            _sync(args.device)
-            self.seconds.append(time.perf_counter() - self.t0)
+            self.clock.stop()
 
     cols = ([SparseFeat(n, vocabulary_size=v, embedding_dim=EMB_DIM) for n, v in zip(D.sparse_names, D.vocab)]
             + [DenseFeat(n, 1) for n in D.dense_names])
@@ -249,9 +280,10 @@ def run_deepctr(D: _Data, args) -> dict:
     with contextlib.redirect_stdout(io.StringIO()):  # its fit prints the device and a summary even at verbose=0
         m.fit(xtr, D.y_train, batch_size=BATCH, epochs=args.epochs, verbose=0, shuffle=True, callbacks=[timer])
     fit_wall = time.perf_counter() - t0
-    pred_s = _time_predict(lambda: m.predict(xte, batch_size=PRED_BATCH), args.device)
+    pred = _time_predict(lambda: m.predict(xte, batch_size=PRED_BATCH), args.device)
     probs = m.predict(xte, batch_size=PRED_BATCH)
-    return {"epoch_seconds": timer.seconds, "fit_wall_s": fit_wall, "predict_seconds": pred_s, "probs": probs,
+    return {"epoch_seconds": timer.clock.wall, "epoch_cpu_seconds": timer.clock.cpu, "fit_wall_s": fit_wall,
+            "predict_seconds": pred.wall, "predict_cpu_seconds": pred.cpu, "probs": probs,
             "rss_before_model_mb": rss_before_model, "version": deepctr_torch.__version__,
             "params": sum(p.numel() for p in m.parameters()),
             "notes": f"one fit(epochs={args.epochs}) call, epochs timed by a Callback; l2=0; init_std="
@@ -284,20 +316,19 @@ def run_rechub(D: _Data, args) -> dict:
     train_dl, _, _ = dg.generate_dataloader(x_val=xte, y_val=D.y_test, x_test=xte, y_test=D.y_test,
                                             batch_size=BATCH)
     test_dl = DataLoader(PredictDataset(xte), batch_size=PRED_BATCH, shuffle=False)
-    secs = []
+    clock = _Clock(args.device)
     t0 = time.perf_counter()
     with contextlib.redirect_stdout(io.StringIO()):  # train_one_epoch prints the epoch loss
         for _ in range(args.epochs):
-            _sync(args.device)
-            t = time.perf_counter()
+            clock.start()
             trainer.train_one_epoch(train_dl)  # MTLTrainer.fit also evaluates a val loader and saves a file
-            _sync(args.device)
-            secs.append(time.perf_counter() - t)
+            clock.stop()
     fit_wall = time.perf_counter() - t0
     import numpy as np
-    pred_s = _time_predict(lambda: trainer.predict(model, test_dl), args.device)
+    pred = _time_predict(lambda: trainer.predict(model, test_dl), args.device)
     probs = np.asarray(trainer.predict(model, test_dl), dtype=np.float64)
-    return {"epoch_seconds": secs, "fit_wall_s": fit_wall, "predict_seconds": pred_s, "probs": probs,
+    return {"epoch_seconds": clock.wall, "epoch_cpu_seconds": clock.cpu, "fit_wall_s": fit_wall,
+            "predict_seconds": pred.wall, "predict_cpu_seconds": pred.cpu, "probs": probs,
             "rss_before_model_mb": rss_before_model, "version": getattr(torch_rechub, "__version__", "?"),
             "params": sum(p.numel() for p in model.parameters()),
             "notes": "MTLTrainer.train_one_epoch timed per epoch; BatchNorm forced in experts, gates and towers; "
@@ -372,11 +403,10 @@ def run_minimal(D: _Data, args) -> dict:
     except (RuntimeError, TypeError, ValueError):
         opt = torch.optim.Adam(model.parameters(), lr=LR)
     n = ids.shape[0]
-    secs = []
+    clock = _Clock(args.device)
     t0 = time.perf_counter()
     for _ in range(args.epochs):
-        _sync(args.device)
-        t = time.perf_counter()
+        clock.start()
         perm = torch.randperm(n, device=dev)
         ids_s, dense_s, y_s = ids.index_select(0, perm), dense.index_select(0, perm), y.index_select(0, perm)
         for s in range(0, n, BATCH):
@@ -385,8 +415,7 @@ def run_minimal(D: _Data, args) -> dict:
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-        _sync(args.device)
-        secs.append(time.perf_counter() - t)
+        clock.stop()
     fit_wall = time.perf_counter() - t0
 
     @torch.inference_mode()
@@ -396,8 +425,9 @@ def run_minimal(D: _Data, args) -> dict:
                          for s in range(0, ids_te.shape[0], PRED_BATCH)])
         return out.cpu().numpy()
 
-    pred_s = _time_predict(predict, args.device)
-    return {"epoch_seconds": secs, "fit_wall_s": fit_wall, "predict_seconds": pred_s, "probs": predict(),
+    pred = _time_predict(predict, args.device)
+    return {"epoch_seconds": clock.wall, "epoch_cpu_seconds": clock.cpu, "fit_wall_s": fit_wall,
+            "predict_seconds": pred.wall, "predict_cpu_seconds": pred.cpu, "probs": predict(),
             "rss_before_model_mb": rss_before_model, "version": torch.__version__,
             "params": sum(p.numel() for p in model.parameters()),
             "notes": "hand-written loop: one table + offsets, index_add_ backward on CPU, experts+gates one GEMM, "
@@ -423,13 +453,15 @@ def worker(args) -> int:
     probs = np.asarray(res.pop("probs"), dtype=np.float64).reshape(len(D.y_test), len(TASKS))
     from sklearn.metrics import roc_auc_score
     n_train = len(D.y_train)
-    ep = res["epoch_seconds"]
-    steady = ep[1:] if len(ep) > 1 else ep
+    ep, epc = res["epoch_seconds"], res["epoch_cpu_seconds"]
+    steady, steady_cpu = (ep[1:], epc[1:]) if len(ep) > 1 else (ep, epc)
     out = {
         "name": args.worker, "seed": args.seed, "device": args.device, "epochs": args.epochs, "n_train": n_train,
         "n_test": len(D.y_test), "train_sps_epochs": [n_train / s for s in steady],
         "train_sps": statistics.median([n_train / s for s in steady]), "warmup_only": len(ep) == 1,
+        "train_sps_cpu": statistics.median([n_train / s for s in steady_cpu]),
         "predict_sps": len(D.y_test) / statistics.median(res["predict_seconds"]),
+        "predict_sps_cpu": len(D.y_test) / statistics.median(res["predict_cpu_seconds"]),
         "peak_rss_mb": peak, **res,
         "auc": {t: float(roc_auc_score(D.y_test[:, i], probs[:, i])) for i, t in enumerate(TASKS)},
         "torch": torch.__version__, "threads": torch.get_num_threads(), "python": platform.python_version(),
@@ -496,43 +528,43 @@ def build_report(runs: list[dict], skipped: dict[str, str], args, data_info: dic
                  f"{data_info['sparse']} categorical (total vocabulary {data_info['vocab_total']:,}) + "
                  f"{data_info['dense']} dense columns; batch {BATCH}, {args.epochs} epoch(s), {args.repeats} "
                  f"repeat(s), device {args.device}. Train samples/s over {epochs_note}; predict batch "
-                 f"{PRED_BATCH}, median of {PRED_CALLS} calls. Median (min-max) over repeats.")
+                 f"{PRED_BATCH}, median of {PRED_CALLS} calls. Median (min-max) over repeats. \"/s\" is per "
+                 "wall-clock second, \"/CPU-s\" per second of the worker's CPU time (all its threads): it leaves "
+                 "out time spent waiting for a core, not slowdowns from sharing caches or memory bandwidth.")
     lines.append("")
-    lines.append("| contender | version | train samples/s | predict samples/s | peak RSS MB | AUC income | "
-                 "AUC marital | params |")
-    lines.append("|---|---|---|---|---|---|---|---|")
+    lines.append("| contender | version | train samples/s | train samples/CPU-s | predict samples/s | "
+                 "predict samples/CPU-s | peak RSS MB | AUC income | AUC marital | params |")
+    lines.append("|---|---|---|---|---|---|---|---|---|---|")
     for n in names:
         rs = by[n]
         if not rs:
             err = next((r.get("error", "") for r in runs if r.get("name") == n), "")
-            lines.append(f"| {n} | - | failed: {err[:80]} | | | | | |")
+            lines.append(f"| {n} | - | failed: {err[:80]} | | | | | | | |")
             continue
         auc_i = statistics.median(r["auc"]["income"] for r in rs)
         auc_m = statistics.median(r["auc"]["marital"] for r in rs)
         lines.append(f"| {n} | {rs[0].get('version', '?')} | {_fmt_rate([r['train_sps'] for r in rs])} | "
-                     f"{_fmt_rate([r['predict_sps'] for r in rs])} | {_fmt_mb([r['peak_rss_mb'] for r in rs])} | "
+                     f"{_fmt_rate([r['train_sps_cpu'] for r in rs])} | {_fmt_rate([r['predict_sps'] for r in rs])} | "
+                     f"{_fmt_rate([r['predict_sps_cpu'] for r in rs])} | {_fmt_mb([r['peak_rss_mb'] for r in rs])} | "
                      f"{auc_i:.4f} | {auc_m:.4f} | {rs[0].get('params', 0):,} |")
     for n, why in skipped.items():
-        lines.append(f"| {n} | - | skipped: {why} | | | | | |")
+        lines.append(f"| {n} | - | skipped: {why} | | | | | | | |")
     lines.append("")
     # per-repeat ratios ctrkit / peer
     ck = {r["seed"]: r for r in by.get("ctrkit", [])}
     peers = [n for n in names if n != "ctrkit" and by[n]]
     if ck and peers:
-        lines.append("Per-repeat ratios ctrkit / peer (> 1: ctrkit faster), repeats in seed order:")
+        lines.append("Per-repeat ratios ctrkit / peer of samples per second (> 1: ctrkit faster), repeats in seed "
+                     "order, median last:")
         lines.append("")
-        lines.append("| ratio | train (per repeat) | train median | predict (per repeat) | predict median |")
+        lines.append("| ratio | train /s | train /CPU-s | predict /s | predict /CPU-s |")
         lines.append("|---|---|---|---|---|")
         for p in peers:
-            tr, pr = [], []
-            for r in by[p]:
-                c = ck.get(r["seed"])
-                if c:
-                    tr.append(c["train_sps"] / r["train_sps"])
-                    pr.append(c["predict_sps"] / r["predict_sps"])
-            if tr:
-                lines.append(f"| ctrkit / {p} | {', '.join(f'{x:.2f}' for x in tr)} | {statistics.median(tr):.2f} | "
-                             f"{', '.join(f'{x:.2f}' for x in pr)} | {statistics.median(pr):.2f} |")
+            cols = []
+            for key in ("train_sps", "train_sps_cpu", "predict_sps", "predict_sps_cpu"):
+                xs = [ck[r["seed"]][key] / r[key] for r in by[p] if r["seed"] in ck]
+                cols.append(f"{', '.join(f'{x:.2f}' for x in xs)} (**{statistics.median(xs):.2f}**)" if xs else "-")
+            lines.append(f"| ctrkit / {p} | " + " | ".join(cols) + " |")
         lines.append("")
     lines.append("Notes per contender:")
     lines.append("")
@@ -609,7 +641,8 @@ def parent(args) -> int:
                 if "error" in res:
                     msg = f"ERROR {res['error']}"
                 else:
-                    msg = (f"train {res['train_sps']:,.0f}/s predict {res['predict_sps']:,.0f}/s peak RSS "
+                    msg = (f"train {res['train_sps']:,.0f}/s {res['train_sps_cpu']:,.0f}/CPU-s predict "
+                           f"{res['predict_sps']:,.0f}/s {res['predict_sps_cpu']:,.0f}/CPU-s peak RSS "
                            f"{res['peak_rss_mb']:,.0f} MB AUC {res['auc']['income']:.4f}/{res['auc']['marital']:.4f}")
                 print(f"[repeat {r + 1}/{args.repeats}] {name:8s} {msg} ({time.perf_counter() - t0:.0f} s)",
                       file=sys.stderr, flush=True)
