@@ -40,10 +40,10 @@ class CompareConfig:
     expert_units: int = 16
     tower_units: int = 8
     embedding_dim: int = 4
-    batch_size: int = 512
-    lr: float = 3e-3
-    max_epochs: int = 60
-    patience: int = 3
+    batch_size: int = 1024
+    lr: float = 5e-3
+    max_epochs: int = 50
+    patience: int = 2
     seeds: int = 5
     models: tuple[str, ...] | None = None   # None: Single-Task + every registered multi-task model
     monitor_task: str | None = None         # early stopping on this task's validation metric (default: first)
