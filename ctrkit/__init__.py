@@ -14,7 +14,8 @@ from ._version import __version__
 _EXPORTS = {
     "ctrkit.features": ["SparseFeat", "DenseFeat", "VarLenSparseFeat", "get_feature_names"],
     "ctrkit.preprocessing": ["FeatureEncoder"],
-    "ctrkit.models": ["BaseModel", "SharedBottom", "OMoE", "MMoE", "MMOE", "DNN"],
+    "ctrkit.models": ["BaseModel", "SharedBottom", "OMoE", "MMoE", "MMOE", "PLE", "ESMM", "DNN", "LR", "FM", "WDL",
+                      "DeepFM", "DCN", "DCNMix", "xDeepFM", "AutoInt", "DIN"],
     "ctrkit.callbacks": ["History", "EarlyStopping", "ModelCheckpoint", "LearningRateScheduler", "LRScheduler",
                          "ReduceLROnPlateau", "TerminateOnNaN", "CSVLogger"],
     "ctrkit.io": ["load_model", "save_model"],
@@ -45,5 +46,6 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
                              SchemaError)
     from .features import DenseFeat, SparseFeat, VarLenSparseFeat, get_feature_names  # noqa: F401
     from .io import load_model, save_model  # noqa: F401
-    from .models import DNN, MMOE, BaseModel, MMoE, OMoE, SharedBottom  # noqa: F401
+    from .models import (DCN, DIN, DNN, ESMM, FM, LR, MMOE, PLE, WDL, AutoInt, BaseModel,  # noqa: F401
+                         DCNMix, DeepFM, MMoE, OMoE, SharedBottom, xDeepFM)
     from .preprocessing import FeatureEncoder  # noqa: F401

@@ -209,6 +209,9 @@ def _model_specs(data: PreparedData, cfg: CompareConfig) -> dict[str, Callable[[
     }
     # other registered multi-task models join with their own `compare_kwargs` (or defaults)
     for name, cls in MODELS.items():
+        # ESMM-like models assume task 2 is a post-click event of task 1: only on request
+        if not getattr(cls, "compare_by_default", True) and not (cfg.models and name in cfg.models):
+            continue
         if getattr(cls, "multitask", False) and cls not in (SharedBottom, OMoE, MMoE):
             kw = dict(getattr(cls, "compare_kwargs", lambda c: {})(cfg))
             specs[name] = (lambda c, k: lambda seed: [(c(cols, task_names=tasks, task_types=types, seed=seed, **k),

@@ -17,6 +17,7 @@ def register_model(cls: type) -> type:
 
 
 def get_model_class(name: str) -> Any:
+    import ctrkit.models  # noqa: F401  (registers the built-in models; ``import ctrkit`` alone is lazy)
     if name not in MODELS:
         raise KeyError(f"Unknown model {name!r}.{suggest(name, MODELS)} Registered models: {sorted(MODELS)}.")
     return MODELS[name]
@@ -24,4 +25,5 @@ def get_model_class(name: str) -> Any:
 
 def model_names(multitask: bool | None = None) -> list[str]:
     """Registered model names, optionally only the multi-task (True) or single-task (False) ones."""
+    import ctrkit.models  # noqa: F401
     return [n for n, c in MODELS.items() if multitask is None or bool(getattr(c, "multitask", False)) == multitask]

@@ -9,7 +9,8 @@ import torch
 from ctrkit import FeatureEncoder
 from ctrkit.datasets import load_sample
 
-torch.set_num_threads(min(2, torch.get_num_threads()))
+# One thread: on a small shared machine (CI runs on 2 cores) a contended thread pool makes steps many times slower.
+torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")

@@ -1,13 +1,17 @@
 """The shared conformance suite: every registered model goes through the same checks on real samples."""
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
+import ctrkit.models  # noqa: F401  (registers every model)
 from conftest import constant_logloss
-from ctrkit import DenseFeat, FeatureEncoder, SparseFeat, load_model
+from ctrkit import DenseFeat, FeatureEncoder, SparseFeat, VarLenSparseFeat, load_model
+from ctrkit.data import to_tensor_data
 from ctrkit.registry import MODELS
 
 # Small sizes per model; a registered model missing here fails test_every_model_has_a_config.
@@ -16,15 +20,61 @@ SMALL = {
     "SharedBottom": dict(bottom_dnn_hidden_units=(32,), tower_dnn_hidden_units=(8,)),
     "OMoE": dict(num_experts=3, expert_dnn_hidden_units=(16,), tower_dnn_hidden_units=(8,)),
     "MMoE": dict(num_experts=3, expert_dnn_hidden_units=(16,), tower_dnn_hidden_units=(8,)),
+    "PLE": dict(shared_expert_num=1, specific_expert_num=2, num_levels=2, expert_dnn_hidden_units=(16,),
+                gate_dnn_hidden_units=(), tower_dnn_hidden_units=(8,)),
+    "ESMM": dict(tower_dnn_hidden_units=(16, 8)),
+    "LR": dict(),
+    "FM": dict(),
+    "WDL": dict(dnn_hidden_units=(32, 16)),
+    "DeepFM": dict(dnn_hidden_units=(32, 16)),
+    "DCN": dict(cross_num=2, cross_parameterization="vector", dnn_hidden_units=(32, 16)),
+    "DCNMix": dict(cross_num=2, low_rank=4, num_experts=2, dnn_hidden_units=(32, 16)),
+    "xDeepFM": dict(dnn_hidden_units=(32, 16), cin_layer_size=(8, 8)),
+    "AutoInt": dict(att_layer_num=2, att_head_num=2, dnn_hidden_units=(32, 16)),
+    "DIN": dict(dnn_hidden_units=(32, 16), att_hidden_size=(16, 8)),
 }
+# Interaction parts over field embeddings: without a SparseFeat / VarLenSparseFeat these must raise a clear error.
+NEEDS_SPARSE = {"FM", "DeepFM", "xDeepFM", "AutoInt", "DIN"}
+# ESMM's tasks are CTR and CTCVR: binary by definition, so a regression task must raise a clear error.
+BINARY_ONLY = {"ESMM"}
+# DIN reads behaviour sequences: its inputs get `hist_<item>` (see `inputs_for`).
+SEQUENCE_MODELS = {"DIN"}
 
 
 def build(name, cols, tasks=("finish", "like"), types=("binary", "binary"), **extra):
     cls = MODELS[name]
+    params = inspect.signature(cls).parameters
     kw = dict(SMALL[name], **extra)
+    if "dnn_dropout" not in params:      # LR and FM have no MLP to drop out of
+        kw.pop("dnn_dropout", None)
+    args = (cols, cols) if "linear_feature_columns" in params and "dnn_feature_columns" in params else (cols,)
     if getattr(cls, "multitask", False):
-        return cls(cols, task_names=list(tasks), task_types=list(types), **kw)
-    return cls(cols, task_name=tasks[0], task=types[0], **kw)
+        return cls(*args, task_names=list(tasks), task_types=list(types), **kw)
+    return cls(*args, task_name=tasks[0], task=types[0], **kw)
+
+
+def inputs_for(name, enc, df, item, maxlen=5):
+    """``(feature columns, input frame, extra constructor kwargs)`` for model ``name`` on ``df``.
+
+    Every model reads the raw frame through the encoder, except the sequence models: they get the encoded frame
+    plus `hist_<item>`, the ids of `item` in the preceding rows (0 to `maxlen` of them, cycling, so histories are
+    empty, partly padded and full), declared to share `item`'s table. Without `item` among the encoded features
+    (the dense-only encoder) the columns are left as they are: the model must then refuse them.
+    """
+    if name not in SEQUENCE_MODELS or item not in enc.sparse_columns_:
+        return enc.feature_columns, df, ({"history_feature_list": [item]} if name in SEQUENCE_MODELS else {})
+    enc_x = enc.transform(df)
+    ids = enc_x[item]
+    hist = np.zeros((len(df), maxlen), dtype=np.int64)
+    for i in range(len(df)):
+        prev = ids[max(0, i - i % (maxlen + 1)):i][::-1]
+        hist[i, :len(prev)] = prev
+    x = pd.DataFrame({k: (list(v) if v.ndim > 1 else v) for k, v in enc_x.items()}, index=df.index)
+    x["hist_" + item] = list(hist)
+    f = next(c for c in enc.feature_columns if c.name == item)
+    cols = list(enc.feature_columns) + [VarLenSparseFeat(
+        SparseFeat("hist_" + item, f.vocabulary_size, f.embedding_dim, embedding_name=item), maxlen=maxlen)]
+    return cols, x, {"history_feature_list": [item]}
 
 
 def tasks_of(model):
@@ -41,7 +91,8 @@ def test_every_model_has_a_config():
 @pytest.mark.parametrize("name", ALL)
 def test_learns_real_sample_beats_constant(name, byterec_encoded):
     enc, df, y = byterec_encoded
-    model = build(name, enc.feature_columns)
+    cols, df, kw = inputs_for(name, enc, df, "item_id")
+    model = build(name, cols, **kw)
     model.compile("adam", lr=0.01, metrics=["auc", "logloss"])
     hist = model.fit(df, y[tasks_of(model)], batch_size=32, epochs=12, verbose=0)   # raw frame: encoder applied
     assert hist.history["loss"][-1] < hist.history["loss"][0]
@@ -56,10 +107,10 @@ def test_learns_real_sample_beats_constant(name, byterec_encoded):
 @pytest.mark.parametrize("name", ALL)
 def test_forward_contract_and_batch_of_one(name, byterec_encoded):
     enc, df, y = byterec_encoded
-    model = build(name, enc.feature_columns)
+    cols, df, kw = inputs_for(name, enc, df, "item_id")
+    model = build(name, cols, **kw)
     model.compile("adam", metrics=["auc"])
-    from ctrkit.data import to_tensor_data
-    batch = to_tensor_data(enc.transform(df.iloc[:1]), model.feature_columns)
+    batch = to_tensor_data(df.iloc[:1], model.feature_columns, model.encoder)
     out = model(batch)
     assert isinstance(out, dict) and list(out) == tasks_of(model)
     assert all(v.shape == (1,) and v.dtype == torch.float32 for v in out.values())
@@ -73,18 +124,24 @@ def test_forward_contract_and_batch_of_one(name, byterec_encoded):
 def test_only_sparse_or_only_dense(name, kind, byterec):
     enc = FeatureEncoder(sparse=["uid", "item_id", "channel"] if kind == "sparse_only" else [],
                          dense=["duration_time", "time"] if kind == "dense_only" else []).fit(byterec)
-    model = build(name, enc.feature_columns)
+    cols, x, kw = inputs_for(name, enc, byterec, "item_id")
+    if kind == "dense_only" and name in NEEDS_SPARSE:
+        with pytest.raises(ValueError, match="needs at least one SparseFeat"):
+            build(name, cols, **kw)
+        return
+    model = build(name, cols, **kw)
     model.compile("adam", lr=0.01)
     y = byterec[tasks_of(model)].astype("float32")
-    h = model.fit(byterec, y, batch_size=50, epochs=3, verbose=0)
+    h = model.fit(x, y, batch_size=50, epochs=3, verbose=0)
     assert np.isfinite(h.history["loss"]).all()
-    assert model.predict(byterec).shape == (len(byterec), len(tasks_of(model)))
+    assert model.predict(x).shape == (len(byterec), len(tasks_of(model)))
 
 
 @pytest.mark.parametrize("name", ALL)
 def test_save_load_round_trip(name, byterec_encoded, tmp_path):
     enc, df, y = byterec_encoded
-    model = build(name, enc.feature_columns)
+    cols, df, kw = inputs_for(name, enc, df, "item_id")
+    model = build(name, cols, **kw)
     model.compile("adam", metrics=["auc"])
     model.fit(df, y[tasks_of(model)], batch_size=64, epochs=1, verbose=0)
     model.save(str(tmp_path / "m"))
@@ -97,15 +154,16 @@ def test_save_load_round_trip(name, byterec_encoded, tmp_path):
 @pytest.mark.parametrize("name", ALL)
 def test_seed_determinism(name, byterec_encoded):
     enc, df, y = byterec_encoded
+    cols, df, kw = inputs_for(name, enc, df, "item_id")
     states = []
     for _ in range(2):
-        model = build(name, enc.feature_columns, seed=7, dnn_dropout=0.2)
+        model = build(name, cols, seed=7, dnn_dropout=0.2, **kw)
         model.compile("adam")
         model.fit(df, y[tasks_of(model)], batch_size=32, epochs=2, verbose=0)
         states.append(model.state_dict())
     for k in states[0]:
         assert torch.equal(states[0][k], states[1][k]), k
-    other = build(name, enc.feature_columns, seed=8)
+    other = build(name, cols, seed=8, **kw)
     assert any(not torch.equal(states[0][k].float(), other.state_dict()[k].float()) for k in states[0]
                if states[0][k].is_floating_point())
 
@@ -115,11 +173,22 @@ def test_varlen_and_regression(name, movielens):
     enc = FeatureEncoder(sparse=["user_id", "movie_id", "gender", "occupation"], dense=["age"],
                          varlen={"genres": "|"}).fit(movielens)
     y = pd.DataFrame({"rating": movielens["rating"].astype("float32"),
-                      "liked": (movielens["rating"] >= 4).astype("float32")})
-    model = build(name, enc.feature_columns, tasks=("rating", "liked"), types=("regression", "binary"))
+                      "liked": (movielens["rating"] >= 4).astype("float32"),
+                      "loved": (movielens["rating"] >= 5).astype("float32")})
+    cols, x, kw = inputs_for(name, enc, movielens, "movie_id")
+    if name in BINARY_ONLY:
+        with pytest.raises(ValueError, match="binary"):
+            build(name, cols, tasks=("rating", "liked"), types=("regression", "binary"), **kw)
+        # the var-length part still applies: two nested binary tasks (liked, then loved), as click / purchase
+        model = build(name, cols, tasks=("liked", "loved"), **kw)
+        model.compile("adam", lr=0.01, metrics=["auc"])
+        h = model.fit(x, y[tasks_of(model)], batch_size=32, epochs=15, verbose=0)
+        assert h.history["loss"][-1] < h.history["loss"][0] and np.isfinite(model.predict(x)).all()
+        return
+    model = build(name, cols, tasks=("rating", "liked"), types=("regression", "binary"), **kw)
     model.compile("adam", lr=0.01, metrics=["mse", "auc"])
-    h = model.fit(movielens, y[tasks_of(model)], batch_size=32, epochs=15, verbose=0)
-    pred = model.predict(movielens)
+    h = model.fit(x, y[tasks_of(model)], batch_size=32, epochs=15, verbose=0)
+    pred = model.predict(x)
     base = float(((y["rating"] - y["rating"].mean()) ** 2).mean())
     assert float(((pred[:, 0] - y["rating"]) ** 2).mean()) < base     # beats the constant (mean) predictor
     assert h.history["loss"][-1] < h.history["loss"][0]

@@ -218,7 +218,7 @@ def to_tensor_data(x: Any, feature_columns: Sequence[Any], encoder: Any = None, 
             [_dense_array(_column(x, f.name, available), f, where) for f in split.dense], axis=1))
     varlen = {f.name: torch.from_numpy(np.ascontiguousarray(_varlen_array(_column(x, f.name, available), f, where)))
               for f in split.varlen}
-    lengths = {f.name: torch.as_tensor(np.asarray(_column(x, f.length_name, available), dtype=np.int64).reshape(n))
+    lengths = {f.name: torch.from_numpy(np.array(_column(x, f.length_name, available), dtype=np.int64).reshape(n))
                for f in split.varlen if f.length_name}
     return TensorData(sparse, dense, varlen, lengths)
 

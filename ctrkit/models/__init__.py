@@ -1,6 +1,7 @@
 """The model zoo. Every model is registered (``ctrkit.registry``) for save/load, compare and the tests."""
 from .base import BaseModel
-from .multitask import MMOE, MMoE, OMoE, SharedBottom
-from .ranking import DNN
+from .multitask import ESMM, MMOE, PLE, MMoE, OMoE, SharedBottom
+from .ranking import DCN, DIN, DNN, FM, LR, WDL, AutoInt, DCNMix, DeepFM, xDeepFM
 
-__all__ = ["BaseModel", "SharedBottom", "OMoE", "MMoE", "MMOE", "DNN"]
+__all__ = ["BaseModel", "SharedBottom", "OMoE", "MMoE", "MMOE", "PLE", "ESMM", "DNN", "LR", "FM", "WDL", "DeepFM",
+           "DCN", "DCNMix", "xDeepFM", "AutoInt", "DIN"]

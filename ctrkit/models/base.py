@@ -127,7 +127,10 @@ class BaseModel(nn.Module):
         self.device = resolve_device(device)
         split = split_feature_columns(self.feature_columns)
         self.dense_dim = sum(f.dimension for f in split.dense if isinstance(f, DenseFeat))
-        self.embedding = EmbeddingLayer(self.feature_columns, init_std=init_std, sparse=sparse)
+        with torch.random.fork_rng(devices=[]):  # seeded here once; _finish_init skips the (large) tables
+            if seed is not None:
+                torch.manual_seed(int(seed))
+            self.embedding = EmbeddingLayer(self.feature_columns, init_std=init_std, sparse=sparse)
         self.input_dim = self.embedding.output_dim + self.dense_dim
         self._config = {k: v for k, v in (config or {}).items() if k not in ("self", "__class__", "gpus")}
         self._binary_mask = torch.tensor([t == "binary" for t in task_types])
@@ -151,7 +154,7 @@ class BaseModel(nn.Module):
             if self.seed is not None:
                 torch.manual_seed(int(self.seed))
             for m in self.modules():
-                if m is not self and hasattr(m, "reset_parameters"):
+                if m is not self and m is not self.embedding and hasattr(m, "reset_parameters"):
                     m.reset_parameters()
         self._dnn_weights = [p for n, p in self.named_parameters()
                              if not n.startswith("embedding.") and p.dim() >= 2]

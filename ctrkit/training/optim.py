@@ -69,8 +69,8 @@ def build_optimizer(spec: Any, model: torch.nn.Module, lr: float | None = None) 
         raise ValueError(f"compile: unknown optimizer {spec!r}.{suggest(key, OPTIMIZERS)} "
                          f"Valid names: {sorted(OPTIMIZERS)}, or pass a torch.optim.Optimizer instance.")
     lr = _DEFAULT_LR[key] if lr is None else float(lr)
-    emb = getattr(model, "embedding", None)
-    sparse_params = list(emb.parameters()) if emb is not None and getattr(emb, "sparse", False) else []
+    from ..layers.embedding import EmbeddingLayer
+    sparse_params = [p for m in model.modules() if isinstance(m, EmbeddingLayer) and m.sparse for p in m.parameters()]
     ids = {id(p) for p in sparse_params}
     dense_params = [p for p in model.parameters() if id(p) not in ids and p.requires_grad]
     if not sparse_params:

@@ -1,0 +1,156 @@
+"""ESMM: Entire Space Multi-task Model (pCTCVR = pCTR x pCVR, both supervised over all impressions).
+
+Ma et al., "Entire Space Multi-Task Model: An Effective Approach for Estimating Post-Click Conversion Rate",
+SIGIR 2018. https://arxiv.org/abs/1804.07931
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ...layers.core import Towers
+from ...registry import register_model
+from ..base import BaseModel
+
+__all__ = ["ESMM", "ctcvr_logit"]
+
+
+def ctcvr_logit(ctr_logit: torch.Tensor, cvr_logit: torch.Tensor) -> torch.Tensor:
+    """``logit(sigmoid(a) * sigmoid(b))`` computed in log space, finite and exact for all finite ``a, b``.
+
+    With ``p = σ(a)σ(b)``: ``log p = logσ(a) + logσ(b)`` and ``log(1 - p) = log((1 - σ(a)) + σ(a)(1 - σ(b)))
+    = logaddexp(logσ(-a), logσ(a) + logσ(-b))``; the logit is their difference. No term overflows, so
+    BCE-with-logits on it is a numerically safe BCE on the product probability.
+
+    Example:
+        >>> a, b = torch.tensor([0.0, 30.0, -40.0, 1e3]), torch.tensor([0.0, 30.0, 5.0, 1e3])
+        >>> l = ctcvr_logit(a, b)
+        >>> bool(torch.isfinite(l).all()), torch.allclose(torch.sigmoid(l), torch.sigmoid(a) * torch.sigmoid(b))
+        (True, True)
+    """
+    la, lb = F.logsigmoid(ctr_logit), F.logsigmoid(cvr_logit)
+    log_not = torch.logaddexp(F.logsigmoid(-ctr_logit), la + F.logsigmoid(-cvr_logit))
+    return la + lb - log_not
+
+
+@register_model
+class ESMM(BaseModel):
+    """A CTR tower and a CVR tower over shared embeddings; the model outputs pCTR and pCTCVR = pCTR · pCVR.
+
+    Both outputs are supervised on every impression: CTR on the click label, CTCVR on the click-and-conversion
+    label (1 only when the impression was clicked *and* converted). pCVR is never supervised directly, which
+    removes the sample-selection bias of training a CVR model on clicked impressions only.
+
+    Outputs are logits, as for every model: ``{ctr: a, ctcvr: logit(σ(a)·σ(b))}`` where ``a``, ``b`` are the
+    towers' logits (:func:`ctcvr_logit`). So ``predict`` returns ``[pCTR, pCTCVR]``, ``evaluate`` and the
+    training metrics score the same probabilities, and the loss (:meth:`compute_loss`) is binary cross-entropy
+    on the two probabilities. :meth:`predict_cvr` gives pCVR.
+
+    Args:
+        dnn_feature_columns: feature columns (shared by both towers).
+        tower_dnn_hidden_units: hidden layers of each tower (the CTR and CVR towers are computed together).
+        l2_reg_embedding, l2_reg_dnn, init_std, seed, device, sparse: see :class:`~ctrkit.models.BaseModel`.
+        dnn_dropout, dnn_activation, dnn_use_bn: for the towers.
+        task_types: must be ``("binary", "binary")``.
+        task_names: names of the CTR and CTCVR outputs (and label columns), in that order.
+        gpus: ignored (DeepCTR-Torch compatibility).
+
+    Shape:
+        ``forward(batch)`` → ``{ctr: (B,), ctcvr: (B,)}`` logits; ``forward(batch, return_cvr=True)`` also
+        returns the CVR logits ``(B,)``.
+
+    Example:
+        >>> from ctrkit import SparseFeat, DenseFeat
+        >>> cols = [SparseFeat("user", 10, 4), DenseFeat("price")]
+        >>> m = ESMM(cols, tower_dnn_hidden_units=(8,))
+        >>> x = {"user": [1, 2, 3], "price": [0.1, 0.5, 0.9]}
+        >>> p = m.predict(x)                   # columns: pCTR, pCTCVR
+        >>> bool(np.allclose(p[:, 1], p[:, 0] * m.predict_cvr(x), rtol=1e-5))
+        True
+    """
+
+    multitask = True
+    #: ESMM's second task must be the post-click conversion of the first; ``ctrkit compare`` should train it only
+    #: when asked for by name (``--models ESMM``), not on arbitrary task pairs (read by compare.py once it does).
+    compare_by_default = False
+
+    def __init__(self, dnn_feature_columns, tower_dnn_hidden_units: Sequence[int] = (256, 128),
+                 l2_reg_embedding: float = 0.0, l2_reg_dnn: float = 0.0, init_std: float = 0.01, seed: int = 1024,
+                 dnn_dropout: float = 0.0, dnn_activation: str = "relu", dnn_use_bn: bool = False,
+                 task_types: Sequence[str] = ("binary", "binary"), task_names: Sequence[str] = ("ctr", "ctcvr"),
+                 device: str = "cpu", sparse: bool = False, gpus=None) -> None:
+        super().__init__(dnn_feature_columns, task_names, task_types, l2_reg_embedding=l2_reg_embedding,
+                         l2_reg_dnn=l2_reg_dnn, init_std=init_std, seed=seed, device=device, sparse=sparse,
+                         config=locals())
+        name = type(self).__name__
+        if len(self.task_names) != 2:
+            raise ValueError(f"{name}: needs exactly two tasks (CTR, CTCVR), got task_names={self.task_names}.")
+        if any(t != "binary" for t in self.task_types):
+            raise ValueError(f"{name}: both tasks must be 'binary' (click, click-and-conversion), got task_types="
+                             f"{self.task_types}.")
+        if self.input_dim == 0:
+            raise ValueError(f"{name}: the feature columns give an input of width 0.")
+        self.towers = Towers(["ctr", "cvr"], self.input_dim, tuple(tower_dnn_hidden_units), dnn_activation,
+                             dnn_dropout, dnn_use_bn)
+        self._finish_init()
+
+    @staticmethod
+    def compare_kwargs(cfg) -> dict:
+        """For ``ctrkit compare``: two towers whose first layer is as wide as MMoE's experts together
+        (``num_experts * expert_units / 2`` each), so the parameter counts are close."""
+        return dict(tower_dnn_hidden_units=(max(1, cfg.num_experts * cfg.expert_units // 2), cfg.tower_units))
+
+    def forward(self, batch, return_cvr: bool = False):
+        t = self.towers(self._input(batch))
+        ctr, cvr = t["ctr"], t["cvr"]
+        out = {self.task_names[0]: ctr, self.task_names[1]: ctcvr_logit(ctr, cvr)}
+        return (out, cvr) if return_cvr else out
+
+    def compile(self, optimizer="adam", loss=None, metrics=None, loss_weights=None, lr=None,
+                grad_clip_norm=None) -> None:
+        """As :meth:`BaseModel.compile`; ``loss`` must be None / ``"auto"`` / binary cross-entropy, the ESMM
+        objective (see :meth:`compute_loss`)."""
+        names = loss.values() if isinstance(loss, Mapping) else loss if isinstance(loss, (list, tuple)) else [loss]
+        bce = (None, "auto", "binary_crossentropy", "binary_cross_entropy", "bce", "logloss", "log_loss")
+        if any(not (n is None or isinstance(n, str)) or (n.lower() if isinstance(n, str) else n) not in bce
+               for n in names):
+            raise ValueError(f"{type(self).__name__}.compile: the ESMM loss is binary cross-entropy on pCTR and "
+                             f"pCTCVR; got loss={loss!r}. Leave loss=None.")
+        super().compile(optimizer, loss, metrics, loss_weights, lr, grad_clip_norm)
+
+    def compute_loss(self, outputs, y, sample_weight=None):
+        """``L = w_ctr · BCE(y_click, pCTR) + w_ctcvr · BCE(y_click_and_conversion, pCTR · pCVR)``, both over
+        every impression. The product's BCE is BCE-with-logits on :func:`ctcvr_logit`, which is exact and
+        stable. NaN labels are masked out of their task, as in :meth:`BaseModel.compute_loss`."""
+        per = []
+        for i, t in enumerate(self.task_names):
+            yt = y[:, i]
+            mask = ~torch.isnan(yt)
+            lt = F.binary_cross_entropy_with_logits(outputs[t], torch.nan_to_num(yt), reduction="none")
+            if self._mask_labels:
+                w = mask.to(lt.dtype) if sample_weight is None else sample_weight * mask
+                per.append((lt * w).sum() / mask.sum().clamp_min(1))
+            else:
+                per.append(lt.mean() if sample_weight is None else (lt * sample_weight).mean())
+        per_task = torch.stack(per)
+        return (per_task * self._loss_weights).sum(), per_task
+
+    @torch.inference_mode()
+    def predict_cvr(self, x, batch_size: int = 4096) -> np.ndarray:
+        """pCVR = P(conversion | click) for every row: ``(n,)``."""
+        data = self._to_data(x, "predict_cvr")
+        was = self.training
+        self.eval()
+        chunks = []
+        try:
+            for s in range(0, len(data), batch_size):
+                xb = data.slice(s, s + batch_size)
+                if self.device.type != "cpu":
+                    xb = xb.to(self.device)
+                chunks.append(torch.sigmoid(self.forward(xb, return_cvr=True)[1]).float().cpu())
+        finally:
+            self.train(was)
+        return torch.cat(chunks).numpy()

@@ -1,0 +1,277 @@
+"""Behaviour specific to one model (the shared contract is in test_conformance.py)."""
+from __future__ import annotations
+
+import inspect
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import ctrkit.models  # noqa: F401  (registers every model)
+from conftest import constant_logloss
+from ctrkit import (DCN, DIN, ESMM, FM, PLE, WDL, AutoInt, DeepFM, DenseFeat, FeatureEncoder, SparseFeat,
+                    VarLenSparseFeat, xDeepFM)
+from ctrkit.data import to_tensor_data
+from ctrkit.datasets import load_sample
+from ctrkit.layers.interaction import FM as FMLayer
+from ctrkit.models.multitask.esmm import ctcvr_logit
+from ctrkit.registry import MODELS
+
+
+def _logloss(y, p):
+    p = np.clip(p, 1e-7, 1 - 1e-7)
+    return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+
+
+# ------------------------------------------------------------------------------------------------ PLE
+@pytest.mark.parametrize("shared,specific,levels", [(3, 1, 3), (1, 3, 2), (0, 2, 2), (2, 0, 1)])
+def test_ple_unequal_expert_counts(byterec_encoded, shared, specific, levels):
+    """DeepCTR-Torch's PLE fails when shared_expert_num != specific_expert_num (and with gate hidden layers
+    above level 0); here any counts work, with gate MLPs at every level, and batches of one."""
+    enc, df, y = byterec_encoded
+    m = PLE(enc.feature_columns, shared_expert_num=shared, specific_expert_num=specific, num_levels=levels,
+            expert_dnn_hidden_units=(8,), gate_dnn_hidden_units=(4,), tower_dnn_hidden_units=(4,),
+            task_names=["finish", "like"])
+    assert [lv.experts.num for lv in m.levels] == [2 * specific + shared] * levels
+    m.compile("adam", lr=0.01)
+    h = m.fit(df, y, batch_size=32, epochs=3, verbose=0)
+    assert h.history["loss"][-1] < h.history["loss"][0]
+    g = m.gate_weights(df.iloc[:7])
+    assert set(g) == {"finish", "like"}
+    assert g["like"].shape == (7, specific + shared) and np.allclose(g["like"].sum(1), 1, atol=1e-5)
+    assert m.predict(df.iloc[[0]]).shape == (1, 2)
+
+
+def test_cgc_routes_each_task_to_its_own_and_the_shared_experts(byterec_encoded):
+    """num_levels=1 is CGC: task 0's output does not depend on task 1's specific experts (nor the reverse),
+    but both depend on the shared ones."""
+    enc, df, y = byterec_encoded
+    m = PLE(enc.feature_columns, shared_expert_num=2, specific_expert_num=3, num_levels=1,
+            expert_dnn_hidden_units=(8,), gate_dnn_hidden_units=(), tower_dnn_hidden_units=(4,),
+            task_names=["finish", "like"])
+    assert m.levels[0].shared_gate is None           # CGC: no shared gate at the (only, last) level
+    batch = to_tensor_data(enc.transform(df.iloc[:20]), m.feature_columns)
+    m.eval()
+    with torch.no_grad():
+        before = m(batch)
+        w = m.levels[0].experts.biases[-1]
+        w[3:6] += 1.0                                # the 3 specific experts of task 1 ("like")
+        after = m(batch)
+        assert torch.equal(before["finish"], after["finish"])
+        assert not torch.allclose(before["like"], after["like"])
+        w[6:] += 1.0                                 # the shared experts
+        shared = m(batch)
+        assert not torch.allclose(after["finish"], shared["finish"])
+
+
+def test_ple_compare_kwargs_match_mmoe_size():
+    from ctrkit import MMoE
+    from ctrkit.compare import CompareConfig
+    cfg = CompareConfig()
+    cols = [SparseFeat(f"f{i}", 50, 4) for i in range(10)] + [DenseFeat("d", 3)]
+    kw = PLE.compare_kwargs(cfg)
+    ple = PLE(cols, task_names=["a", "b"], **kw)
+    mmoe = MMoE(cols, num_experts=cfg.num_experts, expert_dnn_hidden_units=(cfg.expert_units,),
+                tower_dnn_hidden_units=(cfg.tower_units,), task_names=["a", "b"])
+    assert 2 * kw["specific_expert_num"] + kw["shared_expert_num"] == cfg.num_experts
+    assert abs(ple.count_params() / mmoe.count_params() - 1) < 0.10
+
+
+# ------------------------------------------------------------------------------------------------ ESMM
+@pytest.fixture(scope="module")
+def ali_ccp():
+    df = load_sample("ali_ccp_train")
+    dense = [c for c in df.columns if c.startswith("D")]
+    sparse = [c for c in df.columns if c not in dense + ["click", "purchase"]]
+    enc = FeatureEncoder(sparse=sparse, dense=dense, embedding_dim=4).fit(df)
+    return enc, df, df[["click", "purchase"]].astype("float32")
+
+
+def test_esmm_ctcvr_is_ctr_times_cvr(ali_ccp):
+    enc, df, y = ali_ccp
+    m = ESMM(enc.feature_columns, tower_dnn_hidden_units=(16,), task_names=["click", "purchase"])
+    m.compile("adam", lr=0.01)
+    m.fit(df, y, batch_size=32, epochs=2, verbose=0)
+    p, cvr = m.predict(df), m.predict_cvr(df)
+    assert p.shape == (len(df), 2) and cvr.shape == (len(df),)
+    np.testing.assert_allclose(p[:, 1], p[:, 0] * cvr, rtol=1e-5)
+    assert np.all(p[:, 1] <= p[:, 0] + 1e-7)
+    # the logit of the product is exact and finite, with finite gradients, far into saturation
+    a = torch.tensor([-80.0, -5.0, 0.0, 5.0, 40.0, 80.0], requires_grad=True)
+    b = torch.tensor([80.0, 3.0, 0.0, -2.0, 40.0, 80.0], requires_grad=True)
+    z = ctcvr_logit(a, b)
+    torch.nn.functional.binary_cross_entropy_with_logits(z, torch.tensor([1.0, 0, 1, 0, 1, 0])).backward()
+    assert torch.isfinite(z).all() and torch.isfinite(a.grad).all() and torch.isfinite(b.grad).all()
+    ref = torch.sigmoid(a.double()) * torch.sigmoid(b.double())
+    torch.testing.assert_close(torch.sigmoid(z.double()), ref, rtol=1e-5, atol=0)
+
+
+def test_esmm_trains_on_ali_ccp_over_the_entire_space(ali_ccp):
+    enc, df, y = ali_ccp
+    m = ESMM(enc.feature_columns, tower_dnn_hidden_units=(32, 16), task_names=["click", "purchase"])
+    m.compile("adam", lr=0.01, metrics=["auc", "logloss"])
+    h = m.fit(df, y, batch_size=20, epochs=15, verbose=0)
+    assert h.history["loss"][-1] < h.history["loss"][0] / 2
+    p = m.predict(df)
+    for i, t in enumerate(["click", "purchase"]):
+        assert _logloss(y[t].to_numpy(), p[:, i]) < constant_logloss(y[t].to_numpy()), t
+    # the loss is BCE on pCTR and on pCTCVR = pCTR * pCVR, over every impression
+    ev = m.evaluate(df, y)
+    pc = m.predict_cvr(df).astype(np.float64) * p[:, 0]
+    assert ev["click_loss"] == pytest.approx(_logloss(y["click"].to_numpy(), p[:, 0]), rel=1e-3)
+    assert ev["purchase_loss"] == pytest.approx(_logloss(y["purchase"].to_numpy(), pc), rel=1e-3)
+    assert ev["click_logloss"] == pytest.approx(ev["click_loss"], rel=1e-3)   # metrics read the probabilities
+    val = load_sample("ali_ccp_val")
+    assert np.isfinite(m.predict(val)).all()
+    with pytest.raises(ValueError, match="binary cross-entropy"):
+        m.compile("adam", loss="mse")
+    with pytest.raises(ValueError, match="binary"):
+        ESMM(enc.feature_columns, task_types=["binary", "regression"])
+
+
+# ------------------------------------------------------------------------------------------------ DIN
+@pytest.fixture(scope="module")
+def ml_behaviour():
+    """MovieLens-100K: for each rating, the user's previously rated movies (most recent first, up to 8)."""
+    from ctrkit.datasets.movielens import ML100K_DIR
+    r = pd.read_csv(ML100K_DIR / "u.data", sep="\t", names=["user_id", "movie_id", "rating", "ts"])
+    r = r[r.user_id <= 150].sort_values(["user_id", "ts", "movie_id"], kind="mergesort").reset_index(drop=True)
+    L, rows = 8, []
+    for _, g in r.groupby("user_id", sort=False):
+        movies = g.movie_id.to_numpy()
+        for i in range(max(0, len(movies) - 15), len(movies)):        # each user's last 15 ratings
+            prev = movies[max(0, i - L):i][::-1]
+            rows.append((g.user_id.iloc[0], movies[i], list(np.pad(prev, (0, L - len(prev)))), len(prev),
+                         float(g.rating.iloc[i] >= 4)))
+    x = pd.DataFrame(rows, columns=["user_id", "movie_id", "hist_movie_id", "hist_len", "label"])
+    cols = [SparseFeat("user_id", 944, 8), SparseFeat("movie_id", 1683, 8),
+            VarLenSparseFeat(SparseFeat("hist_movie_id", 1683, 8, embedding_name="movie_id"), maxlen=L,
+                             length_name="hist_len")]
+    return cols, x
+
+
+def test_din_on_behaviour_sequences(ml_behaviour):
+    cols, x = ml_behaviour
+    m = DIN(cols, ["movie_id"], dnn_hidden_units=(32,), att_hidden_size=(16,), task_name="label")
+    assert m.embedding.weights[0].shape[0] == 944 + 1683        # hist_movie_id shares movie_id's table
+    m.compile("adam", lr=0.01, metrics=["auc"])
+    h = m.fit(x, x.label, batch_size=256, epochs=4, verbose=0)
+    assert h.history["loss"][-1] < h.history["loss"][0]
+    p = m.predict(x)[:, 0]
+    assert _logloss(x.label.to_numpy(), p) < constant_logloss(x.label.to_numpy())
+
+    data = to_tensor_data(x.iloc[:64], m.feature_columns)
+    m.eval()
+    with torch.no_grad():
+        out, scores = m(data, return_scores=True)
+        valid = torch.arange(8).unsqueeze(0) < data.lengths["hist_movie_id"].unsqueeze(1)
+        assert torch.all(scores[~valid] == 0) and torch.any(scores[valid] != 0)
+        # ids past length_name are ignored
+        junk = data.varlen["hist_movie_id"].clone()
+        junk[~valid] = 7
+        same = m(to_tensor_data({**{c: x.iloc[:64][c] for c in ("user_id", "movie_id", "hist_len")},
+                                 "hist_movie_id": junk.numpy()}, m.feature_columns))
+        torch.testing.assert_close(same["label"], out["label"])
+        # attention pooling is a weighted sum: the order of the history does not matter
+        n = data.lengths["hist_movie_id"]
+        rev = data.varlen["hist_movie_id"].clone()
+        for i in range(len(rev)):
+            rev[i, :n[i]] = rev[i, :n[i]].flip(0)
+        flipped = m(to_tensor_data({**{c: x.iloc[:64][c] for c in ("user_id", "movie_id", "hist_len")},
+                                    "hist_movie_id": rev.numpy()}, m.feature_columns))
+        torch.testing.assert_close(flipped["label"], out["label"], rtol=1e-5, atol=1e-6)
+
+
+def test_din_padding_mask_without_length_and_normalised_weights(ml_behaviour):
+    cols, x = ml_behaviour
+    cols = cols[:2] + [VarLenSparseFeat(SparseFeat("hist_movie_id", 1683, 8, embedding_name="movie_id"), maxlen=8)]
+    m = DIN(cols, ["movie_id"], dnn_hidden_units=(16,), att_hidden_size=(8,), att_weight_normalization=True,
+            att_activation="prelu")
+    data = to_tensor_data(x.iloc[:50], m.feature_columns)
+    with torch.no_grad():
+        _, scores = m(data, return_scores=True)
+    ids = data.varlen["hist_movie_id"]
+    assert torch.all(scores[ids == 0] == 0)
+    has = (ids != 0).any(1)
+    torch.testing.assert_close(scores[has].sum(1), torch.ones(int(has.sum())))
+
+
+def test_din_errors_name_the_features(ml_behaviour):
+    cols, _ = ml_behaviour
+    with pytest.raises(ValueError, match="hist_user_id"):
+        DIN(cols, ["user_id"])
+    with pytest.raises(ValueError, match="no SparseFeat 'genre'"):
+        DIN(cols, ["genre"])
+    bad = cols[:2] + [VarLenSparseFeat(SparseFeat("hist_movie_id", 1683, 4), maxlen=8)]
+    with pytest.raises(ValueError, match="embedding_dim 8 but 'hist_movie_id' has 4"):
+        DIN(bad, ["movie_id"])
+
+
+# ------------------------------------------------------------------------------------------------ single-task on Criteo
+SINGLE_TASK = sorted(n for n, c in MODELS.items() if not getattr(c, "multitask", False) and n != "DIN")
+CRITEO_SIZES = {  # DIN needs behaviour sequences, which Criteo has not: it is covered above
+    "DNN": dict(dnn_hidden_units=(32, 16)), "LR": {}, "FM": {}, "WDL": dict(dnn_hidden_units=(32, 16)),
+    "DeepFM": dict(dnn_hidden_units=(32, 16)), "DCN": dict(cross_num=2, dnn_hidden_units=(32, 16)),
+    "DCNMix": dict(cross_num=2, low_rank=4, num_experts=2, dnn_hidden_units=(32, 16)),
+    "xDeepFM": dict(dnn_hidden_units=(32, 16), cin_layer_size=(16, 8)),
+    "AutoInt": dict(att_layer_num=2, att_head_num=2, dnn_hidden_units=(32, 16)),
+}
+
+
+@pytest.fixture(scope="module")
+def criteo_encoded(criteo):
+    enc = FeatureEncoder(sparse=[f"C{i}" for i in range(1, 27)], dense=[f"I{i}" for i in range(1, 14)],
+                         embedding_dim=4).fit(criteo)
+    return enc, criteo, criteo["label"].astype("float32")
+
+
+@pytest.mark.parametrize("name", SINGLE_TASK)
+def test_single_task_models_learn_criteo(name, criteo_encoded):
+    enc, df, y = criteo_encoded
+    cls = MODELS[name]
+    cols = enc.feature_columns
+    params = inspect.signature(cls).parameters
+    args = (cols, cols) if "linear_feature_columns" in params and "dnn_feature_columns" in params else (cols,)
+    m = cls(*args, **CRITEO_SIZES[name])
+    m.compile("adam", lr=0.01, metrics=["auc"])
+    h = m.fit(df, y, batch_size=32, epochs=8, verbose=0)
+    assert h.history["loss"][-1] < h.history["loss"][0]
+    assert _logloss(y.to_numpy(), m.predict(df)[:, 0]) < constant_logloss(y.to_numpy())
+    if name == "DCN":   # DCN-V2 too
+        m2 = DCN(cols, cols, cross_parameterization="matrix", **CRITEO_SIZES[name])
+        m2.compile("adam", lr=0.01)
+        m2.fit(df, y, batch_size=32, epochs=8, verbose=0)
+        assert _logloss(y.to_numpy(), m2.predict(df)[:, 0]) < constant_logloss(y.to_numpy())
+
+
+@pytest.mark.parametrize("cls", [FM, DeepFM, xDeepFM, AutoInt])
+def test_field_interactions_need_one_embedding_dim(cls, criteo):
+    enc = FeatureEncoder(sparse=["C1", "C2", "C3"], dense=["I1"], embedding_dim={"C1": 8, "C2": 4, "C3": 4}).fit(criteo)
+    with pytest.raises(ValueError, match=r"\{4: \['C2', 'C3'\], 8: \['C1'\]\}"):
+        cls(enc.feature_columns, enc.feature_columns)
+    DCN(enc.feature_columns, enc.feature_columns, cross_parameterization="matrix", dnn_hidden_units=(8,))  # fine
+
+
+def test_wide_only_features_stay_out_of_the_deep_part(criteo):
+    enc = FeatureEncoder(sparse=["C1", "C2", "C3"], dense=["I1", "I2"], embedding_dim=4).fit(criteo)
+    cols = enc.feature_columns
+    wide, deep = cols, [c for c in cols if c.name in ("C1", "C2", "I1")]
+    m = WDL(wide, deep, dnn_hidden_units=(8,), l2_reg_linear=1e-3, l2_reg_dnn=1e-4)
+    assert set(m.embedding.table_offsets) == {"C1", "C2"} and m.input_dim == 2 * 4 + 1
+    assert m.encoder is enc
+    m.compile("adam", lr=0.01)
+    m.fit(criteo, criteo["label"], batch_size=64, epochs=2, verbose=0)
+    assert m.regularization_loss() > 0
+    # the wide part reads C3 and I2: changing them changes the prediction through the linear weights only
+    other = criteo.assign(C3=criteo["C3"].iloc[::-1].to_numpy(), I2=criteo["I2"].iloc[::-1].to_numpy())
+    assert not np.allclose(m.predict(criteo), m.predict(other))
+    assert not any(p is q for p in m._dnn_weights for q in m.linear.parameters())
+    a, b = (WDL(wide, deep, dnn_hidden_units=(8,), seed=3).state_dict() for _ in range(2))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_fm_layer_is_the_sum_over_pairs():
+    e = torch.randn(5, 6, 3)
+    brute = sum((e[:, i] * e[:, j]).sum(1) for i in range(6) for j in range(i + 1, 6))
+    torch.testing.assert_close(FMLayer()(e), brute, rtol=1e-5, atol=1e-5)
