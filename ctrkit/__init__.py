@@ -17,8 +17,9 @@ _EXPORTS = {
     "ctrkit.models": ["BaseModel", "SharedBottom", "OMoE", "MMoE", "MMOE", "PLE", "ESMM", "DNN", "LR", "FM", "WDL",
                       "DeepFM", "DCN", "DCNMix", "xDeepFM", "AutoInt", "DIN"],
     "ctrkit.callbacks": ["History", "EarlyStopping", "ModelCheckpoint", "LearningRateScheduler", "LRScheduler",
-                         "ReduceLROnPlateau", "TerminateOnNaN", "CSVLogger"],
+                         "ReduceLROnPlateau", "TerminateOnNaN", "CSVLogger", "BackupAndRestore"],
     "ctrkit.io": ["load_model", "save_model"],
+    "ctrkit.io_checkpoint": ["save_checkpoint", "load_checkpoint"],
     "ctrkit.exceptions": ["CtrkitError", "SchemaError", "NotFittedError", "DataValidationError", "ModelFormatError"],
 }
 _WHERE = {name: mod for mod, names in _EXPORTS.items() for name in names}
@@ -26,7 +27,12 @@ _WHERE = {name: mod for mod, names in _EXPORTS.items() for name in names}
 __all__ = ["__version__", *_WHERE]
 
 
+_SUBMODULES = ("data", "distributed", "datasets")  # ``ctrkit.data.open(...)`` works after ``import ctrkit``
+
+
 def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        return importlib.import_module(f"ctrkit.{name}")
     mod = _WHERE.get(name)
     if mod is None:
         raise AttributeError(f"module 'ctrkit' has no attribute {name!r}")
@@ -40,12 +46,13 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
-    from .callbacks import (CSVLogger, EarlyStopping, History, LearningRateScheduler, LRScheduler,  # noqa: F401
-                            ModelCheckpoint, ReduceLROnPlateau, TerminateOnNaN)
+    from .callbacks import (BackupAndRestore, CSVLogger, EarlyStopping, History,  # noqa: F401
+                            LearningRateScheduler, LRScheduler, ModelCheckpoint, ReduceLROnPlateau, TerminateOnNaN)
     from .exceptions import (CtrkitError, DataValidationError, ModelFormatError, NotFittedError,  # noqa: F401
                              SchemaError)
     from .features import DenseFeat, SparseFeat, VarLenSparseFeat, get_feature_names  # noqa: F401
     from .io import load_model, save_model  # noqa: F401
+    from .io_checkpoint import load_checkpoint, save_checkpoint  # noqa: F401
     from .models import (DCN, DIN, DNN, ESMM, FM, LR, MMOE, PLE, WDL, AutoInt, BaseModel,  # noqa: F401
                          DCNMix, DeepFM, MMoE, OMoE, SharedBottom, xDeepFM)
     from .preprocessing import FeatureEncoder  # noqa: F401

@@ -5,6 +5,11 @@
 ``"ctr_auc"`` and, for validation, ``"val_ctr_auc"``. A callback stops training with
 ``self.model.stop_training = True``. Batch hooks are only dispatched when some callback overrides them,
 and the batch loss in their logs is a device tensor (call ``float()`` only when you need it).
+
+Distributed runs (``torchrun``): callbacks whose ``main_process_only`` is True (the progress bar,
+``ModelCheckpoint``, ``CSVLogger``) run on rank 0 only; all others run on every rank and see the same logs
+(metrics are computed over all ranks' predictions). Stateful callbacks expose ``state_dict()`` /
+``load_state_dict()`` so that :class:`BackupAndRestore` checkpoints can resume them.
 """
 from __future__ import annotations
 
@@ -21,11 +26,17 @@ import numpy as np
 from .metrics import metric_direction
 
 __all__ = ["Callback", "CallbackList", "History", "EarlyStopping", "ModelCheckpoint", "LearningRateScheduler",
-           "LRScheduler", "ReduceLROnPlateau", "TerminateOnNaN", "CSVLogger", "ProgressBar"]
+           "LRScheduler", "ReduceLROnPlateau", "TerminateOnNaN", "CSVLogger", "ProgressBar", "BackupAndRestore"]
 
 
 class Callback:
-    """Base class. ``self.model`` is the model being trained, ``self.params`` the fit arguments."""
+    """Base class. ``self.model`` is the model being trained, ``self.params`` the fit arguments.
+
+    Set the class attribute ``main_process_only = True`` on callbacks that write files or print, so that a
+    distributed run executes them on rank 0 only.
+    """
+
+    main_process_only = False
 
     def __init__(self) -> None:
         self.model: Any = None
@@ -151,6 +162,14 @@ class EarlyStopping(Callback):
             self.stopped_epoch = epoch
             self.model.stop_training = True
 
+    def state_dict(self) -> dict:
+        return {"wait": self.wait, "stopped_epoch": self.stopped_epoch, "best": float(self.best),
+                "best_epoch": self.best_epoch, "best_weights": self.best_weights}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.wait, self.stopped_epoch = int(state["wait"]), int(state["stopped_epoch"])
+        self.best, self.best_epoch, self.best_weights = state["best"], state["best_epoch"], state["best_weights"]
+
     def on_train_end(self, logs=None):
         if self.restore_best_weights and self.best_weights is not None:
             self.model.load_state_dict(self.best_weights)
@@ -166,7 +185,12 @@ class ModelCheckpoint(Callback):
         filepath: directory; may contain ``{epoch}`` and log keys, e.g. ``"ckpt/ep{epoch:02d}"``.
         monitor, mode: as in :class:`EarlyStopping`.
         save_best_only: only save when ``monitor`` improved.
+
+    For a checkpoint that resumes training (optimizer, epoch and step, RNG states), use
+    :class:`BackupAndRestore`.
     """
+
+    main_process_only = True
 
     def __init__(self, filepath: str, monitor: str = "val_loss", verbose: int = 0, save_best_only: bool = False,
                  mode: str = "auto") -> None:
@@ -178,6 +202,12 @@ class ModelCheckpoint(Callback):
 
     def on_train_begin(self, logs=None):
         self.best = math.inf if self.mode == "min" else -math.inf
+
+    def state_dict(self) -> dict:
+        return {"best": float(self.best)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.best = state["best"]
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
@@ -229,6 +259,12 @@ class LRScheduler(Callback):
     def on_train_begin(self, logs=None):
         self.scheduler = self.factory(self.model.optimizer)
 
+    def state_dict(self) -> dict:
+        return {"scheduler": self.scheduler.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.scheduler.load_state_dict(state["scheduler"])
+
     def _step_batch(self, step, logs=None):
         self.scheduler.step()
 
@@ -268,7 +304,9 @@ class TerminateOnNaN(Callback):
 
 
 class CSVLogger(Callback):
-    """Append each epoch's logs to a CSV file."""
+    """Append each epoch's logs to a CSV file (use ``append=True`` when resuming a run)."""
+
+    main_process_only = True
 
     def __init__(self, filename: str, append: bool = False) -> None:
         super().__init__()
@@ -293,6 +331,8 @@ class CSVLogger(Callback):
 
 class ProgressBar(Callback):
     """A tqdm bar over the steps of each epoch (``verbose=1``) or one line per epoch (``verbose=2``)."""
+
+    main_process_only = True
 
     def __init__(self, verbose: int = 1, refresh_steps: int = 20) -> None:
         super().__init__()
@@ -323,3 +363,69 @@ class ProgressBar(Callback):
         elif self.verbose == 2:
             print(f"Epoch {epoch + 1}/{self.params.get('epochs')} - {self.params.get('steps')} steps - {text}",
                   flush=True)
+
+
+class BackupAndRestore(Callback):
+    """Keep a resumable checkpoint of the run in one file, so a killed job continues where it stopped.
+
+    The checkpoint (see :mod:`ctrkit.io_checkpoint`) holds the weights, the optimizer, the state of stateful
+    callbacks (LR schedulers, early stopping), the history, the epoch and step, and the RNG states; it is
+    replaced atomically at every save. When ``fit`` starts and the file exists, training resumes from it (as
+    Keras' callback of the same name does); ``fit(..., resume_from=path)`` resumes explicitly. On CPU with the
+    same seed an interrupted-then-resumed run ends with exactly the weights of an uninterrupted one.
+
+    Args:
+        filepath: the checkpoint file.
+        save_freq: ``"epoch"`` (after every epoch) or an int ``N``: also after every ``N`` training steps
+            (counted from the start of training), for long epochs.
+        delete_checkpoint: delete the file when ``fit`` finishes normally, so the next ``fit`` starts fresh.
+
+    Resume with the same ``batch_size``, number of processes and ``epochs``; the data must be the same. In a
+    distributed run every rank takes part in a save (RNG states are gathered) and rank 0 writes the file, which
+    must be on storage every rank can read to resume.
+
+    Example:
+        >>> cb = BackupAndRestore("/tmp/run1/backup.pt", save_freq=500)
+    """
+
+    main_process_only = False  # every rank gathers its RNG state into the checkpoint; rank 0 writes
+    run_last = True            # save after the other callbacks have updated their state for the step/epoch
+
+    def __init__(self, filepath: str, save_freq: Any = "epoch", delete_checkpoint: bool = True) -> None:
+        super().__init__()
+        if not (save_freq == "epoch" or (isinstance(save_freq, int) and not isinstance(save_freq, bool)
+                                         and save_freq >= 1)):
+            raise ValueError(f"BackupAndRestore: save_freq must be 'epoch' or an int >= 1, got {save_freq!r}.")
+        self.filepath, self.save_freq, self.delete_checkpoint = os.fspath(filepath), save_freq, delete_checkpoint
+        self.trainer: Any = None
+        if save_freq == "epoch":
+            self.on_train_batch_end = Callback.on_train_batch_end.__get__(self)  # type: ignore[method-assign]
+
+    def set_trainer(self, trainer: Any) -> None:
+        self.trainer = trainer
+
+    def _save(self, epoch: int, steps_done: int) -> None:
+        from .distributed import is_main_process
+        from .io_checkpoint import save_checkpoint
+        state = self.trainer.checkpoint_state(epoch, steps_done)  # a collective in distributed runs
+        if is_main_process():
+            save_checkpoint(self.filepath, state)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, step, logs=None):
+        steps = int(self.params.get("steps") or 0)
+        done = step + 1
+        if done < steps and (self._epoch * steps + done) % int(self.save_freq) == 0:
+            self._save(self._epoch, done)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._save(epoch, int(self.params.get("steps") or 0))
+
+    def on_train_end(self, logs=None):
+        from .distributed import barrier, is_main_process
+        if self.delete_checkpoint and not getattr(self.model, "stop_reason", None):
+            barrier()  # every rank has finished reading it
+            if is_main_process() and os.path.exists(self.filepath):
+                os.remove(self.filepath)

@@ -58,7 +58,13 @@ def _atomic_dir(path: str, write) -> None:
 
 
 def save_model(model: Any, path: str) -> None:
-    """Write ``model`` (config, weights, encoder) to the directory ``path``, atomically."""
+    """Write ``model`` (config, weights, encoder) to the directory ``path``, atomically.
+
+    In a distributed run (``torchrun``) only rank 0 writes; on the other ranks this does nothing.
+    """
+    from .distributed import is_main_process
+    if not is_main_process():
+        return
     config = {
         "format_version": FORMAT_VERSION,
         "class_name": type(model).__name__,
