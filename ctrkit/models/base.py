@@ -7,6 +7,7 @@ delegate. Models with a special loss override :meth:`BaseModel.compute_loss`.
 """
 from __future__ import annotations
 
+import os
 import threading
 import warnings
 from collections.abc import Mapping, Sequence
@@ -18,6 +19,7 @@ import torch
 from torch import nn
 
 from ..data.inputs import TensorData, num_rows, to_sample_weight, to_targets, to_tensor_data
+from ..data.store import DataSource, check_source
 from ..exceptions import DataValidationError, SchemaError
 from ..features import (DenseFeat, check_feature_columns, feature_from_dict, feature_to_dict,
                         split_feature_columns)
@@ -33,9 +35,12 @@ TASK_TYPES = ("binary", "regression")
 
 
 def resolve_device(device: Any) -> torch.device:
-    """``"auto"`` picks CUDA when available; otherwise the given device."""
+    """``"auto"`` picks CUDA when available (``cuda:LOCAL_RANK`` under torchrun); otherwise the given device."""
     if device is None or device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if not torch.cuda.is_available():
+            return torch.device("cpu")
+        local = os.environ.get("LOCAL_RANK")
+        return torch.device("cuda", int(local)) if local and local.isdigit() else torch.device("cuda")
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device={device!r} was requested but CUDA is not available here. Use device='cpu' or "
@@ -196,6 +201,11 @@ class BaseModel(nn.Module):
         Returns:
             ``(total, per_task)`` where ``per_task`` is a ``(T,)`` tensor.
         """
+        fn0 = self._loss_fns[0]
+        if not self._mask_labels and all(f is fn0 for f in self._loss_fns):  # one loss for all tasks: one call
+            lt = fn0(torch.stack([outputs[t] for t in self.task_names], dim=1), y)  # (B, T)
+            per_task = lt.mean(0) if sample_weight is None else (lt * sample_weight.unsqueeze(1)).mean(0)
+            return (per_task * self._loss_weights).sum(), per_task
         per = []
         for i, t in enumerate(self.task_names):
             yt = y[:, i]
@@ -284,6 +294,15 @@ class BaseModel(nn.Module):
             raise DataValidationError(f"{type(self).__name__}.{where}: the input has no rows.")
         return to_tensor_data(x, self.feature_columns, self.encoder, where=f"{type(self).__name__}.{where}")
 
+    def _source(self, x: DataSource, y: Any, sample_weight: Any, where: str) -> DataSource:
+        name = f"{type(self).__name__}.{where}"
+        if y is not None or sample_weight is not None:
+            raise DataValidationError(f"{name}: a store carries its labels and weights; pass y=None and "
+                                      "sample_weight=None with it.")
+        if len(x) == 0:
+            raise DataValidationError(f"{name}: the store has no rows.")
+        return check_source(x, self.feature_columns, self.task_names, name)
+
     def _targets(self, y: Any, n: int, where: str) -> torch.Tensor:
         if y is None:
             raise DataValidationError(f"{type(self).__name__}.{where}: y is None; pass the labels "
@@ -293,20 +312,25 @@ class BaseModel(nn.Module):
     def fit(self, x: Any = None, y: Any = None, batch_size: int = 256, epochs: int = 1, verbose: int = 1,
             initial_epoch: int = 0, validation_split: float = 0.0, validation_data: Any = None,
             shuffle: bool = True, callbacks: Sequence[Any] | None = None, sample_weight: Any = None,
-            seed: int | None = None):
+            seed: int | None = None, resume_from: Any = None):
         """Train the model.
 
         Args:
-            x: DataFrame (raw if the model has an encoder), dict of arrays, or encoder output.
+            x: DataFrame (raw if the model has an encoder), dict of arrays, or encoder output; or an on-disk
+                store (``ctrkit.data.open("train.h5")``), read in batches with its labels (then ``y`` is None).
             y: ``{task: array}``, a DataFrame of task columns, or an ``(n, T)`` array in task order.
             batch_size, epochs, verbose (0 silent, 1 progress bar, 2 one line per epoch), initial_epoch, shuffle:
                 as in Keras.
             validation_split: fraction of the **last** rows held out for validation (Keras' rule).
-            validation_data: ``(x_val, y_val)`` or ``(x_val, y_val, sample_weight_val)``.
+            validation_data: ``(x_val, y_val)`` or ``(x_val, y_val, sample_weight_val)``, or a store.
             callbacks: list of :mod:`ctrkit.callbacks` instances.
             sample_weight: per-row weights.
             seed: seeds shuffling and dropout for this call (default: the model's ``seed``); the global RNG
-                state is restored afterwards.
+                state is restored afterwards. Each epoch's shuffling depends only on ``(seed, epoch)``.
+            resume_from: a checkpoint file written by :class:`~ctrkit.callbacks.BackupAndRestore`: continue
+                that run (weights, optimizer, callbacks, epoch and step, RNG states) up to ``epochs``.
+
+        Under ``torchrun`` this trains with DistributedDataParallel (see :mod:`ctrkit.distributed`).
 
         Returns:
             the :class:`~ctrkit.callbacks.History`.
@@ -316,14 +340,22 @@ class BaseModel(nn.Module):
             raise RuntimeError(f"{type(self).__name__}.fit: this model is already being trained in another "
                                "thread. Train one model object from one thread at a time.")
         try:
-            data = self._to_data(x, "fit")
-            n = len(data)
-            Y = self._targets(y, n, "fit")
-            W = to_sample_weight(sample_weight, n)
             if not isinstance(validation_split, (int, float)) or not 0.0 <= validation_split < 1.0:
                 raise ValueError(f"fit: validation_split must be a float in [0, 1), got {validation_split!r}.")
+            if isinstance(x, DataSource):
+                data, Y, W = self._source(x, y, sample_weight, "fit"), None, None
+                if validation_split:
+                    raise ValueError("fit: validation_split needs in-memory data; with a store pass "
+                                     "validation_data=ctrkit.data.open('val.h5').")
+            else:
+                data = self._to_data(x, "fit")
+                n = len(data)
+                Y = self._targets(y, n, "fit")
+                W = to_sample_weight(sample_weight, n)
             validation = None
-            if validation_data is not None:
+            if isinstance(validation_data, DataSource):
+                validation = self._source(validation_data, None, None, "fit(validation_data)")
+            elif validation_data is not None:
                 if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
                     raise ValueError("fit: validation_data must be (x_val, y_val) or (x_val, y_val, sample_weight).")
                 vx = self._to_data(validation_data[0], "fit(validation_data)")
@@ -337,8 +369,9 @@ class BaseModel(nn.Module):
                                      "use more data or another split.")
                 validation = (data.slice(k, n), Y[k:], None if W is None else W[k:])
                 data, Y, W = data.slice(0, k), Y[:k], None if W is None else W[:k]
-            self._mask_labels = bool(torch.isnan(Y).any()) or (validation is not None and
-                                                               bool(torch.isnan(validation[1]).any()))
+            self._mask_labels = (bool(data.has_nan_labels) if Y is None else bool(torch.isnan(Y).any())) or (
+                validation is not None and (bool(validation.has_nan_labels) if isinstance(validation, DataSource)
+                                            else bool(torch.isnan(validation[1]).any())))
             if self._mask_labels:
                 warnings.warn("fit: some labels are NaN; they are treated as missing and left out of that task's "
                               "loss and metrics.", stacklevel=2)
@@ -349,7 +382,8 @@ class BaseModel(nn.Module):
                     torch.manual_seed(int(seed))
                 self.history = Trainer(self).fit(
                     data, Y, sample_weight=W, batch_size=batch_size, epochs=epochs, verbose=verbose,
-                    initial_epoch=initial_epoch, validation=validation, shuffle=shuffle, callbacks=callbacks)
+                    initial_epoch=initial_epoch, validation=validation, shuffle=shuffle, callbacks=callbacks,
+                    seed=seed, resume=resume_from)
             return self.history
         finally:
             self._fit_lock.release()
@@ -358,6 +392,10 @@ class BaseModel(nn.Module):
                  verbose: int = 0) -> dict[str, float]:
         """Loss and compiled metrics per task on ``(x, y)``: ``{"loss", "ctr_loss", "ctr_auc", ...}``."""
         self._check_compiled("evaluate")
+        if isinstance(x, DataSource):
+            src = self._source(x, y, sample_weight, "evaluate")
+            self._mask_labels = bool(src.has_nan_labels)
+            return Trainer(self).evaluate(src, batch_size=batch_size)
         data = self._to_data(x, "evaluate")
         Y = self._targets(y, len(data), "evaluate")
         W = to_sample_weight(sample_weight, len(data))
@@ -366,7 +404,7 @@ class BaseModel(nn.Module):
 
     def predict(self, x: Any = None, batch_size: int = 4096) -> np.ndarray:
         """Predictions ``(n, T)`` in task order: probabilities for binary tasks, values for regression."""
-        data = self._to_data(x, "predict")
+        data = self._source(x, None, None, "predict") if isinstance(x, DataSource) else self._to_data(x, "predict")
         logits = Trainer(self).predict_logits(data, batch_size)
         return self.logits_to_predictions(logits).numpy()
 
