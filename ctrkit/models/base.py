@@ -303,6 +303,23 @@ class BaseModel(nn.Module):
             raise DataValidationError(f"{name}: the store has no rows.")
         return check_source(x, self.feature_columns, self.task_names, name)
 
+    @torch.inference_mode()
+    def _map_batches(self, x: Any, fn: Any, where: str, batch_size: int = 4096) -> torch.Tensor:
+        """``fn(batch)`` over ``x`` in eval mode, concatenated on the CPU (gate weights, auxiliary outputs)."""
+        data = self._to_data(x, where)
+        was = self.training
+        self.eval()
+        chunks = []
+        try:
+            for s in range(0, len(data), batch_size):
+                xb = data.slice(s, s + batch_size)
+                if self.device.type != "cpu":
+                    xb = xb.to(self.device)
+                chunks.append(fn(xb).float().cpu())
+        finally:
+            self.train(was)
+        return torch.cat(chunks)
+
     def _targets(self, y: Any, n: int, where: str) -> torch.Tensor:
         if y is None:
             raise DataValidationError(f"{type(self).__name__}.{where}: y is None; pass the labels "

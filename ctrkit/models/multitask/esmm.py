@@ -138,19 +138,7 @@ class ESMM(BaseModel):
         per_task = torch.stack(per)
         return (per_task * self._loss_weights).sum(), per_task
 
-    @torch.inference_mode()
     def predict_cvr(self, x, batch_size: int = 4096) -> np.ndarray:
         """pCVR = P(conversion | click) for every row: ``(n,)``."""
-        data = self._to_data(x, "predict_cvr")
-        was = self.training
-        self.eval()
-        chunks = []
-        try:
-            for s in range(0, len(data), batch_size):
-                xb = data.slice(s, s + batch_size)
-                if self.device.type != "cpu":
-                    xb = xb.to(self.device)
-                chunks.append(torch.sigmoid(self.forward(xb, return_cvr=True)[1]).float().cpu())
-        finally:
-            self.train(was)
-        return torch.cat(chunks).numpy()
+        return self._map_batches(x, lambda b: torch.sigmoid(self.forward(b, return_cvr=True)[1]), "predict_cvr",
+                                 batch_size).numpy()

@@ -76,22 +76,10 @@ class MMoE(BaseModel):
         out = self.towers(mix if mix.shape[0] > 1 else mix[0])
         return (out, gates) if return_gates else out
 
-    @torch.inference_mode()
     def gate_weights(self, x, batch_size: int = 4096) -> dict[str, np.ndarray]:
         """Gate weights of every task for every row: ``{task: (n, num_experts)}`` (OMoE: the one gate)."""
-        data = self._to_data(x, "gate_weights")
-        was = self.training
-        self.eval()
-        chunks = []
-        try:
-            for s in range(0, len(data), batch_size):
-                xb = data.slice(s, s + batch_size)
-                if self.device.type != "cpu":
-                    xb = xb.to(self.device)
-                chunks.append(self.forward(xb, return_gates=True)[1].float().cpu())
-        finally:
-            self.train(was)
-        g = torch.cat(chunks).numpy()  # (n, G, E)
+        g = self._map_batches(x, lambda b: self.forward(b, return_gates=True)[1], "gate_weights",
+                              batch_size).numpy()  # (n, G, E)
         return {t: g[:, i if g.shape[1] > 1 else 0] for i, t in enumerate(self.task_names)}
 
 

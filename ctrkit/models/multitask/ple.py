@@ -157,21 +157,9 @@ class PLE(BaseModel):
         out = self.towers(h)
         return (out, gates) if return_gates else out
 
-    @torch.inference_mode()
     def gate_weights(self, x, batch_size: int = 4096) -> dict[str, np.ndarray]:
         """The last level's gate weights per task: ``{task: (n, specific_expert_num + shared_expert_num)}``,
         the task's own experts first, then the shared ones."""
-        data = self._to_data(x, "gate_weights")
-        was = self.training
-        self.eval()
-        chunks = []
-        try:
-            for s in range(0, len(data), batch_size):
-                xb = data.slice(s, s + batch_size)
-                if self.device.type != "cpu":
-                    xb = xb.to(self.device)
-                chunks.append(self.forward(xb, return_gates=True)[1].float().cpu())
-        finally:
-            self.train(was)
-        g = torch.cat(chunks).numpy()  # (n, T, S+K)
+        g = self._map_batches(x, lambda b: self.forward(b, return_gates=True)[1], "gate_weights",
+                              batch_size).numpy()  # (n, T, S+K)
         return {t: g[:, i] for i, t in enumerate(self.task_names)}
