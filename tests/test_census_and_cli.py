@@ -25,7 +25,7 @@ def test_mmoe_on_census_reaches_paper_level_auc(census, tmp_path):
     m = MMoE(enc.feature_columns, num_experts=8, expert_dnn_hidden_units=(16,), tower_dnn_hidden_units=(8,),
              task_names=["income", "marital"], seed=0)
     m.compile("adam", lr=3e-3, metrics=["auc"])
-    h = m.fit(X.iloc[tr], y.iloc[tr], batch_size=512, epochs=4, verbose=0,          # raw frames, encoded on the fly
+    m.fit(X.iloc[tr], y.iloc[tr], batch_size=512, epochs=4, verbose=0,              # raw frames, encoded on the fly
               validation_data=(X.iloc[va], y.iloc[va]),
               callbacks=[EarlyStopping("val_income_auc", patience=1, restore_best_weights=True)])
     res = m.evaluate(X.iloc[te], y.iloc[te])

@@ -8,7 +8,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-import torch
 
 from ...layers.core import Towers
 from ...layers.moe import MixtureOfExperts
