@@ -137,6 +137,16 @@ def load_model(path: str, device: str | None = None, compile: bool = True) -> An
         except (ValueError, KeyError, TypeError) as e:
             raise ModelFormatError(f"load_model: {enc_path!r} is corrupted ({e}).") from None
     model = cls(**kwargs)
+    if encoder is not None:
+        enc_cols = {f.name: f for f in encoder.feature_columns}
+        bad = [f.name for f in model.feature_columns if f.name in enc_cols and (
+            getattr(f, "vocabulary_size", None) != getattr(enc_cols[f.name], "vocabulary_size", None)
+            or type(f) is not type(enc_cols[f.name]))]
+        if bad:
+            raise ModelFormatError(
+                f"load_model: the encoder in {path!r} does not match the model's feature columns (different "
+                f"vocabulary size or type: {bad}). The files come from different saves; save the model and its "
+                "encoder together with model.save().")
     model.encoder = encoder
     try:
         state = torch.load(os.path.join(path, _WEIGHTS), map_location=model.device, weights_only=True)

@@ -79,3 +79,12 @@ def test_loading_never_unpickles_code(saved):
     with pytest.raises(ModelFormatError):
         load_model(str(path))
     assert not os.path.exists("/tmp/ctrkit-pwned")
+
+
+def test_encoder_from_another_save_is_refused(saved, byterec_encoded):
+    _, path, df, _ = saved
+    enc2 = json.loads((path / "encoder.json").read_text())
+    enc2["state"]["vocabularies_"]["uid"] = enc2["state"]["vocabularies_"]["uid"][:5]   # a different fit
+    (path / "encoder.json").write_text(json.dumps(enc2))
+    with pytest.raises(ModelFormatError, match=r"does not match the model's feature columns.*\['uid'\]"):
+        load_model(str(path))
