@@ -19,8 +19,34 @@ from .lr import LinearDeepModel
 __all__ = ["DCN"]
 
 
+class _CrossDeep(LinearDeepModel):
+    """Shared body of DCN and DCN-Mix: ``logit = linear + w·[cross(x0), MLP(x0)]``."""
+
+    def _build_cross_deep(self, make_cross, cross_num, dnn_hidden_units, dnn_activation, dnn_dropout, dnn_use_bn,
+                          l2_reg_cross) -> None:
+        name = type(self).__name__
+        if cross_num == 0 and not dnn_hidden_units:
+            raise ValueError(f"{name}: cross_num=0 and dnn_hidden_units=() leave no cross or deep part; set one.")
+        if self.input_dim == 0:
+            raise ValueError(f"{name}: dnn_feature_columns is empty; the cross and deep parts need an input.")
+        self.crossnet = make_cross(self.input_dim) if cross_num else None
+        self.dnn = MLP(self.input_dim, tuple(dnn_hidden_units), dnn_activation, dnn_dropout, dnn_use_bn) \
+            if dnn_hidden_units else None
+        width = (self.input_dim if self.crossnet is not None else 0) + (self.dnn.output_dim if self.dnn else 0)
+        self.dnn_linear = nn.Linear(width, 1, bias=False)
+        if self.crossnet is not None:
+            self._l2_modules = {"crossnet": float(l2_reg_cross)}
+        self._finish_init()
+
+    def forward(self, batch):
+        x0 = self._deep(batch)[1]
+        parts = ([self.crossnet(x0)] if self.crossnet is not None else []) + ([self.dnn(x0)] if self.dnn else [])
+        h = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
+        return self._output(self.linear(batch) + self.dnn_linear(h)[:, 0])
+
+
 @register_model
-class DCN(LinearDeepModel):
+class DCN(_CrossDeep):
     """``logit = linear + w·[CrossNet(x0), MLP(x0)]`` with ``x0`` = all embeddings and dense values of
     ``dnn_feature_columns``, concatenated.
 
@@ -64,21 +90,5 @@ class DCN(LinearDeepModel):
         if cross_parameterization not in ("vector", "matrix"):
             raise ValueError(f"{name}: cross_parameterization must be 'vector' (DCN) or 'matrix' (DCN-V2), got "
                              f"{cross_parameterization!r}.")
-        if cross_num == 0 and not dnn_hidden_units:
-            raise ValueError(f"{name}: cross_num=0 and dnn_hidden_units=() leave no cross or deep part; set one.")
-        if self.input_dim == 0:
-            raise ValueError(f"{name}: dnn_feature_columns is empty; the cross and deep parts need an input.")
-        self.crossnet = CrossNet(self.input_dim, cross_num, cross_parameterization) if cross_num else None
-        self.dnn = MLP(self.input_dim, tuple(dnn_hidden_units), dnn_activation, dnn_dropout, dnn_use_bn) \
-            if dnn_hidden_units else None
-        width = (self.input_dim if self.crossnet is not None else 0) + (self.dnn.output_dim if self.dnn else 0)
-        self.dnn_linear = nn.Linear(width, 1, bias=False)
-        if self.crossnet is not None:
-            self._l2_modules = {"crossnet": float(l2_reg_cross)}
-        self._finish_init()
-
-    def forward(self, batch):
-        x0 = self._deep(batch)[1]
-        parts = ([self.crossnet(x0)] if self.crossnet is not None else []) + ([self.dnn(x0)] if self.dnn else [])
-        h = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
-        return self._output(self.linear(batch) + self.dnn_linear(h)[:, 0])
+        self._build_cross_deep(lambda d: CrossNet(d, cross_num, cross_parameterization), cross_num, dnn_hidden_units,
+                               dnn_activation, dnn_dropout, dnn_use_bn, l2_reg_cross)

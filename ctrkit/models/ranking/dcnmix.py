@@ -7,19 +7,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import torch
-from torch import nn
 
-from ...layers.core import MLP
 from ...layers.interaction import CrossNetMix
 from ...registry import register_model
-from .lr import LinearDeepModel
+from .dcn import _CrossDeep
 
 __all__ = ["DCNMix"]
 
 
 @register_model
-class DCNMix(LinearDeepModel):
+class DCNMix(_CrossDeep):
     """``logit = linear + w·[CrossNetMix(x0), MLP(x0)]``; every cross layer mixes ``num_experts`` rank-``low_rank``
     experts with a softmax gate (all experts of a layer computed in one batched product).
 
@@ -54,21 +51,5 @@ class DCNMix(LinearDeepModel):
         name = type(self).__name__
         if isinstance(cross_num, bool) or not isinstance(cross_num, int) or cross_num < 0:
             raise ValueError(f"{name}: cross_num must be an int >= 0, got {cross_num!r}.")
-        if cross_num == 0 and not dnn_hidden_units:
-            raise ValueError(f"{name}: cross_num=0 and dnn_hidden_units=() leave no cross or deep part; set one.")
-        if self.input_dim == 0:
-            raise ValueError(f"{name}: dnn_feature_columns is empty; the cross and deep parts need an input.")
-        self.crossnet = CrossNetMix(self.input_dim, low_rank, num_experts, cross_num) if cross_num else None
-        self.dnn = MLP(self.input_dim, tuple(dnn_hidden_units), dnn_activation, dnn_dropout, dnn_use_bn) \
-            if dnn_hidden_units else None
-        width = (self.input_dim if self.crossnet is not None else 0) + (self.dnn.output_dim if self.dnn else 0)
-        self.dnn_linear = nn.Linear(width, 1, bias=False)
-        if self.crossnet is not None:
-            self._l2_modules = {"crossnet": float(l2_reg_cross)}
-        self._finish_init()
-
-    def forward(self, batch):
-        x0 = self._deep(batch)[1]
-        parts = ([self.crossnet(x0)] if self.crossnet is not None else []) + ([self.dnn(x0)] if self.dnn else [])
-        h = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
-        return self._output(self.linear(batch) + self.dnn_linear(h)[:, 0])
+        self._build_cross_deep(lambda d: CrossNetMix(d, low_rank, num_experts, cross_num), cross_num,
+                               dnn_hidden_units, dnn_activation, dnn_dropout, dnn_use_bn, l2_reg_cross)
