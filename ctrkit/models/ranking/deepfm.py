@@ -7,9 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from torch import nn
 
-from ...layers.core import MLP
 from ...layers.interaction import FM as FMLayer
 from ...registry import register_model
 from .lr import LinearDeepModel
@@ -58,10 +56,7 @@ class DeepFM(LinearDeepModel):
             self._require_sparse("the FM term interacts their embeddings")
             self._require_equal_dims("the FM term")
         self.fm = FMLayer() if self.use_fm else None
-        self.use_dnn = bool(dnn_hidden_units) and self.input_dim > 0
-        self.dnn = MLP(self.input_dim, tuple(dnn_hidden_units), dnn_activation, dnn_dropout, dnn_use_bn) \
-            if self.use_dnn else None
-        self.dnn_linear = nn.Linear(self.dnn.output_dim, 1, bias=False) if self.use_dnn else None
+        self._build_dnn(dnn_hidden_units, dnn_activation, dnn_dropout, dnn_use_bn)
         self._finish_init()
 
     def forward(self, batch):
@@ -71,5 +66,5 @@ class DeepFM(LinearDeepModel):
             if self.use_fm:
                 logit = logit + self.fm(groups[0])
             if self.use_dnn:
-                logit = logit + self.dnn_linear(self.dnn(flat))[:, 0]
+                logit = logit + self._dnn_logit(flat)
         return self._output(logit)

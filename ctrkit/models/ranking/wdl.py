@@ -6,9 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from torch import nn
 
-from ...layers.core import MLP
 from ...registry import register_model
 from .lr import LinearDeepModel
 
@@ -47,14 +45,11 @@ class WDL(LinearDeepModel):
         super().__init__(linear_feature_columns, dnn_feature_columns, task=task, task_name=task_name,
                          l2_reg_linear=l2_reg_linear, l2_reg_embedding=l2_reg_embedding, l2_reg_dnn=l2_reg_dnn,
                          init_std=init_std, seed=seed, device=device, sparse=sparse, config=locals())
-        self.use_dnn = bool(dnn_hidden_units) and self.input_dim > 0
-        self.dnn = MLP(self.input_dim, tuple(dnn_hidden_units), dnn_activation, dnn_dropout, dnn_use_bn) \
-            if self.use_dnn else None
-        self.dnn_linear = nn.Linear(self.dnn.output_dim, 1, bias=False) if self.use_dnn else None
+        self._build_dnn(dnn_hidden_units, dnn_activation, dnn_dropout, dnn_use_bn)
         self._finish_init()
 
     def forward(self, batch):
         logit = self.linear(batch)
         if self.use_dnn:
-            logit = logit + self.dnn_linear(self.dnn(self._deep(batch)[1]))[:, 0]
+            logit = logit + self._dnn_logit(self._deep(batch)[1])
         return self._output(logit)

@@ -9,7 +9,6 @@ from collections.abc import Sequence
 
 from torch import nn
 
-from ...layers.core import MLP
 from ...layers.interaction import CIN
 from ...registry import register_model
 from .lr import LinearDeepModel
@@ -63,10 +62,7 @@ class xDeepFM(LinearDeepModel):  # noqa: N801 (the paper's and DeepCTR's spellin
             self.cin = CIN(len(self._sparse_dnn_features()), tuple(cin_layer_size), cin_activation, cin_split_half)
             self.cin_linear = nn.Linear(self.cin.output_dim, 1, bias=False)
             self._l2_modules = {"cin": float(l2_reg_cin)}
-        self.use_dnn = bool(dnn_hidden_units) and self.input_dim > 0
-        self.dnn = MLP(self.input_dim, tuple(dnn_hidden_units), dnn_activation, dnn_dropout, dnn_use_bn) \
-            if self.use_dnn else None
-        self.dnn_linear = nn.Linear(self.dnn.output_dim, 1, bias=False) if self.use_dnn else None
+        self._build_dnn(dnn_hidden_units, dnn_activation, dnn_dropout, dnn_use_bn)
         self._finish_init()
 
     def forward(self, batch):
@@ -76,5 +72,5 @@ class xDeepFM(LinearDeepModel):  # noqa: N801 (the paper's and DeepCTR's spellin
             if self.use_cin:
                 logit = logit + self.cin_linear(self.cin(groups[0]))[:, 0]
             if self.use_dnn:
-                logit = logit + self.dnn_linear(self.dnn(flat))[:, 0]
+                logit = logit + self._dnn_logit(flat)
         return self._output(logit)
