@@ -1,11 +1,13 @@
 """Metrics computed over a whole epoch (never averaged over batches), per task.
 
 Each metric is a function ``(y_true, y_pred, sample_weight=None) -> float`` on 1-D numpy arrays, where
-``y_pred`` is a probability for binary tasks and a value for regression. :func:`get_metric` looks one up by
-name and tells which direction is better (EarlyStopping's ``mode="auto"`` reads it).
+``y_pred`` is a probability for binary tasks and a value for regression. For ``"multiclass"`` tasks a metric's
+``multiclass`` function takes class ids ``(n,)`` and class probabilities ``(n, C)``. :func:`get_metric` looks
+one up by name and tells which direction is better (EarlyStopping's ``mode="auto"`` reads it).
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -14,7 +16,7 @@ import numpy as np
 from .exceptions import suggest
 
 __all__ = ["roc_auc", "log_loss", "mean_squared_error", "mean_absolute_error", "accuracy", "get_metric",
-           "MetricSpec", "METRICS"]
+           "multiclass_accuracy", "multiclass_log_loss", "multiclass_roc_auc", "MetricSpec", "METRICS"]
 
 _EPS = 1e-7
 
@@ -67,24 +69,67 @@ def accuracy(y_true, y_pred, sample_weight=None) -> float:
     return float(np.average((p >= 0.5) == (y >= 0.5), weights=w)) if y.size else float("nan")
 
 
+def _prep_multiclass(y_true, y_prob, sample_weight):
+    y = np.asarray(y_true, dtype=np.float64).reshape(-1).astype(np.int64)
+    p = np.asarray(y_prob, dtype=np.float64)
+    p = p.reshape(len(y), -1)
+    w = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64).reshape(-1)
+    return y, p, w
+
+
+def multiclass_accuracy(y_true, y_prob, sample_weight=None) -> float:
+    """Share of rows whose most probable class is the true class id.
+
+    Example:
+        >>> multiclass_accuracy([0, 2, 1], [[.8, .1, .1], [.2, .3, .5], [.6, .3, .1]])
+        0.6666666666666666
+    """
+    y, p, w = _prep_multiclass(y_true, y_prob, sample_weight)
+    return float(np.average(p.argmax(axis=1) == y, weights=w)) if y.size else float("nan")
+
+
+def multiclass_log_loss(y_true, y_prob, sample_weight=None) -> float:
+    """Multi-class cross-entropy ``-log p[true class]`` (probabilities clipped to [1e-7, 1])."""
+    y, p, w = _prep_multiclass(y_true, y_prob, sample_weight)
+    if not y.size:
+        return float("nan")
+    ll = -np.log(np.clip(p[np.arange(len(y)), y], _EPS, 1.0))
+    return float(np.average(ll, weights=w))
+
+
+def multiclass_roc_auc(y_true, y_prob, sample_weight=None) -> float:
+    """Macro one-vs-rest AUC: the mean over classes present (with both classes in the rows) of each class's AUC.
+
+    Example:
+        >>> multiclass_roc_auc([0, 1, 2, 2], [[.7, .2, .1], [.2, .7, .1], [.1, .2, .7], [.3, .3, .4]])
+        1.0
+    """
+    y, p, w = _prep_multiclass(y_true, y_prob, sample_weight)
+    aucs = [roc_auc(y == c, p[:, c], w) for c in range(p.shape[1])]
+    aucs = [a for a in aucs if not np.isnan(a)]
+    return float(np.mean(aucs)) if aucs else float("nan")
+
+
 @dataclass(frozen=True)
 class MetricSpec:
     name: str
     fn: Callable[..., float]
     direction: str          # "max" or "min"
     task_types: tuple       # task types it applies to
+    multiclass: Callable[..., float] | None = None   # (class ids (n,), probabilities (n, C)) -> float
 
 
 METRICS: dict[str, MetricSpec] = {}
-for _names, _fn, _dir, _types in [
-    (("auc", "roc_auc"), roc_auc, "max", ("binary",)),
-    (("logloss", "log_loss", "binary_crossentropy", "bce"), log_loss, "min", ("binary",)),
-    (("mse", "mean_squared_error"), mean_squared_error, "min", ("regression", "binary")),
-    (("mae", "mean_absolute_error"), mean_absolute_error, "min", ("regression",)),
-    (("accuracy", "acc"), accuracy, "max", ("binary",)),
+for _names, _fn, _dir, _types, _mc in [
+    (("auc", "roc_auc"), roc_auc, "max", ("binary", "multiclass"), multiclass_roc_auc),
+    (("logloss", "log_loss", "binary_crossentropy", "bce"), log_loss, "min", ("binary", "multiclass"),
+     multiclass_log_loss),
+    (("mse", "mean_squared_error"), mean_squared_error, "min", ("regression", "binary"), None),
+    (("mae", "mean_absolute_error"), mean_absolute_error, "min", ("regression",), None),
+    (("accuracy", "acc"), accuracy, "max", ("binary", "multiclass"), multiclass_accuracy),
 ]:
     for _n in _names:
-        METRICS[_n] = MetricSpec(_n, _fn, _dir, _types)
+        METRICS[_n] = MetricSpec(_n, _fn, _dir, _types, _mc)
 
 
 def get_metric(name: str) -> MetricSpec:
@@ -100,6 +145,8 @@ def metric_direction(log_key: str) -> str | None:
     key = log_key.lower()
     if key.endswith("loss"):
         return "min"
+    if re.search(r"(^|_)(hr|ndcg)@\d+$", key):   # full-ranking metrics of the sequential models
+        return "max"
     for name in sorted(METRICS, key=len, reverse=True):
         if key == name or key.endswith("_" + name):
             return METRICS[name].direction

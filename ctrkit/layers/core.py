@@ -159,9 +159,13 @@ class Towers(nn.Module):
         in_features: input width.
         hidden_units: hidden layers of each tower (may be empty: a linear output).
         activation, dropout, use_bn: as in :class:`MLP` (no BatchNorm on the output unit).
+        widths: output units per task (default 1 each); a task with ``C > 1`` units (a multiclass task)
+            returns ``(B, C)`` logits. The towers stay one batched matmul: every tower has ``max(widths)``
+            output units and a narrower task reads its first ones.
 
     Shape:
-        input ``(B, in)`` shared by all towers, or ``(T, B, in)`` one per task → ``{task: (B,)}``.
+        input ``(B, in)`` shared by all towers, or ``(T, B, in)`` one per task → ``{task: (B,)}``
+        (``(B, C)`` for a task of width ``C > 1``).
 
     Example:
         >>> out = Towers(["ctr", "cvr"], 8, (4,))(torch.zeros(3, 8))
@@ -170,15 +174,18 @@ class Towers(nn.Module):
     """
 
     def __init__(self, task_names, in_features: int, hidden_units: Sequence[int] = (), activation: str = "relu",
-                 dropout: float = 0.0, use_bn: bool = False) -> None:
+                 dropout: float = 0.0, use_bn: bool = False, widths: Sequence[int] | None = None) -> None:
         super().__init__()
         self.task_names = list(task_names)
         T = len(self.task_names)
+        self.widths = [1] * T if widths is None else [int(w) for w in widths]
+        if len(self.widths) != T or min(self.widths) < 1:
+            raise ValueError(f"Towers: widths must give one int >= 1 per task, got {widths!r} for {T} tasks.")
         units = _check_units("Towers", hidden_units)
         self.hidden = ParallelMLP(T, in_features, units, activation, dropout, use_bn) if units else None
-        self.out = ParallelMLP(T, units[-1] if units else in_features, (1,), last_activation=False)
+        self.out = ParallelMLP(T, units[-1] if units else in_features, (max(self.widths),), last_activation=False)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         h = self.hidden(x) if self.hidden is not None else x
-        y = self.out(h)  # (T, B, 1)
-        return {t: y[i, :, 0] for i, t in enumerate(self.task_names)}
+        y = self.out(h)  # (T, B, max width)
+        return {t: y[i, :, 0] if w == 1 else y[i, :, :w] for i, (t, w) in enumerate(zip(self.task_names, self.widths))}

@@ -1,4 +1,4 @@
-"""Mixture-of-experts layer: an expert bank and softmax gates computed together."""
+"""Mixture-of-experts layer: an expert bank and its gates (softmax or attention) computed together."""
 from __future__ import annotations
 
 import math
@@ -19,6 +19,15 @@ class MixtureOfExperts(nn.Module):
     MMoE paper's linear gate) the gate projections are appended to it, so experts and gates start with **one**
     GEMM. Deeper expert layers are one batched matmul each; the gate-weighted mixture is one batched matmul.
 
+    Options (off by default):
+
+    * ``residual=True``: every expert adds a linear projection of the layer's input to its output
+      (``e_i(x) = f_i(x) + x P_i``, a skip connection across the expert); the projections are more columns of
+      the first GEMM.
+    * ``attention_gates=True``: gate ``g`` is attention of a learned query ``q_g`` over the expert outputs:
+      ``score_gi = q_g · (W_k e_i) / sqrt(d)``, softmax over the experts (``W_k`` shared by the gates, ``d`` =
+      ``attention_dim``, default the expert width), instead of a softmax over a linear map of the input.
+
     Args:
         in_features: input width.
         num_experts: number of experts (>= 1).
@@ -26,6 +35,9 @@ class MixtureOfExperts(nn.Module):
         expert_hidden_units: layer widths of every expert (non-empty).
         gate_hidden_units: hidden layers of each gate before its softmax (empty: linear gate).
         activation, dropout, use_bn: for the experts (and gate hidden layers).
+        residual: add a linear skip connection to every expert.
+        attention_gates: gates attend over the expert outputs with a learned query per gate.
+        attention_dim: width ``d`` of the attention keys and queries (default: the expert output width).
 
     Shape:
         ``(B, in)`` → mixtures ``(G, B, H)`` and gate weights ``(B, G, E)``.
@@ -39,7 +51,8 @@ class MixtureOfExperts(nn.Module):
 
     def __init__(self, in_features: int, num_experts: int, num_gates: int, expert_hidden_units: Sequence[int],
                  gate_hidden_units: Sequence[int] = (), activation: str = "relu", dropout: float = 0.0,
-                 use_bn: bool = False) -> None:
+                 use_bn: bool = False, residual: bool = False, attention_gates: bool = False,
+                 attention_dim: int | None = None) -> None:
         super().__init__()
         units = _check_units("MixtureOfExperts", expert_hidden_units)
         if not units:
@@ -47,15 +60,29 @@ class MixtureOfExperts(nn.Module):
         E, G, u0 = int(num_experts), int(num_gates), units[0]
         self.num_experts, self.num_gates, self.in_features, self.first_units = E, G, in_features, u0
         gate_units = _check_units("MixtureOfExperts", gate_hidden_units)
-        self.linear_gates = not gate_units
-        width = E * u0 + (G * E if self.linear_gates else 0)
-        self.w_in = nn.Parameter(torch.empty(in_features, width))   # [experts' layer 1 | linear gates]
+        if attention_gates and gate_units:
+            raise ValueError(f"MixtureOfExperts: attention gates have no hidden layers (a query and a key matrix); "
+                             f"got gate_hidden_units={tuple(gate_hidden_units)!r}. Pass () with attention gates.")
+        self.attention_gates = bool(attention_gates)
+        self.linear_gates = not gate_units and not self.attention_gates
+        self.residual_width = E * units[-1] if residual else 0
+        if self.attention_gates:   # defined before the expert weights (GradNorm picks the last shared matrix)
+            d = units[-1] if attention_dim is None else int(attention_dim)
+            if d < 1:
+                raise ValueError(f"MixtureOfExperts: attention_dim must be an int >= 1, got {attention_dim!r}.")
+            self.attention_dim = d
+            self.gate_query = nn.Parameter(torch.empty(G, d))
+            self.gate_key = nn.Parameter(torch.empty(units[-1], d))
+        width = E * u0 + self.residual_width + (G * E if self.linear_gates else 0)
+        # [experts' layer 1 | residual projections | linear gates]
+        self.w_in = nn.Parameter(torch.empty(in_features, width))
         self.b_in = nn.Parameter(torch.empty(width))
         self.bn = nn.BatchNorm1d(E * u0) if use_bn else None
         self.act = get_activation(activation)
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.deeper = ParallelMLP(E, u0, units[1:], activation, dropout, use_bn) if len(units) > 1 else None
-        if not self.linear_gates:
+        self.hidden_gates = bool(gate_units)
+        if self.hidden_gates:
             self.gate_hidden = ParallelMLP(G, in_features, gate_units, activation)
             self.gate_weight = nn.Parameter(torch.empty(G, gate_units[-1], E))
             self.gate_bias = nn.Parameter(torch.empty(G, 1, E))
@@ -66,9 +93,12 @@ class MixtureOfExperts(nn.Module):
         E, u0 = self.num_experts, self.first_units
         bound = 1.0 / math.sqrt(self.in_features)  # nn.Linear's default, per expert and per gate
         nn.init.uniform_(self.w_in, -bound, bound)
-        nn.init.uniform_(self.b_in[: E * u0], -bound, bound)
-        nn.init.zeros_(self.b_in[E * u0:])
-        if not self.linear_gates:
+        nn.init.uniform_(self.b_in[: E * u0 + self.residual_width], -bound, bound)
+        nn.init.zeros_(self.b_in[E * u0 + self.residual_width:])
+        if self.attention_gates:
+            nn.init.normal_(self.gate_query, std=1.0 / math.sqrt(self.attention_dim))
+            nn.init.normal_(self.gate_key, std=1.0 / math.sqrt(self.gate_key.shape[0]))
+        if self.hidden_gates:
             gb = 1.0 / math.sqrt(self.gate_weight.shape[1])
             nn.init.uniform_(self.gate_weight, -gb, gb)
             nn.init.zeros_(self.gate_bias)
@@ -76,15 +106,21 @@ class MixtureOfExperts(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         E, G, u0 = self.num_experts, self.num_gates, self.first_units
         B = x.shape[0]
-        h = torch.addmm(self.b_in, x, self.w_in)                    # (B, E*u0 [+ G*E])
+        h = torch.addmm(self.b_in, x, self.w_in)                    # (B, E*u0 [+ E*H] [+ G*E])
         # split (its backward is a cat) rather than slicing (backward zero-fills the whole h per slice)
-        experts, gate_logits = torch.split(h, [E * u0, h.shape[1] - E * u0], dim=1)
+        R = self.residual_width
+        experts, skip, gate_logits = torch.split(h, [E * u0, R, h.shape[1] - E * u0 - R], dim=1)
         if self.bn is not None:
             experts = self.bn(experts)
         experts = self.dropout(self.act(experts)).view(B, E, u0)    # (B, E, u0)
         if self.deeper is not None:
             experts = self.deeper(experts.transpose(0, 1)).transpose(0, 1)  # (B, E, H)
-        if self.linear_gates:
+        if R:
+            experts = experts + skip.view(B, E, -1)
+        if self.attention_gates:   # (B, E, H) @ (H, d) @ (d, G) -> (B, E, G)
+            scores = torch.matmul(torch.matmul(experts, self.gate_key), self.gate_query.t())
+            gate_logits = scores.transpose(1, 2) / math.sqrt(self.attention_dim)
+        elif self.linear_gates:
             gate_logits = gate_logits.reshape(B, G, E)
         else:
             gate_logits = torch.baddbmm(self.gate_bias, self.gate_hidden(x), self.gate_weight).transpose(0, 1)

@@ -31,7 +31,7 @@ from ..training.trainer import Trainer
 
 __all__ = ["BaseModel", "resolve_device"]
 
-TASK_TYPES = ("binary", "regression")
+TASK_TYPES = ("binary", "regression", "multiclass")
 
 
 def resolve_device(device: Any) -> torch.device:
@@ -67,6 +67,47 @@ def _serialise(v: Any) -> Any:
     return v
 
 
+def _resolve_num_classes(name: str, num_classes: Any, task_names: list[str], task_types: list[str]
+                         ) -> dict[str, int]:
+    """``{task: C}`` for the multiclass tasks, from an int, a list in task order or a dict."""
+    mc = [t for t, typ in zip(task_names, task_types) if typ == "multiclass"]
+    if not mc:
+        if num_classes is not None:
+            raise ValueError(f"{name}: num_classes={num_classes!r} was given but no task is 'multiclass' "
+                             f"(task_types={task_types}).")
+        return {}
+    if num_classes is None:
+        raise ValueError(f"{name}: task(s) {mc} are 'multiclass'; pass num_classes, e.g. num_classes={{{mc[0]!r}: 5}}"
+                         " (or one int for every multiclass task).")
+    if isinstance(num_classes, Mapping):
+        unknown = [k for k in num_classes if k not in mc]
+        if unknown:
+            raise ValueError(f"{name}: num_classes names {unknown}, which are not multiclass tasks; the multiclass "
+                             f"tasks are {mc}.")
+        out = {t: num_classes.get(t) for t in mc}
+    elif isinstance(num_classes, (list, tuple)):
+        if len(num_classes) != len(task_names):
+            raise ValueError(f"{name}: num_classes as a list needs one entry per task ({len(task_names)}), got "
+                             f"{len(num_classes)}; or pass {{task: C}}.")
+        out = {t: c for t, c, typ in zip(task_names, num_classes, task_types) if typ == "multiclass"}
+    else:
+        out = {t: num_classes for t in mc}
+    for t, c in out.items():
+        if isinstance(c, bool) or not isinstance(c, (int, np.integer)) or c < 2:
+            raise ValueError(f"{name}: num_classes for multiclass task {t!r} must be an int >= 2, got {c!r}.")
+    return {t: int(c) for t, c in out.items()}
+
+
+def check_class_ids(y: torch.Tensor, num_classes: int, where: str) -> None:
+    """Multiclass labels must be integer class ids in ``[0, num_classes)`` (NaN: missing)."""
+    v = y[~torch.isnan(y)]
+    bad = v[(v < 0) | (v >= num_classes) | (v != torch.round(v))]
+    if bad.numel():
+        raise DataValidationError(f"{where}: multiclass labels must be integer class ids in [0, {num_classes}), got "
+                                  f"{sorted(set(bad[:6].tolist()))}. Encode the classes as 0..{num_classes - 1} "
+                                  "(e.g. with pandas .cat.codes) or raise num_classes.")
+
+
 def deserialise_config(v: Any) -> Any:
     if isinstance(v, Mapping) and "__features__" in v:
         return [feature_from_dict(d) for d in v["__features__"]]
@@ -83,7 +124,7 @@ class BaseModel(nn.Module):
     Args:
         feature_columns: the features the model reads (an encoder's ``feature_columns`` carry the encoder).
         task_names: one name per task (output order of ``predict``).
-        task_types: ``"binary"`` or ``"regression"`` per task.
+        task_types: ``"binary"``, ``"regression"`` or ``"multiclass"`` per task.
         l2_reg_embedding: L2 on the embedding vectors looked up in each batch (mean over the batch of their
             squared norms), so the cost does not grow with the table size.
         l2_reg_dnn: L2 on the weight matrices of the dense layers (sum of squares).
@@ -92,14 +133,18 @@ class BaseModel(nn.Module):
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"`` or ``"auto"``.
         sparse: sparse embedding gradients (for very large tables).
         encoder: a fitted :class:`~ctrkit.FeatureEncoder`; taken from ``feature_columns`` when they carry one.
+        num_classes: the number of classes of each ``"multiclass"`` task: one int for all of them, a list in
+            task order, or ``{task: C}`` (C >= 2). A multiclass task's logits are ``(B, C)``; its labels are
+            class ids ``0..C-1``. Only models whose ``supports_multiclass`` is True accept such tasks.
     """
 
     multitask = False
+    supports_multiclass = False   # True for models whose task heads are ``Towers`` built with ``task_widths``
 
     def __init__(self, feature_columns: Sequence, task_names: Sequence[str], task_types: Sequence[str], *,
                  l2_reg_embedding: float = 0.0, l2_reg_dnn: float = 0.0, init_std: float = 0.01,
                  seed: int | None = 1024, device: Any = "cpu", sparse: bool = False, encoder: Any = None,
-                 config: dict[str, Any] | None = None) -> None:
+                 config: dict[str, Any] | None = None, num_classes: Any = None) -> None:
         super().__init__()
         name = type(self).__name__
         self.encoder = encoder if encoder is not None else getattr(feature_columns, "encoder", None)
@@ -127,6 +172,13 @@ class BaseModel(nn.Module):
             if not isinstance(v, (int, float)) or v < 0:
                 raise ValueError(f"{name}: {arg} must be a number >= 0, got {v!r}.")
         self.task_names, self.task_types = task_names, task_types
+        if "multiclass" in task_types and not self.supports_multiclass:
+            raise ValueError(f"{name}: 'multiclass' tasks are not supported by this model (its output is one logit "
+                             "per task). Use DNN, SharedBottom, MMoE, OMoE or PLE for multiclass tasks.")
+        self.num_classes = _resolve_num_classes(name, num_classes, task_names, task_types)
+        #: output columns per task in ``predict`` / ``predict_logits``: 1, or C for a multiclass task
+        self.task_widths = [self.num_classes.get(t, 1) for t in task_names]
+        self.output_width = sum(self.task_widths)
         self.l2_reg_embedding, self.l2_reg_dnn = float(l2_reg_embedding), float(l2_reg_dnn)
         self.seed = seed
         self.device = resolve_device(device)
@@ -145,6 +197,7 @@ class BaseModel(nn.Module):
         self.compiled_grad_clip_norm: float | None = None
         self._loss_fns: list[Any] = []
         self._loss_weights = torch.ones(len(task_names))
+        self.task_balancer: Any = None
         self._compile_spec: dict[str, Any] = {}
         self._mask_labels = False
         self._fit_lock = threading.Lock()
@@ -202,10 +255,10 @@ class BaseModel(nn.Module):
             ``(total, per_task)`` where ``per_task`` is a ``(T,)`` tensor.
         """
         fn0 = self._loss_fns[0]
-        if not self._mask_labels and all(f is fn0 for f in self._loss_fns):  # one loss for all tasks: one call
+        if not self._mask_labels and not self.num_classes and all(f is fn0 for f in self._loss_fns):  # one call
             lt = fn0(torch.stack([outputs[t] for t in self.task_names], dim=1), y)  # (B, T)
             per_task = lt.mean(0) if sample_weight is None else (lt * sample_weight.unsqueeze(1)).mean(0)
-            return (per_task * self._loss_weights).sum(), per_task
+            return (per_task * self._loss_weights.to(per_task.device)).sum(), per_task
         per = []
         for i, t in enumerate(self.task_names):
             yt = y[:, i]
@@ -218,7 +271,7 @@ class BaseModel(nn.Module):
                 lt = self._loss_fns[i](outputs[t], yt)
                 per.append(lt.mean() if sample_weight is None else (lt * sample_weight).mean())
         per_task = torch.stack(per)
-        return (per_task * self._loss_weights).sum(), per_task
+        return (per_task * self._loss_weights.to(per_task.device)).sum(), per_task
 
     def regularization_loss(self) -> torch.Tensor | None:
         reg = None
@@ -230,25 +283,63 @@ class BaseModel(nn.Module):
             reg = r if reg is None else reg + r
         return reg
 
+    def stack_outputs(self, outputs: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """``{task: (B,) or (B, C)}`` → one ``(B, output_width)`` tensor: tasks in order, a multiclass task's
+        C columns side by side (``(B, T)`` when no task is multiclass)."""
+        if not self.num_classes:
+            return torch.stack([outputs[t] for t in self.task_names], dim=1)
+        return torch.cat([outputs[t].reshape(outputs[t].shape[0], w)
+                          for t, w in zip(self.task_names, self.task_widths)], dim=1)
+
+    def split_outputs(self, logits: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The inverse of :meth:`stack_outputs`: ``(N, output_width)`` → ``{task: (N,) or (N, C)}``."""
+        out, c = {}, 0
+        for t, w in zip(self.task_names, self.task_widths):
+            out[t] = logits[:, c] if w == 1 and t not in self.num_classes else logits[:, c:c + w]
+            c += w
+        return out
+
+    def output_columns(self) -> list[str]:
+        """Names of the ``predict`` columns: the task name, or ``"task:k"`` for class k of a multiclass task."""
+        return [t if t not in self.num_classes else f"{t}:{k}"
+                for t, w in zip(self.task_names, self.task_widths) for k in range(w)]
+
     def logits_to_predictions(self, logits: torch.Tensor) -> torch.Tensor:
-        """``(N, T)`` raw outputs → probabilities for binary tasks, values for regression tasks."""
-        mask = self._binary_mask.to(logits.device)
-        return torch.where(mask, torch.sigmoid(logits), logits)
+        """``(N, output_width)`` raw outputs → probabilities for binary tasks (sigmoid), values for regression
+        tasks, class probabilities for multiclass tasks (softmax over the task's C columns)."""
+        if not self.num_classes:
+            mask = self._binary_mask.to(logits.device)
+            return torch.where(mask, torch.sigmoid(logits), logits)
+        parts = []
+        for (t, z), typ in zip(self.split_outputs(logits).items(), self.task_types):
+            if typ == "multiclass":
+                parts.append(torch.softmax(z, dim=1))
+            else:
+                parts.append((torch.sigmoid(z) if typ == "binary" else z).unsqueeze(1))
+        return torch.cat(parts, dim=1)
 
     # ------------------------------------------------------------------ facade
     def compile(self, optimizer: Any = "adam", loss: Any = None, metrics: Sequence[str] | None = None,
-                loss_weights: Any = None, lr: float | None = None, grad_clip_norm: float | None = None) -> None:
+                loss_weights: Any = None, lr: float | None = None, grad_clip_norm: float | None = None,
+                task_balancer: Any = None) -> None:
         """Set the optimizer, per-task losses and weights, and the metrics.
 
         Args:
             optimizer: ``"adam"``, ``"adagrad"``, ``"sgd"``, ``"adamw"``, ``"rmsprop"`` or an optimizer instance.
             loss: None/``"auto"`` (BCE for binary tasks, MSE for regression), one name for every task, a list in
-                task order, or ``{task: name}``. Names: ``binary_crossentropy``, ``mse``, ``mae``, ``huber``.
+                task order, or ``{task: name}``. Names: ``binary_crossentropy``, ``mse``, ``mae``, ``huber``,
+                ``categorical_crossentropy`` (the multiclass default).
             metrics: names computed per task over whole epochs: ``auc``, ``logloss`` (or
-                ``binary_crossentropy``), ``accuracy`` for binary tasks; ``mse``, ``mae`` for regression.
+                ``binary_crossentropy``), ``accuracy`` for binary tasks; ``mse``, ``mae`` for regression;
+                ``accuracy``, ``logloss`` (multi-class cross-entropy) and ``auc`` (macro one-vs-rest) for
+                multiclass tasks.
             loss_weights: ``{task: weight}`` or a list in task order (default 1 each).
             lr: learning rate when ``optimizer`` is a name.
             grad_clip_norm: clip the global gradient norm to this value.
+            task_balancer: how task losses are combined: None (fixed ``loss_weights``), ``"uncertainty"``,
+                ``"gradnorm"``, ``"pcgrad"``, or an instance from :mod:`ctrkit.training.balancing` (e.g.
+                ``GradNorm(alpha=1.0)``). Learned weights (uncertainty, GradNorm) appear in the History as
+                ``loss_weight_<task>``; they exclude ``loss_weights``.
         """
         self._loss_fns = resolve_task_losses(loss, self.task_names, self.task_types)
         mets = [] if metrics is None else ([metrics] if isinstance(metrics, str) else list(metrics))
@@ -274,13 +365,21 @@ class BaseModel(nn.Module):
         if grad_clip_norm is not None and not grad_clip_norm > 0:
             raise ValueError(f"compile: grad_clip_norm must be > 0 or None, got {grad_clip_norm!r}.")
         self.compiled_grad_clip_norm = grad_clip_norm
+        from ..training.balancing import get_balancer
+        balancer = get_balancer(task_balancer)
+        if balancer.learns_weights and loss_weights is not None:
+            raise ValueError(f"compile: task_balancer={balancer.name!r} learns the task weights; loss_weights="
+                             f"{loss_weights!r} cannot be combined with it. Pass one or the other.")
         self.optimizer = build_optimizer(optimizer, self, lr)
+        balancer.bind(self)
+        self.task_balancer = balancer
         self._compile_spec = {
             "optimizer": optimizer if isinstance(optimizer, str) else None, "lr": lr,
             "loss": loss if (loss is None or isinstance(loss, str) or (isinstance(loss, (list, dict, tuple)) and all(
                 isinstance(v, str) for v in (loss.values() if isinstance(loss, dict) else loss)))) else None,
-            "metrics": self.compiled_metrics, "loss_weights": dict(zip(self.task_names, lw)),
-            "grad_clip_norm": grad_clip_norm}
+            "metrics": self.compiled_metrics,
+            "loss_weights": None if balancer.learns_weights else dict(zip(self.task_names, lw)),
+            "grad_clip_norm": grad_clip_norm, "task_balancer": balancer.config()}
 
     def _check_compiled(self, where: str) -> None:
         if not self._loss_fns:
@@ -324,7 +423,11 @@ class BaseModel(nn.Module):
         if y is None:
             raise DataValidationError(f"{type(self).__name__}.{where}: y is None; pass the labels "
                                       f"{{task: array}} for tasks {self.task_names}.")
-        return to_targets(y, self.task_names, self.task_types, n, where=f"{type(self).__name__}.{where}: y")
+        Y = to_targets(y, self.task_names, self.task_types, n, where=f"{type(self).__name__}.{where}: y")
+        for i, t in enumerate(self.task_names):
+            if t in self.num_classes:
+                check_class_ids(Y[:, i], self.num_classes[t], f"{type(self).__name__}.{where}: y[{t!r}]")
+        return Y
 
     def fit(self, x: Any = None, y: Any = None, batch_size: int = 256, epochs: int = 1, verbose: int = 1,
             initial_epoch: int = 0, validation_split: float = 0.0, validation_data: Any = None,
@@ -336,8 +439,8 @@ class BaseModel(nn.Module):
             x: DataFrame (raw if the model has an encoder), dict of arrays, or encoder output; or an on-disk
                 store (``ctrkit.data.open("train.h5")``), read in batches with its labels (then ``y`` is None).
             y: ``{task: array}``, a DataFrame of task columns, or an ``(n, T)`` array in task order.
-            batch_size, epochs, verbose (0 silent, 1 progress bar, 2 one line per epoch), initial_epoch, shuffle:
-                as in Keras.
+            batch_size, epochs, initial_epoch, shuffle: as in Keras.
+            verbose: 0 silent, 1 progress bar, 2 one line per epoch.
             validation_split: fraction of the **last** rows held out for validation (Keras' rule).
             validation_data: ``(x_val, y_val)`` or ``(x_val, y_val, sample_weight_val)``, or a store.
             callbacks: list of :mod:`ctrkit.callbacks` instances.
@@ -420,20 +523,47 @@ class BaseModel(nn.Module):
         return Trainer(self).evaluate(data, Y, W, batch_size)
 
     def predict(self, x: Any = None, batch_size: int = 4096) -> np.ndarray:
-        """Predictions ``(n, T)`` in task order: probabilities for binary tasks, values for regression."""
+        """Predictions ``(n, T)`` in task order: probabilities for binary tasks, values for regression.
+
+        A ``"multiclass"`` task takes C columns (its softmax class probabilities) instead of one, so the array
+        is ``(n, output_width)``; :meth:`output_columns` names the columns and :meth:`split_outputs` turns a
+        prediction array back into ``{task: (n,) or (n, C)}``."""
         data = self._source(x, None, None, "predict") if isinstance(x, DataSource) else self._to_data(x, "predict")
         logits = Trainer(self).predict_logits(data, batch_size)
         return self.logits_to_predictions(logits).numpy()
 
     def predict_records(self, records: Sequence[Mapping[str, Any]], batch_size: int = 4096) -> np.ndarray:
-        """Predict from raw records (dicts of column → value) with the bundled encoder."""
+        """Predict from raw records (dicts of column → value) with the bundled encoder: the serving call.
+
+        Unseen values go to the out-of-vocabulary id, missing values to the missing category / the training
+        mean; a field absent from every record is treated as missing (with a warning). Up to 1,024 records
+        take a lean path without pandas (:mod:`ctrkit.serving`; a single record costs well under a
+        millisecond besides the forward pass); more go through :meth:`predict` on a DataFrame. Both give the
+        same predictions.
+
+        Returns:
+            ``(n, output_width)`` predictions, as :meth:`predict`.
+        """
         if self.encoder is None:
             raise RuntimeError("predict_records needs a model built from a FeatureEncoder's feature_columns.")
-        df = pd.DataFrame.from_records(list(records))
-        absent = [c for c in self.encoder.feature_names_in_ if c not in df.columns]
+        records = records if isinstance(records, list) else list(records)
+        if not records:
+            raise DataValidationError(f"{type(self).__name__}.predict_records: no records; pass a list of dicts "
+                                      "{column: value}.")
+        if not all(isinstance(r, Mapping) for r in records):
+            bad = next(r for r in records if not isinstance(r, Mapping))
+            raise DataValidationError(f"{type(self).__name__}.predict_records: records must be dicts of column -> "
+                                      f"value, got a {type(bad).__name__}. Pass a DataFrame to predict() instead.")
+        absent = [c for c in self.encoder.feature_names_in_ if not any(c in r for r in records)]
         if absent:
             warnings.warn(f"predict_records: fields {absent} are absent from the records and treated as missing "
                           "(the missing category / the training mean).", stacklevel=2)
+        from ..serving import predict_data_fast, records_plan, records_to_data
+        plan = records_plan(self) if len(records) <= 1024 else None
+        if plan is not None:
+            return predict_data_fast(self, records_to_data(self, records, plan))
+        df = pd.DataFrame.from_records(records)
+        if absent:
             df = df.assign(**{c: None for c in absent})
         return self.predict(df, batch_size)
 

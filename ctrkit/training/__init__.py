@@ -1,7 +1,8 @@
-"""Training: the Trainer loop, per-task losses and optimizers."""
+"""Training: the Trainer loop, per-task losses, task balancing and optimizers."""
+from .balancing import GradNorm, PCGrad, TaskBalancer, UncertaintyWeighting, get_balancer
 from .losses import LOSSES, get_loss, resolve_task_losses
 from .optim import OPTIMIZERS, MultiOptimizer, build_optimizer
 from .trainer import Trainer
 
 __all__ = ["Trainer", "get_loss", "resolve_task_losses", "LOSSES", "build_optimizer", "MultiOptimizer",
-           "OPTIMIZERS"]
+           "OPTIMIZERS", "TaskBalancer", "UncertaintyWeighting", "GradNorm", "PCGrad", "get_balancer"]

@@ -30,17 +30,24 @@ def _huber(pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return F.huber_loss(pred, y, reduction="none")
 
 
+def _cross_entropy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Softmax cross-entropy of ``(B, C)`` logits against class ids ``(B,)`` (stored as floats)."""
+    return F.cross_entropy(logits, y.long(), reduction="none")
+
+
 LOSSES: dict[str, tuple[ElementwiseLoss, str]] = {}
 for _names, _fn, _type in [
     (("binary_crossentropy", "binary_cross_entropy", "bce", "logloss", "log_loss"), _bce, "binary"),
     (("mse", "mean_squared_error"), _mse, "regression"),
     (("mae", "mean_absolute_error"), _mae, "regression"),
     (("huber",), _huber, "regression"),
+    (("categorical_crossentropy", "sparse_categorical_crossentropy", "cross_entropy", "crossentropy", "ce"),
+     _cross_entropy, "multiclass"),
 ]:
     for _n in _names:
         LOSSES[_n] = (_fn, _type)
 
-_DEFAULT_BY_TYPE = {"binary": "binary_crossentropy", "regression": "mse"}
+_DEFAULT_BY_TYPE = {"binary": "binary_crossentropy", "regression": "mse", "multiclass": "categorical_crossentropy"}
 
 
 def get_loss(name: str | Callable) -> ElementwiseLoss:
@@ -75,8 +82,9 @@ def resolve_task_losses(loss: Any, task_names: Sequence[str], task_types: Sequen
         if isinstance(s, str):
             key = s.lower()
             fn = get_loss(key)
-            if LOSSES[key][1] == "binary" and t == "regression":
-                raise ValueError(f"compile: loss {s!r} is for binary tasks but task {n!r} is 'regression'. Use "
+            kind = LOSSES[key][1]
+            if (kind == "multiclass") != (t == "multiclass") or (kind == "binary" and t == "regression"):
+                raise ValueError(f"compile: loss {s!r} is for {kind} tasks but task {n!r} is {t!r}. Use "
                                  "loss='auto' (per task type) or a dict {task: loss}.")
             out.append(fn)
         else:

@@ -1,7 +1,8 @@
 """The training loop. ``model.fit/evaluate/predict`` are a thin facade over :class:`Trainer`.
 
 The loop never asks which model it runs: it calls ``model(batch)`` for a dict of logits per task,
-``model.compute_loss(...)`` for the loss (ESMM-like models override it) and ``model.regularization_loss()``.
+``model.compute_loss(...)`` for the loss (ESMM-like models override it) and ``model.regularization_loss()``;
+the compiled task balancer (:mod:`ctrkit.training.balancing`) turns the per-task losses into gradients.
 Batches are slices of columnar tensors shuffled once per epoch; batch losses stay on the device and are
 read once per epoch; metrics are computed on the whole epoch's predictions, per task.
 
@@ -115,7 +116,8 @@ class Trainer:
     # ---------------------------------------------------------------- prediction
     @torch.inference_mode()
     def predict_logits(self, data: TensorData | DataSource, batch_size: int = 4096) -> torch.Tensor:
-        """Raw model outputs ``(N, T)`` in task order (logits for binary tasks), on the CPU."""
+        """Raw model outputs ``(N, output_width)`` in task order (logits for binary tasks; ``(N, T)`` unless a
+        task is multiclass, which takes C columns), on the CPU."""
         model = self.model
         batch_size = _check_batch_size(batch_size, "predict")
         if isinstance(data, DataSource):
@@ -124,17 +126,15 @@ class Trainer:
         model.eval()
         device = model.device
         n = len(data)
-        out = torch.empty(n, len(model.task_names))
+        if device.type != "cpu":  # in-memory data goes to the device once; outputs come back once (no sync per batch)
+            data = data.to(device, non_blocking=True)
+        out = torch.empty(n, model.output_width, device=device)
         try:
             for s in range(0, n, batch_size):
-                xb = data.slice(s, min(s + batch_size, n))
-                if device.type != "cpu":
-                    xb = xb.to(device, non_blocking=True)
-                logits = model(xb)
-                out[s:s + batch_size] = torch.stack([logits[t] for t in model.task_names], dim=1).float().cpu()
+                out[s:s + batch_size] = model.stack_outputs(model(data.slice(s, min(s + batch_size, n)))).float()
         finally:
             model.train(was_training)
-        return out
+        return out.cpu()
 
     @torch.inference_mode()
     def _predict_source(self, source: DataSource, lo: int, hi: int, batch_size: int
@@ -145,7 +145,7 @@ class Trainer:
         model.eval()
         device = model.device
         T = len(model.task_names)
-        out, ys = torch.empty(hi - lo, T), torch.empty(hi - lo, T)
+        out, ys = torch.empty(hi - lo, model.output_width), torch.empty(hi - lo, T)
         ws = torch.empty(hi - lo) if source.has_sample_weight else None
         s = 0
         try:
@@ -157,7 +157,7 @@ class Trainer:
                 if device.type != "cpu":
                     xb = xb.to(device, non_blocking=True)
                 logits = model(xb)
-                out[s:e] = torch.stack([logits[t] for t in model.task_names], dim=1).float().cpu()
+                out[s:e] = model.stack_outputs(logits).float().cpu()
                 s = e
         finally:
             model.train(was_training)
@@ -188,10 +188,9 @@ class Trainer:
         model = self.model
         logs: dict[str, float] = {}
         with torch.no_grad():
-            total, per_task = model.compute_loss(
-                {t: logits[:, i] for i, t in enumerate(model.task_names)}, y, w)
+            total, per_task = model.compute_loss(model.split_outputs(logits), y, w)
         logs[prefix + "loss"] = float(total)
-        probs = model.logits_to_predictions(logits).numpy()
+        probs = {t: p.numpy() for t, p in model.split_outputs(model.logits_to_predictions(logits)).items()}
         ynp = y.numpy()
         wnp = None if w is None else w.numpy()
         for i, (t, typ) in enumerate(zip(model.task_names, model.task_types)):
@@ -202,8 +201,8 @@ class Trainer:
                 spec = get_metric(name)
                 if typ not in spec.task_types:
                     continue
-                logs[f"{prefix}{t}_{name}"] = spec.fn(ynp[mask, i], probs[mask, i],
-                                                      None if wnp is None else wnp[mask])
+                fn = spec.multiclass if typ == "multiclass" else spec.fn
+                logs[f"{prefix}{t}_{name}"] = fn(ynp[mask, i], probs[t][mask], None if wnp is None else wnp[mask])
         return logs
 
     def evaluate(self, data: TensorData | DataSource, y: torch.Tensor | None = None, w: torch.Tensor | None = None,
@@ -279,6 +278,11 @@ class Trainer:
         clip = model.compiled_grad_clip_norm
         params_to_clip = [p for p in model.parameters() if p.requires_grad]
         T = len(model.task_names)
+        balancer = getattr(model, "task_balancer", None)
+        if balancer is None:
+            from .balancing import FixedWeights
+            balancer = FixedWeights()
+        balancer.check_world(dist.world)
         forward = dist.wrap(model)
         keep_logits = bool(model.compiled_metrics)  # training metrics need the epoch's predictions
         self._fit_state = {"seed": seed, "dist": dist, "batch_size": batch_size, "steps": steps,
@@ -317,25 +321,23 @@ class Trainer:
             if first:
                 sums += ckpt_sums.to(device)
             self._fit_state.update(epoch=epoch, sums=sums)
-            train_logits = torch.empty(n, T, device=device) if keep_logits else None
+            train_logits = torch.empty(n, model.output_width, device=device) if keep_logits else None
             for step, (s, e, xb, yb, wb) in enumerate(batches, first):
                 if cblist.wants_batch_hooks:
                     cblist.on_train_batch_begin(step, {})
                 out = forward(xb)
-                loss, per_task = model.compute_loss(out, yb, wb)
-                reg = model.regularization_loss()
-                if reg is not None:
-                    loss = loss + reg
+                total_loss, per_task = model.compute_loss(out, yb, wb)
                 opt.zero_grad(set_to_none=True)
-                loss.backward()
+                loss = balancer.backward(per_task, total_loss, model.regularization_loss())
                 if clip is not None:
                     torch.nn.utils.clip_grad_norm_(params_to_clip, clip)
                 opt.step()
+                balancer.after_step()
                 with torch.no_grad():
                     sums[0] += loss.detach() * (e - s)
                     sums[1:] += per_task.detach() * (e - s)
                     if keep_logits:
-                        train_logits[s:e] = torch.stack([out[t] for t in model.task_names], dim=1).detach()
+                        train_logits[s:e] = model.stack_outputs(out).detach()
                 if cblist.wants_batch_hooks:
                     cblist.on_train_batch_end(step, {"loss": loss.detach(), "size": e - s})
                 if model.stop_training and dist.world == 1:  # distributed: every rank stops after the epoch
@@ -349,6 +351,7 @@ class Trainer:
             if T > 1:
                 for i, t in enumerate(model.task_names):
                     logs[f"{t}_loss"] = sums[1 + i]
+            logs.update(balancer.epoch_logs())
             if keep_logits and not model.stop_training:
                 logs.update(self._train_metrics(train_logits, yd, wd, first * batch_size, dist))
             if validation is not None and not model.stop_training:
@@ -417,6 +420,7 @@ class Trainer:
             "model_class": type(model).__name__,
             "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
             "optimizer": model.optimizer.state_dict(),
+            "task_balancer": model.task_balancer.state_dict() if getattr(model, "task_balancer", None) else {},
             "callbacks": cb_states,
             "history": {"epoch": [int(e) for e in getattr(hist, "epoch", [])],
                         "history": {k: [_plain(v) for v in vals] for k, vals in getattr(hist, "history", {}).items()}},
@@ -463,6 +467,8 @@ class Trainer:
             raise ModelFormatError(f"{where}: the checkpoint's weights do not fit this model ({str(e)[:300]}). "
                                    "Build the model with the same arguments to resume.") from None
         model.optimizer.load_state_dict(ckpt["optimizer"])
+        if ckpt.get("task_balancer") and getattr(model, "task_balancer", None) is not None:
+            model.task_balancer.load_state_dict(ckpt["task_balancer"])
         return ckpt
 
     def _restore_after_begin(self, ckpt: dict, dist: _Dist) -> tuple[int, int, torch.Tensor | None]:

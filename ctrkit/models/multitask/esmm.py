@@ -110,7 +110,7 @@ class ESMM(BaseModel):
         return (out, cvr) if return_cvr else out
 
     def compile(self, optimizer="adam", loss=None, metrics=None, loss_weights=None, lr=None,
-                grad_clip_norm=None) -> None:
+                grad_clip_norm=None, task_balancer=None) -> None:
         """As :meth:`BaseModel.compile`; ``loss`` must be None / ``"auto"`` / binary cross-entropy, the ESMM
         objective (see :meth:`compute_loss`)."""
         names = loss.values() if isinstance(loss, Mapping) else loss if isinstance(loss, (list, tuple)) else [loss]
@@ -119,7 +119,7 @@ class ESMM(BaseModel):
                for n in names):
             raise ValueError(f"{type(self).__name__}.compile: the ESMM loss is binary cross-entropy on pCTR and "
                              f"pCTCVR; got loss={loss!r}. Leave loss=None.")
-        super().compile(optimizer, loss, metrics, loss_weights, lr, grad_clip_norm)
+        super().compile(optimizer, loss, metrics, loss_weights, lr, grad_clip_norm, task_balancer)
 
     def compute_loss(self, outputs, y, sample_weight=None):
         """``L = w_ctr · BCE(y_click, pCTR) + w_ctcvr · BCE(y_click_and_conversion, pCTR · pCVR)``, both over
@@ -136,7 +136,7 @@ class ESMM(BaseModel):
             else:
                 per.append(lt.mean() if sample_weight is None else (lt * sample_weight).mean())
         per_task = torch.stack(per)
-        return (per_task * self._loss_weights).sum(), per_task
+        return (per_task * self._loss_weights.to(per_task.device)).sum(), per_task
 
     def predict_cvr(self, x, batch_size: int = 4096) -> np.ndarray:
         """pCVR = P(conversion | click) for every row: ``(n,)``."""

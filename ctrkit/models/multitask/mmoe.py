@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from torch import nn
 
 from ...layers.core import Towers
 from ...layers.moe import MixtureOfExperts
@@ -29,8 +30,20 @@ class MMoE(BaseModel):
         tower_dnn_hidden_units: hidden layers of each task tower.
         l2_reg_embedding, l2_reg_dnn, init_std, seed, device, sparse: see :class:`~ctrkit.models.BaseModel`.
         dnn_dropout, dnn_activation, dnn_use_bn: for experts and towers.
-        task_types: ``"binary"`` / ``"regression"`` per task; task_names: one name per task.
+        task_types: ``"binary"`` / ``"regression"`` / ``"multiclass"`` per task; task_names: one name per task.
+        num_classes: classes of each multiclass task (an int, a list in task order or ``{task: C}``).
         gpus: accepted for DeepCTR-Torch compatibility and ignored; use ``torchrun`` (DDP) for several GPUs.
+        input_bn: enhanced MMoE: BatchNorm over the concatenated input (embeddings + dense) before the experts.
+        input_dropout: enhanced MMoE: dropout rate on that input (after the BatchNorm when both are on).
+        residual_experts: enhanced MMoE: each expert adds a linear projection of its input to its output.
+        attention_gates: enhanced MMoE: each task's gate is a learned query attending over the expert outputs
+            (``softmax_i(q_t · W_k e_i / sqrt(d))``) instead of a softmax over a linear map of the input;
+            needs ``gate_dnn_hidden_units=()``.
+        attention_dim: ``d`` of the attention gates (default: the expert output width).
+
+    The enhanced options are all off by default (the paper's MMoE); deeper towers are
+    ``tower_dnn_hidden_units`` with several layers. Experts (and residual projections, and linear gates) stay
+    one GEMM.
 
     Shape:
         ``forward(batch)`` → ``{task: logits (B,)}``; ``forward(batch, return_gates=True)`` also returns the
@@ -45,6 +58,7 @@ class MMoE(BaseModel):
     """
 
     multitask = True
+    supports_multiclass = True
     _num_gates_per_task = True
 
     def __init__(self, dnn_feature_columns, num_experts: int = 4, expert_dnn_hidden_units: Sequence[int] = (256, 128),
@@ -52,10 +66,12 @@ class MMoE(BaseModel):
                  l2_reg_embedding: float = 0.0, l2_reg_dnn: float = 0.0, init_std: float = 0.01, seed: int = 1024,
                  dnn_dropout: float = 0.0, dnn_activation: str = "relu", dnn_use_bn: bool = False,
                  task_types: Sequence[str] = ("binary", "binary"), task_names: Sequence[str] = ("ctr", "ctcvr"),
-                 device: str = "cpu", sparse: bool = False, gpus=None) -> None:
+                 device: str = "cpu", sparse: bool = False, gpus=None, num_classes=None, input_bn: bool = False,
+                 input_dropout: float = 0.0, residual_experts: bool = False, attention_gates: bool = False,
+                 attention_dim: int | None = None) -> None:
         super().__init__(dnn_feature_columns, task_names, task_types, l2_reg_embedding=l2_reg_embedding,
                          l2_reg_dnn=l2_reg_dnn, init_std=init_std, seed=seed, device=device, sparse=sparse,
-                         config=locals())
+                         config=locals(), num_classes=num_classes)
         name = type(self).__name__
         if isinstance(num_experts, bool) or not isinstance(num_experts, int) or num_experts < 1:
             raise ValueError(f"{name}: num_experts must be an int >= 1, got {num_experts!r}.")
@@ -63,15 +79,23 @@ class MMoE(BaseModel):
             raise ValueError(f"{name}: expert_dnn_hidden_units must not be empty, got {expert_dnn_hidden_units!r}.")
         if self.input_dim == 0:
             raise ValueError(f"{name}: the feature columns give an input of width 0.")
+        if not isinstance(input_dropout, (int, float)) or not 0.0 <= input_dropout < 1.0:
+            raise ValueError(f"{name}: input_dropout must be a float in [0, 1), got {input_dropout!r}.")
         num_gates = len(self.task_names) if self._num_gates_per_task else 1
+        processor: list[nn.Module] = [nn.BatchNorm1d(self.input_dim)] if input_bn else []
+        if input_dropout > 0:
+            processor.append(nn.Dropout(input_dropout))
+        self.feature_processor = nn.Sequential(*processor) if processor else nn.Identity()
         self.moe = MixtureOfExperts(self.input_dim, num_experts, num_gates, tuple(expert_dnn_hidden_units),
-                                    tuple(gate_dnn_hidden_units), dnn_activation, dnn_dropout, dnn_use_bn)
+                                    tuple(gate_dnn_hidden_units), dnn_activation, dnn_dropout, dnn_use_bn,
+                                    residual=bool(residual_experts), attention_gates=bool(attention_gates),
+                                    attention_dim=attention_dim)
         self.towers = Towers(self.task_names, self.moe.output_dim, tuple(tower_dnn_hidden_units), dnn_activation,
-                             dnn_dropout, dnn_use_bn)
+                             dnn_dropout, dnn_use_bn, widths=self.task_widths)
         self._finish_init()
 
     def forward(self, batch, return_gates: bool = False):
-        mix, gates = self.moe(self._input(batch))  # (G, B, H), (B, G, E)
+        mix, gates = self.moe(self.feature_processor(self._input(batch)))  # (G, B, H), (B, G, E)
         out = self.towers(mix if mix.shape[0] > 1 else mix[0])
         return (out, gates) if return_gates else out
 

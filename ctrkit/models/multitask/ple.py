@@ -85,7 +85,8 @@ class PLE(BaseModel):
         tower_dnn_hidden_units: hidden layers of each task tower.
         l2_reg_embedding, l2_reg_dnn, init_std, seed, device, sparse: see :class:`~ctrkit.models.BaseModel`.
         dnn_dropout, dnn_activation, dnn_use_bn: for experts and towers.
-        task_types: ``"binary"`` / ``"regression"`` per task; task_names: one name per task.
+        task_types: ``"binary"`` / ``"regression"`` / ``"multiclass"`` per task; task_names: one name per task.
+        num_classes: classes of each multiclass task (an int, a list in task order or ``{task: C}``).
         gpus: accepted for DeepCTR-Torch compatibility and ignored.
 
     Shape:
@@ -103,6 +104,7 @@ class PLE(BaseModel):
     """
 
     multitask = True
+    supports_multiclass = True
 
     def __init__(self, dnn_feature_columns, shared_expert_num: int = 1, specific_expert_num: int = 1,
                  num_levels: int = 2, expert_dnn_hidden_units: Sequence[int] = (256, 128),
@@ -110,10 +112,10 @@ class PLE(BaseModel):
                  l2_reg_embedding: float = 0.0, l2_reg_dnn: float = 0.0, init_std: float = 0.01, seed: int = 1024,
                  dnn_dropout: float = 0.0, dnn_activation: str = "relu", dnn_use_bn: bool = False,
                  task_types: Sequence[str] = ("binary", "binary"), task_names: Sequence[str] = ("ctr", "ctcvr"),
-                 device: str = "cpu", sparse: bool = False, gpus=None) -> None:
+                 device: str = "cpu", sparse: bool = False, gpus=None, num_classes=None) -> None:
         super().__init__(dnn_feature_columns, task_names, task_types, l2_reg_embedding=l2_reg_embedding,
                          l2_reg_dnn=l2_reg_dnn, init_std=init_std, seed=seed, device=device, sparse=sparse,
-                         config=locals())
+                         config=locals(), num_classes=num_classes)
         name = type(self).__name__
         for arg, v, lo in (("shared_expert_num", shared_expert_num, 0), ("specific_expert_num", specific_expert_num, 0),
                            ("num_levels", num_levels, 1)):
@@ -135,7 +137,7 @@ class PLE(BaseModel):
             self.levels.append(level)
             width = level.output_dim
         self.towers = Towers(self.task_names, width, tuple(tower_dnn_hidden_units), dnn_activation, dnn_dropout,
-                             dnn_use_bn)
+                             dnn_use_bn, widths=self.task_widths)
         self._finish_init()
 
     @staticmethod

@@ -31,19 +31,20 @@ class SharedBottom(BaseModel):
     """
 
     multitask = True
+    supports_multiclass = True
 
     def __init__(self, dnn_feature_columns, bottom_dnn_hidden_units: Sequence[int] = (256, 128),
                  tower_dnn_hidden_units: Sequence[int] = (64,), l2_reg_embedding: float = 0.0,
                  l2_reg_dnn: float = 0.0, init_std: float = 0.01, seed: int = 1024, dnn_dropout: float = 0.0,
                  dnn_activation: str = "relu", dnn_use_bn: bool = False,
                  task_types: Sequence[str] = ("binary", "binary"), task_names: Sequence[str] = ("ctr", "ctcvr"),
-                 device: str = "cpu", sparse: bool = False, gpus=None) -> None:
+                 device: str = "cpu", sparse: bool = False, gpus=None, num_classes=None) -> None:
         super().__init__(dnn_feature_columns, task_names, task_types, l2_reg_embedding=l2_reg_embedding,
                          l2_reg_dnn=l2_reg_dnn, init_std=init_std, seed=seed, device=device, sparse=sparse,
-                         config=locals())
+                         config=locals(), num_classes=num_classes)
         self.bottom = MLP(self.input_dim, tuple(bottom_dnn_hidden_units), dnn_activation, dnn_dropout, dnn_use_bn)
         self.towers = Towers(self.task_names, self.bottom.output_dim, tuple(tower_dnn_hidden_units),
-                             dnn_activation, dnn_dropout, dnn_use_bn)
+                             dnn_activation, dnn_dropout, dnn_use_bn, widths=self.task_widths)
         self._finish_init()
 
     def forward(self, batch):

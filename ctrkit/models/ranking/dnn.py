@@ -17,7 +17,8 @@ class DNN(BaseModel):
     Args:
         dnn_feature_columns: feature columns.
         dnn_hidden_units: layer widths.
-        task: ``"binary"`` or ``"regression"`` (DeepCTR's argument).
+        task: ``"binary"``, ``"regression"`` or ``"multiclass"`` (DeepCTR's argument).
+        num_classes: the number of classes when ``task="multiclass"`` (the output is then ``C`` logits).
         task_name: the output's name in ``fit`` / ``evaluate`` targets and logs.
         other arguments: as in :class:`~ctrkit.MMoE`.
 
@@ -27,16 +28,18 @@ class DNN(BaseModel):
         ['label']
     """
 
+    supports_multiclass = True
+
     def __init__(self, dnn_feature_columns, dnn_hidden_units: Sequence[int] = (256, 128),
                  l2_reg_embedding: float = 0.0, l2_reg_dnn: float = 0.0, init_std: float = 0.01, seed: int = 1024,
                  dnn_dropout: float = 0.0, dnn_activation: str = "relu", dnn_use_bn: bool = False,
                  task: str = "binary", task_name: str = "label", device: str = "cpu", sparse: bool = False,
-                 gpus=None) -> None:
+                 gpus=None, num_classes: int | None = None) -> None:
         super().__init__(dnn_feature_columns, [task_name], [task], l2_reg_embedding=l2_reg_embedding,
                          l2_reg_dnn=l2_reg_dnn, init_std=init_std, seed=seed, device=device, sparse=sparse,
-                         config=locals())
+                         config=locals(), num_classes=num_classes)
         self.dnn = MLP(self.input_dim, tuple(dnn_hidden_units), dnn_activation, dnn_dropout, dnn_use_bn)
-        self.towers = Towers(self.task_names, self.dnn.output_dim, ())
+        self.towers = Towers(self.task_names, self.dnn.output_dim, (), widths=self.task_widths)
         self._finish_init()
 
     def forward(self, batch):
