@@ -131,8 +131,8 @@ def load_movielens_sequences(min_len: int = 5, *, data_dir: str | Path | None = 
 
         * ``"sequences"``: dict ``user_id -> np.ndarray`` (int64) of item ids, users in increasing id order;
         * ``"timestamps"``: dict ``user_id -> np.ndarray`` (int64) of the matching timestamps;
-        * ``"num_items"``: the largest item id (1682); item ids run from 1, so 0 is free for padding and an
-          embedding table needs ``num_items + 1`` rows;
+        * ``"num_items"``: the largest item id (1682); item ids run from 1, so 0 is free for padding and
+            an embedding table needs ``num_items + 1`` rows;
         * ``"num_users"``: the number of users kept.
 
     Example:

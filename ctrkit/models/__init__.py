@@ -2,6 +2,7 @@
 from .base import BaseModel
 from .multitask import ESMM, MMOE, PLE, MMoE, OMoE, SharedBottom
 from .ranking import DCN, DIN, DNN, FM, LR, WDL, AutoInt, DCNMix, DeepFM, xDeepFM
+from .sequential import FAME, SASRec
 
 __all__ = ["BaseModel", "SharedBottom", "OMoE", "MMoE", "MMOE", "PLE", "ESMM", "DNN", "LR", "FM", "WDL", "DeepFM",
-           "DCN", "DCNMix", "xDeepFM", "AutoInt", "DIN"]
+           "DCN", "DCNMix", "xDeepFM", "AutoInt", "DIN", "SASRec", "FAME"]

@@ -1,0 +1,13 @@
+"""Sequential (next-item) recommendation: SASRec and FAME, leave-one-out data and full-ranking metrics.
+
+See ``docs/sequential.md``.
+"""
+from .base import SequentialModel
+from .data import EvalSet, SequenceSplit, leave_one_out, pad_left, training_windows
+from .fame import FAME
+from .metrics import history_mask, ranking_metrics
+from .sasrec import SASRec
+from .trainer import SequentialTrainer
+
+__all__ = ["SequentialModel", "SASRec", "FAME", "SequentialTrainer", "EvalSet", "SequenceSplit", "leave_one_out",
+           "pad_left", "training_windows", "ranking_metrics", "history_mask"]
