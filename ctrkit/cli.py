@@ -3,6 +3,10 @@
 ``ctrkit compare`` — the main job: compare Single-Task, Shared-Bottom, OMoE, MMoE (and every other registered
 multi-task model) side by side on the bundled Census-Income data, the MMoE paper's synthetic data, or any
 CSV / Parquet file.
+
+``ctrkit train CONFIG``, ``evaluate MODEL DATA``, ``predict MODEL DATA -o OUT``, ``export MODEL --format
+onnx|torch-export -o PATH`` and ``inspect MODEL``: from a config file to batch scores and exported graphs
+(:mod:`ctrkit.cli_train`, :mod:`ctrkit.config`).
 """
 from __future__ import annotations
 
@@ -27,15 +31,16 @@ def _build_parser() -> argparse.ArgumentParser:
                                    "data with the same budget over several seeds; print a table and write a "
                                    "report folder with CSV results and plots.")
     c.add_argument("--data", default="census",
-                   help="'census' (bundled Census-Income), 'synthetic' (the MMoE paper's generator), or a "
-                        ".csv / .parquet file")
+                   help="'census' (bundled Census-Income), 'synthetic' (the MMoE paper's generator), "
+                        "'movielens-seq' (SASRec vs FAME, next-item on MovieLens-100K), or a .csv / .parquet file")
     c.add_argument("--group", type=int, default=1, choices=(1, 2), help="census task group (default 1)")
     c.add_argument("--tasks", help="comma-separated label columns of --data FILE")
     c.add_argument("--task-types", help="comma-separated binary|regression per task (default: inferred)")
     c.add_argument("--sparse", help="comma-separated categorical columns (default: inferred)")
     c.add_argument("--dense", help="comma-separated numeric columns (default: inferred)")
     c.add_argument("--sep", default=None, help="CSV separator (default: sniffed)")
-    c.add_argument("--models", help="comma-separated subset, e.g. Single-Task,MMoE")
+    c.add_argument("--models", help="comma-separated subset, e.g. Single-Task,MMoE; on request also ESMM and the "
+                   "enhanced MMoE rows MMoE+BN, MMoE+residual, MMoE+attn-gates, MMoE+deep-towers, MMoE+all")
     c.add_argument("--seeds", type=int, default=None, help="number of seeds (default 5; 1 with --quick)")
     c.add_argument("--epochs", type=int, default=None, help="max epochs (early stopping decides; default 50)")
     c.add_argument("--patience", type=int, default=None, help="early-stopping patience (default 2)")
@@ -45,8 +50,11 @@ def _build_parser() -> argparse.ArgumentParser:
     c.add_argument("--expert-units", type=int, default=None, help="units per expert (default 16)")
     c.add_argument("--correlations", default="0.5,0.9,1.0", help="synthetic: task correlations to sweep")
     c.add_argument("--out", default="ctrkit-report", help="report folder (default ./ctrkit-report)")
+    c.add_argument("--device", default="cpu", help="movielens-seq: where to train (cpu, cuda, auto; default cpu)")
     c.add_argument("--quick", action="store_true", help="one seed, few epochs: a smoke test")
     c.add_argument("--no-progress", action="store_true", help="no progress bar")
+    from .cli_train import add_subcommands  # train, evaluate, predict, export, inspect (argparse only)
+    add_subcommands(sub)
     return p
 
 
@@ -77,6 +85,9 @@ def _compare(args: argparse.Namespace) -> int:
                           run_comparison, run_synthetic_sweep, write_report, write_sweep_report)
     from .exceptions import CtrkitError
 
+    if args.data == "movielens-seq":   # sequential recommendation: its own comparison (ctrkit.compare_sequential)
+        from .compare_sequential import compare_from_args
+        return compare_from_args(args)
     cfg = CompareConfig()
     if args.data == "synthetic":
         cfg = CompareConfig(num_experts=8, expert_units=16, tower_units=8, batch_size=128, lr=1e-3, max_epochs=200,
@@ -136,6 +147,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "compare":
             return _compare(args)
+        if getattr(args, "handler", None) is not None:
+            from .cli_train import run_command
+            return run_command(args)
     except KeyboardInterrupt:
         print("ctrkit: interrupted", file=sys.stderr)
         return 1
