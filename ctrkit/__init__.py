@@ -15,10 +15,11 @@ _EXPORTS = {
     "ctrkit.features": ["SparseFeat", "DenseFeat", "VarLenSparseFeat", "get_feature_names"],
     "ctrkit.preprocessing": ["FeatureEncoder"],
     "ctrkit.models": ["BaseModel", "SharedBottom", "OMoE", "MMoE", "MMOE", "PLE", "ESMM", "DNN", "LR", "FM", "WDL",
-                      "DeepFM", "DCN", "DCNMix", "xDeepFM", "AutoInt", "DIN"],
+                      "DeepFM", "DCN", "DCNMix", "xDeepFM", "AutoInt", "DIN", "SASRec", "FAME"],
     "ctrkit.callbacks": ["History", "EarlyStopping", "ModelCheckpoint", "LearningRateScheduler", "LRScheduler",
                          "ReduceLROnPlateau", "TerminateOnNaN", "CSVLogger", "BackupAndRestore"],
     "ctrkit.io": ["load_model", "save_model"],
+    "ctrkit.export": ["export_onnx", "export_torch"],
     "ctrkit.io_checkpoint": ["save_checkpoint", "load_checkpoint"],
     "ctrkit.exceptions": ["CtrkitError", "SchemaError", "NotFittedError", "DataValidationError", "ModelFormatError"],
 }
@@ -27,7 +28,7 @@ _WHERE = {name: mod for mod, names in _EXPORTS.items() for name in names}
 __all__ = ["__version__", *_WHERE]
 
 
-_SUBMODULES = ("data", "distributed", "datasets")  # ``ctrkit.data.open(...)`` works after ``import ctrkit``
+_SUBMODULES = ("data", "distributed", "datasets", "viz")  # ``ctrkit.data.open(...)`` after ``import ctrkit``
 
 
 def __getattr__(name: str) -> Any:
@@ -51,8 +52,9 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from .exceptions import (CtrkitError, DataValidationError, ModelFormatError, NotFittedError,  # noqa: F401
                              SchemaError)
     from .features import DenseFeat, SparseFeat, VarLenSparseFeat, get_feature_names  # noqa: F401
+    from .export import export_onnx, export_torch  # noqa: F401
     from .io import load_model, save_model  # noqa: F401
     from .io_checkpoint import load_checkpoint, save_checkpoint  # noqa: F401
-    from .models import (DCN, DIN, DNN, ESMM, FM, LR, MMOE, PLE, WDL, AutoInt, BaseModel,  # noqa: F401
-                         DCNMix, DeepFM, MMoE, OMoE, SharedBottom, xDeepFM)
+    from .models import (DCN, DIN, DNN, ESMM, FAME, FM, LR, MMOE, PLE, WDL, AutoInt, BaseModel,  # noqa: F401
+                         DCNMix, DeepFM, MMoE, OMoE, SASRec, SharedBottom, xDeepFM)
     from .preprocessing import FeatureEncoder  # noqa: F401

@@ -212,16 +212,37 @@ def _model_specs(data: PreparedData, cfg: CompareConfig) -> dict[str, Callable[[
         # ESMM-like models assume task 2 is a post-click event of task 1: only on request
         if not getattr(cls, "compare_by_default", True) and not (cfg.models and name in cfg.models):
             continue
+        if getattr(cls, "sequential", False):  # next-item models: `ctrkit compare --data movielens-seq`
+            continue
         if getattr(cls, "multitask", False) and cls not in (SharedBottom, OMoE, MMoE):
             kw = dict(getattr(cls, "compare_kwargs", lambda c: {})(cfg))
             specs[name] = (lambda c, k: lambda seed: [(c(cols, task_names=tasks, task_types=types, seed=seed, **k),
                                                        tasks)])(cls, kw)
+    # the enhanced-MMoE options, one row each (MMoE's settings plus the option): only on request
+    variants = mmoe_variants(cfg)
+    for vname, vkw in variants.items():
+        if cfg.models and vname in cfg.models:
+            specs[vname] = (lambda k: lambda seed: [(MMoE(cols, task_names=tasks, task_types=types, seed=seed,
+                                                          **{**moe_kw, **k}), tasks)])(vkw)
     if cfg.models:
         unknown = [m for m in cfg.models if m not in specs]
         if unknown:
-            raise DataValidationError(f"--models: unknown model(s) {unknown}; available: {list(specs)}.")
+            raise DataValidationError(f"--models: unknown model(s) {unknown}; available: "
+                                      f"{list(specs) + [v for v in variants if v not in specs]}.")
         specs = {k: v for k, v in specs.items() if k in cfg.models}
     return specs
+
+
+def mmoe_variants(cfg: CompareConfig) -> dict[str, dict[str, Any]]:
+    """The enhanced-MMoE rows of a comparison (``--models MMoE+BN,...``): name -> MMoE arguments added to the
+    comparison's MMoE settings. ``MMoE+all`` switches every option on."""
+    deep = (2 * cfg.tower_units, cfg.tower_units)
+    v = {"MMoE+BN": dict(input_bn=True, input_dropout=0.1),
+         "MMoE+residual": dict(residual_experts=True),
+         "MMoE+attn-gates": dict(attention_gates=True),
+         "MMoE+deep-towers": dict(tower_dnn_hidden_units=deep)}
+    v["MMoE+all"] = {k: x for d in v.values() for k, x in d.items()}
+    return v
 
 
 # ------------------------------------------------------------------------------------------ running
@@ -406,21 +427,11 @@ def _plots(result: ComparisonResult, out_dir: str) -> list[str]:
         paths.append(os.path.join(out_dir, "validation_curves.png"))
         fig.savefig(paths[-1], dpi=110)
         plt.close(fig)
+    from .viz import _draw_gate_heatmap
     for name, g in result.gates.items():
-        fig, ax = plt.subplots(figsize=(1.0 + 0.6 * g.shape[1], 1.2 + 0.6 * g.shape[0]))
-        im = ax.imshow(g, cmap="viridis", aspect="auto", vmin=0)
-        ax.set_yticks(range(g.shape[0]), data.task_names)
-        ax.set_xticks(range(g.shape[1]), [f"e{i}" for i in range(g.shape[1])])
-        for i in range(g.shape[0]):
-            for j in range(g.shape[1]):
-                ax.text(j, i, f"{g[i, j]:.2f}", ha="center", va="center", fontsize=7,
-                        color="k" if g[i, j] > 0.6 * g.max() else "w")
-        ax.set_title(f"{name}: mean gate weight per task and expert (test set)", fontsize=9)
-        fig.colorbar(im, ax=ax, fraction=0.03)
-        fig.tight_layout()
         paths.append(os.path.join(out_dir, f"gates_{name}.png"))
-        fig.savefig(paths[-1], dpi=110)
-        plt.close(fig)
+        _draw_gate_heatmap(g, data.task_names, [f"e{i}" for i in range(g.shape[1])],
+                           f"{name}: mean gate weight per task and expert (test set)", paths[-1])
     return paths
 
 

@@ -236,9 +236,6 @@ def load_census_income(
 def census_feature_types() -> tuple[list[str], list[str]]:
     """Sparse (categorical) and dense (continuous) columns of :func:`load_census_income`'s ``X``.
 
-    Args:
-        None.
-
     Returns:
         ``(sparse_cols, dense_cols)``: 31 categorical and 7 continuous column names, each in ``X``'s column
         order. Together they are exactly ``X``'s columns.
