@@ -160,13 +160,9 @@ def run(args) -> str:
 
 
 def write_section(text: str) -> None:
-    block = f"{BEGIN}\n## Serving: raw-record latency and ONNX Runtime throughput (issue #8)\n\n{text}\n{END}"
-    old = RESULTS_MD.read_text() if RESULTS_MD.exists() else "# Benchmark results\n"
-    if BEGIN in old and END in old and old.index(BEGIN) < old.index(END):
-        new = old[: old.index(BEGIN)] + block + old[old.index(END) + len(END):]
-    else:
-        new = old.rstrip("\n") + "\n\n" + block + "\n"
-    RESULTS_MD.write_text(new)
+    """Replace this benchmark's section of RESULTS.md (appended if absent)."""
+    from speed import write_section as write  # same folder: one implementation for every benchmark
+    write(text, BEGIN, END, '## Serving: raw-record latency and ONNX Runtime throughput (issue #8)')
 
 
 def main(argv=None) -> int:

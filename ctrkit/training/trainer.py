@@ -359,12 +359,7 @@ class Trainer:
                                                  prefix="val_"))
             logs["lr"] = float(opt.param_groups[0]["lr"])  # the rate used during this epoch
             logs["epoch_seconds"] = time.perf_counter() - t0
-            if not math.isfinite(logs["loss"]) and not model.stop_training:
-                model.stop_training = True
-                model.stop_reason = (f"fit: the training loss became {logs['loss']} in epoch {epoch + 1}; training "
-                                     "stopped. Lower the learning rate, set compile(grad_clip_norm=...), or check "
-                                     "the inputs. Use the TerminateOnNaN callback to stop at the first bad step.")
-                warnings.warn(model.stop_reason, RuntimeWarning, stacklevel=3)
+            stop_if_loss_not_finite(model, logs["loss"], epoch)
             epoch_logs.update(logs)
             cblist.on_epoch_end(epoch, epoch_logs)
         cblist.on_train_end({})
@@ -491,6 +486,17 @@ class Trainer:
         self.model.stop_training = bool(ckpt.get("stop_training", False))  # e.g. EarlyStopping had fired
         sums = ckpt.get("loss_sums")
         return int(ckpt["epoch"]), int(ckpt["step"]), None if sums is None else sums[dist.rank]
+
+
+def stop_if_loss_not_finite(model: Any, loss: float, epoch: int) -> None:
+    """End training after this epoch (with a warning saying what to do) when its loss is NaN or infinite."""
+    if math.isfinite(loss) or model.stop_training:
+        return
+    model.stop_training = True
+    model.stop_reason = (f"fit: the training loss became {loss} in epoch {epoch + 1}; training stopped. Lower the "
+                         "learning rate, set compile(grad_clip_norm=...), or check the inputs. Use the "
+                         "TerminateOnNaN callback to stop at the first bad step.")
+    warnings.warn(model.stop_reason, RuntimeWarning, stacklevel=4)
 
 
 def _plain(v: Any) -> Any:

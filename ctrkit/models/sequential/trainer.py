@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import math
 import time
-import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -23,6 +22,7 @@ import numpy as np
 import torch
 
 from ...callbacks import Callback, CallbackList, History, ProgressBar
+from ...training.trainer import stop_if_loss_not_finite
 
 __all__ = ["SequentialTrainer"]
 
@@ -109,11 +109,7 @@ class SequentialTrainer:
                 logs.update({f"val_{k}": v for k, v in model.evaluate(validation).items()})
             logs["lr"] = float(opt.param_groups[0]["lr"])
             logs["epoch_seconds"] = time.perf_counter() - t0
-            if not math.isfinite(logs["loss"]) and not model.stop_training:
-                model.stop_training = True
-                model.stop_reason = (f"fit: the training loss became {logs['loss']} in epoch {epoch + 1}; training "
-                                     "stopped. Lower the learning rate or set compile(grad_clip_norm=...).")
-                warnings.warn(model.stop_reason, RuntimeWarning, stacklevel=3)
+            stop_if_loss_not_finite(model, logs["loss"], epoch)
             epoch_logs.update(logs)
             cblist.on_epoch_end(epoch, epoch_logs)
         cblist.on_train_end({})
