@@ -53,7 +53,10 @@ RESULTS_MD = REPO / "benchmarks" / "RESULTS.md"
 BEGIN, END = "<!-- speed:begin -->", "<!-- speed:end -->"
 
 #: contender name -> the module that must be importable for it to run (None: always available)
-CONTENDERS = {"ctrkit": "ctrkit", "deepctr": "deepctr_torch", "rechub": "torch_rechub", "minimal": None}
+CONTENDERS = {"ctrkit": "ctrkit", "deepctr": "deepctr_torch", "rechub": "torch_rechub", "minimal": None,
+              "ctrkit-bn": "ctrkit"}
+#: run by default; "ctrkit-bn" (the same MMoE with BatchNorm in experts and towers, as torch-rechub forces) on request
+DEFAULT_CONTENDERS = ["ctrkit", "deepctr", "rechub", "minimal"]
 TASKS = ("income", "marital")
 
 # the model, identical for every contender
@@ -184,7 +187,12 @@ class _Data:
 
 
 # ====================================================================================== contenders
-def run_ctrkit(D: _Data, args) -> dict:
+def run_ctrkit_bn(D: _Data, args) -> dict:
+    """ctrkit's MMoE with ``dnn_use_bn=True``: BatchNorm after every expert and tower layer, like torch-rechub."""
+    return run_ctrkit(D, args, use_bn=True)
+
+
+def run_ctrkit(D: _Data, args, use_bn: bool = False) -> dict:
     import ctrkit
     from ctrkit import DenseFeat, MMoE, SparseFeat
     from ctrkit.callbacks import Callback
@@ -206,7 +214,7 @@ def run_ctrkit(D: _Data, args) -> dict:
     rss_before_model = _rss_mb()
     m = MMoE(cols, num_experts=NUM_EXPERTS, expert_dnn_hidden_units=EXPERT_UNITS, gate_dnn_hidden_units=(),
              tower_dnn_hidden_units=TOWER_UNITS, task_names=list(TASKS), task_types=["binary", "binary"],
-             seed=args.seed, device=args.device)
+             seed=args.seed, device=args.device, dnn_use_bn=use_bn)
     m.compile("adam", lr=LR)
     timer = CpuTimer()
     t0 = time.perf_counter()
@@ -217,7 +225,8 @@ def run_ctrkit(D: _Data, args) -> dict:
     return {"epoch_seconds": list(h.history["epoch_seconds"]), "epoch_cpu_seconds": timer.clock.cpu,
             "fit_wall_s": fit_wall, "predict_seconds": pred.wall, "predict_cpu_seconds": pred.cpu, "probs": probs, "rss_before_model_mb": rss_before_model, "version": ctrkit.__version__,
             "params": m.count_params(),
-            "notes": "public API; epoch wall seconds from history['epoch_seconds'], CPU seconds from an epoch callback"}
+            "notes": ("dnn_use_bn=True (BatchNorm in experts and towers, as torch-rechub forces); " if use_bn else "")
+            + "public API; epoch wall seconds from history['epoch_seconds'], CPU seconds from an epoch callback"}
 
 
 def _import_deepctr_quietly():
@@ -434,7 +443,8 @@ def run_minimal(D: _Data, args) -> dict:
                      "towers baddbmm, fused Adam, one randperm per epoch"}
 
 
-RUNNERS = {"ctrkit": run_ctrkit, "deepctr": run_deepctr, "rechub": run_rechub, "minimal": run_minimal}
+RUNNERS = {"ctrkit": run_ctrkit, "deepctr": run_deepctr, "rechub": run_rechub, "minimal": run_minimal,
+           "ctrkit-bn": run_ctrkit_bn}
 
 
 def worker(args) -> int:
@@ -664,7 +674,7 @@ def main(argv=None) -> int:
     ap.add_argument("--epochs", type=int, default=2, help="epochs per run; throughput from epoch 2 on (default 2)")
     ap.add_argument("--seed", type=int, default=1024, help="seed of repeat 1 (repeat r uses seed + r - 1)")
     ap.add_argument("--device", default="cpu", help="cpu (default) or cuda")
-    ap.add_argument("--contenders", nargs="+", default=list(CONTENDERS), metavar="NAME",
+    ap.add_argument("--contenders", nargs="+", default=DEFAULT_CONTENDERS, metavar="NAME",
                     help=f"subset/order of {list(CONTENDERS)}")
     ap.add_argument("--quick", action="store_true", help="smoke test: 1 repeat, 1 epoch, 16K train rows")
     ap.add_argument("--threads", type=int, default=0, help="torch.set_num_threads in workers (0: torch default)")
