@@ -151,6 +151,23 @@ class _Clock:
         self.cpu.append(time.process_time() - self._c)
 
 
+def _epoch_timer(base: type, device: str) -> type:
+    """A callback class (subclass of the library's own ``base``) that times each epoch with a :class:`_Clock`."""
+
+    class EpochTimer(base):
+        def __init__(self):
+            super().__init__()
+            self.clock = _Clock(device)
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.clock.start()
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.clock.stop()
+
+    return EpochTimer
+
+
 def _time_predict(fn, device: str) -> _Clock:
     """One warm-up call, then ``PRED_CALLS`` timed calls of ``fn()``."""
     fn()
@@ -197,16 +214,7 @@ def run_ctrkit(D: _Data, args, use_bn: bool = False) -> dict:
     from ctrkit import DenseFeat, MMoE, SparseFeat
     from ctrkit.callbacks import Callback
 
-    class CpuTimer(Callback):  # epoch hooks only, so ctrkit's batch loop is unchanged
-        def __init__(self):
-            super().__init__()
-            self.clock = _Clock(args.device)
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self.clock.start()
-
-        def on_epoch_end(self, epoch, logs=None):
-            self.clock.stop()
+    CpuTimer = _epoch_timer(Callback, args.device)  # epoch hooks only, so ctrkit's batch loop is unchanged
 
     cols = ([SparseFeat(n, v, embedding_dim=EMB_DIM) for n, v in zip(D.sparse_names, D.vocab)]
             + [DenseFeat(n, 1) for n in D.dense_names])
@@ -261,16 +269,7 @@ def run_deepctr(D: _Data, args) -> dict:
     from deepctr_torch.inputs import DenseFeat, SparseFeat
     from deepctr_torch.models import MMOE
 
-    class EpochTimer(Callback):
-        def __init__(self):
-            super().__init__()
-            self.clock = _Clock(args.device)
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self.clock.start()
-
-        def on_epoch_end(self, epoch, logs=None):
-            self.clock.stop()
+    EpochTimer = _epoch_timer(Callback, args.device)
 
     cols = ([SparseFeat(n, vocabulary_size=v, embedding_dim=EMB_DIM) for n, v in zip(D.sparse_names, D.vocab)]
             + [DenseFeat(n, 1) for n in D.dense_names])
