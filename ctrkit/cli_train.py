@@ -328,7 +328,8 @@ def run_train(cfg: Any, out_dir: str | None = None, plots: bool = True, log=prin
         for typ in cfg.tasks.values():
             metrics += [m for m in DEFAULT_METRICS[typ] if m not in metrics]
     compile_kw: dict[str, Any] = dict(loss=tr.loss, metrics=metrics, loss_weights=tr.loss_weights,
-                                      lr=tr.learning_rate, grad_clip_norm=tr.grad_clip_norm)
+                                      lr=tr.learning_rate, grad_clip_norm=tr.grad_clip_norm,
+                                      init_output_bias=tr.init_output_bias)
     if tr.task_balancer is not None:
         compile_kw["task_balancer"] = tr.task_balancer
     try:

@@ -141,7 +141,8 @@ class TrainingConfig:
 
     Args:
         epochs, batch_size: as in ``fit``.
-        optimizer, learning_rate, loss, metrics, loss_weights, grad_clip_norm, task_balancer: as in ``compile``
+        optimizer, learning_rate, loss, metrics, loss_weights, grad_clip_norm, task_balancer, init_output_bias:
+            as in ``compile``
             (``learning_rate`` is its ``lr``; ``metrics`` default: ``auc`` and ``logloss`` for binary tasks,
             ``mse`` and ``mae`` for regression).
         early_stopping: an :class:`EarlyStoppingConfig` table, or absent for none.
@@ -159,6 +160,7 @@ class TrainingConfig:
     loss_weights: Union[dict[str, float], None] = None
     grad_clip_norm: Union[float, None] = None
     task_balancer: Union[str, None] = None
+    init_output_bias: bool = True
     early_stopping: Union[EarlyStoppingConfig, None] = None
     seed: Union[int, None] = 2024
     device: str = "cpu"

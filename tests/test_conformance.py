@@ -279,3 +279,66 @@ def test_export_parity(name, fmt, census_parity_data, byterec_encoded, tmp_path)
     d_all, d_one = parity(model, path, inputs), parity(model, path, one)
     assert d_all <= PARITY_ATOL and d_one <= PARITY_ATOL, \
         f"{name} {fmt}: max abs diff {d_all:.3g} on {n} rows of {where}, {d_one:.3g} on one row"
+
+
+TABULAR = [n for n in ALL if n not in SEQUENCE_MODELS]   # the census split has no behaviour sequences
+# models whose first layer reads [embeddings | dense] through one GEMM: predict folds it into the tables
+FOLDED = {"DNN", "SharedBottom", "MMoE", "OMoE"}
+
+
+@pytest.mark.parametrize("name", TABULAR)
+def test_predict_equals_plain_forward(name, census_parity_data, monkeypatch):
+    """``predict`` (which may fold the first layer into the embedding tables) gives the plain forward pass's
+    probabilities; the folded tables are rebuilt after the weights change (fused Adam leaves tensor version
+    counters alone, so a cache keyed on them would serve stale tables)."""
+    from ctrkit.layers import fold
+    built = []
+    init = fold.FoldedInputProjection.__init__
+
+    def spy(self, *a, **k):
+        built.append(1)
+        init(self, *a, **k)
+
+    monkeypatch.setattr(fold.FoldedInputProjection, "__init__", spy)
+    enc, x_tr, y_tr, x_te = census_parity_data
+    model = build(name, enc.feature_columns, tasks=("income", "marital"))
+    model.compile("adam", lr=0.01)
+    data = to_tensor_data(x_te, model.feature_columns, model.encoder).to(model.device)
+    for _ in range(2):   # predict, train on, predict again
+        model.fit(x_tr, y_tr[tasks_of(model)], batch_size=256, epochs=1, verbose=0)
+        model.eval()
+        with torch.inference_mode():
+            ref = model.logits_to_predictions(model.stack_outputs(model(data))).cpu().numpy()
+        np.testing.assert_allclose(model.predict(x_te), ref, rtol=0, atol=1e-5)
+    assert (len(built) > 0) == (name in FOLDED), built
+
+
+@pytest.mark.parametrize("name", TABULAR)
+def test_output_bias_starts_at_label_prior(name, census_parity_data):
+    """The first ``fit`` of a new model starts each task's output at its base rate (log-odds); a second ``fit``
+    and a loaded model keep their trained biases; ``init_output_bias=False`` keeps the zero start."""
+    from ctrkit.models.base import label_prior
+    enc, x_tr, y_tr, _ = census_parity_data
+    Y = torch.tensor(y_tr[["income", "marital"]].to_numpy())
+    model = build(name, enc.feature_columns, tasks=("income", "marital"))
+    tasks = tasks_of(model)
+    model.compile("sgd", lr=1e-12)            # training does not move the biases measurably
+    model.fit(x_tr, y_tr[tasks], batch_size=256, epochs=1, verbose=0)
+    slots = {t: b.detach() for t, b in model.output_biases().items()}
+    if name in BINARY_ONLY:                   # ESMM: the CVR tower starts at P(marital | income) (nested tasks)
+        p = Y.mean(0)
+        assert float(slots["ctr"]) == pytest.approx(float(torch.logit(p[0])), abs=1e-4)
+        cvr = (p[1] / p[0]).clamp(1e-4, 1 - 1e-4)   # census' tasks are not nested: the ratio is clipped
+        assert float(slots["cvr"]) == pytest.approx(float(torch.logit(cvr.double())), abs=1e-3)
+    else:
+        assert sorted(slots) == sorted(tasks)
+        for i, t in enumerate(tasks):
+            assert float(slots[t]) == pytest.approx(float(label_prior(Y[:, i], "binary")), abs=1e-4), t
+    for s in slots.values():
+        s.fill_(0.5)
+    model.fit(x_tr, y_tr[tasks], batch_size=256, epochs=1, verbose=0)    # not a new model: left alone
+    assert all(float(s.detach()) == pytest.approx(0.5, abs=1e-4) for s in model.output_biases().values())
+    off = build(name, enc.feature_columns, tasks=("income", "marital"))
+    off.compile("sgd", lr=1e-12, init_output_bias=False)
+    off.fit(x_tr, y_tr[tasks], batch_size=256, epochs=1, verbose=0)
+    assert all(float(s.detach().abs().max()) < 1e-4 for s in off.output_biases().values())

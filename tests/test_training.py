@@ -196,3 +196,37 @@ def test_bad_targets(byterec_encoded):
         make(enc).fit(df, y)
     with pytest.raises(ValueError, match="Did you mean 'adam'"):
         m.compile("adma")
+
+
+def test_label_prior_per_task_type():
+    """The prior each task type starts from: log-odds, mean, centred log frequencies; NaN and weights honoured."""
+    from ctrkit.models.base import label_prior
+    y = torch.tensor([1.0, 0.0, 0.0, 0.0, float("nan")])
+    assert float(label_prior(y, "binary")) == pytest.approx(np.log(0.25 / 0.75), abs=1e-6)
+    w = torch.tensor([3.0, 1.0, 1.0, 1.0, 5.0])                      # weighted rate 3/6
+    assert float(label_prior(y, "binary", sample_weight=w)) == pytest.approx(0.0, abs=1e-6)
+    assert float(label_prior(torch.tensor([1.0, 2.0, 6.0]), "regression")) == pytest.approx(3.0)
+    mc = label_prior(torch.tensor([0.0, 0.0, 1.0, 2.0]), "multiclass", num_classes=3)
+    np.testing.assert_allclose(torch.softmax(mc, 0).numpy(), [0.5, 0.25, 0.25], atol=1e-6)
+    assert label_prior(torch.tensor([float("nan")]), "binary") is None
+    assert float(label_prior(torch.zeros(10), "binary")) == pytest.approx(np.log(1e-4 / (1 - 1e-4)), rel=1e-4)
+
+
+def test_output_bias_prior_from_a_store(tmp_path):
+    """Training from an on-disk store starts from the labels' prior too (read from the store's label array)."""
+    from ctrkit import FeatureEncoder
+    from ctrkit.data import open_store, write_store
+    from ctrkit.datasets import census_feature_types, load_census_income
+    X, y = load_census_income(group=1)
+    X, y = X.iloc[:3000], y.iloc[:3000].astype("float32")
+    sparse, dense = census_feature_types()
+    enc = FeatureEncoder(sparse=sparse, dense=dense, embedding_dim=4).fit(X)
+    path = write_store(str(tmp_path / "c.h5"), X, y[["income", "marital"]], enc.feature_columns)
+    m = MMoE(enc.feature_columns, num_experts=2, expert_dnn_hidden_units=(8,), tower_dnn_hidden_units=(4,),
+             task_names=["income", "marital"])
+    m.compile("sgd", lr=1e-12)
+    with open_store(path) as store:
+        m.fit(store, batch_size=512, epochs=1, verbose=0)
+    rates = y[["income", "marital"]].mean().to_numpy()
+    got = [float(m.output_biases()[t].detach()) for t in ("income", "marital")]
+    np.testing.assert_allclose(got, np.log(rates / (1 - rates)), atol=1e-4)

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from .core import ParallelMLP, _check_units, get_activation
+from .core import ParallelMLP, _check_units, get_activation, glorot_uniform_
 
 __all__ = ["MixtureOfExperts"]
 
@@ -90,23 +90,33 @@ class MixtureOfExperts(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        E, u0 = self.num_experts, self.first_units
-        bound = 1.0 / math.sqrt(self.in_features)  # nn.Linear's default, per expert and per gate
-        nn.init.uniform_(self.w_in, -bound, bound)
-        nn.init.uniform_(self.b_in[: E * u0 + self.residual_width], -bound, bound)
-        nn.init.zeros_(self.b_in[E * u0 + self.residual_width:])
+        E, u0, d, R = self.num_experts, self.first_units, self.in_features, self.residual_width
+        # Glorot-uniform per expert, per residual projection and per gate (as if each were its own Dense layer)
+        glorot_uniform_(self.w_in[:, : E * u0], d, u0)
+        if R:
+            glorot_uniform_(self.w_in[:, E * u0: E * u0 + R], d, R // E)
+        glorot_uniform_(self.w_in[:, E * u0 + R:], d, E)
+        nn.init.zeros_(self.b_in)
         if self.attention_gates:
             nn.init.normal_(self.gate_query, std=1.0 / math.sqrt(self.attention_dim))
             nn.init.normal_(self.gate_key, std=1.0 / math.sqrt(self.gate_key.shape[0]))
         if self.hidden_gates:
-            gb = 1.0 / math.sqrt(self.gate_weight.shape[1])
-            nn.init.uniform_(self.gate_weight, -gb, gb)
+            glorot_uniform_(self.gate_weight, self.gate_weight.shape[1], E)
             nn.init.zeros_(self.gate_bias)
 
+    @property
+    def foldable(self) -> bool:
+        """True when the layer reads its input only through the first GEMM (``w_in``, ``b_in``), so that a
+        model may compute that GEMM itself (e.g. folded into its embedding tables) and call :meth:`mix`."""
+        return not self.hidden_gates
+
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.mix(torch.addmm(self.b_in, x, self.w_in), x)   # h: (B, E*u0 [+ E*H] [+ G*E])
+
+    def mix(self, h: torch.Tensor, x: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The rest of :meth:`forward` from ``h = x @ w_in + b_in``; ``x`` is needed only by hidden gates."""
         E, G, u0 = self.num_experts, self.num_gates, self.first_units
-        B = x.shape[0]
-        h = torch.addmm(self.b_in, x, self.w_in)                    # (B, E*u0 [+ E*H] [+ G*E])
+        B = h.shape[0]
         # split (its backward is a cat) rather than slicing (backward zero-fills the whole h per slice)
         R = self.residual_width
         experts, skip, gate_logits = torch.split(h, [E * u0, R, h.shape[1] - E * u0 - R], dim=1)

@@ -7,6 +7,7 @@ delegate. Models with a special loss override :meth:`BaseModel.compute_loss`.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import warnings
@@ -23,7 +24,9 @@ from ..data.store import DataSource, check_source
 from ..exceptions import DataValidationError, SchemaError
 from ..features import (DenseFeat, check_feature_columns, feature_from_dict, feature_to_dict,
                         split_feature_columns)
+from ..layers.core import Towers
 from ..layers.embedding import EmbeddingLayer
+from ..layers.fold import FoldedInputProjection
 from ..metrics import get_metric
 from ..training.losses import resolve_task_losses
 from ..training.optim import build_optimizer
@@ -106,6 +109,30 @@ def check_class_ids(y: torch.Tensor, num_classes: int, where: str) -> None:
         raise DataValidationError(f"{where}: multiclass labels must be integer class ids in [0, {num_classes}), got "
                                   f"{sorted(set(bad[:6].tolist()))}. Encode the classes as 0..{num_classes - 1} "
                                   "(e.g. with pandas .cat.codes) or raise num_classes.")
+
+
+def label_prior(y: torch.Tensor, task_type: str, num_classes: int = 1,
+                sample_weight: torch.Tensor | None = None) -> torch.Tensor | None:
+    """The output bias that predicts a task's label prior: log-odds of the mean for ``"binary"`` (the rate
+    clipped to [1e-4, 1 - 1e-4]), the mean for ``"regression"``, centred log class frequencies (each at least
+    1e-4) for ``"multiclass"``. NaN labels are skipped; None when no label (or no weight) is left."""
+    y = torch.as_tensor(y).reshape(-1).double()
+    keep = ~torch.isnan(y)
+    w = None if sample_weight is None else torch.as_tensor(sample_weight).reshape(-1).double()[keep]
+    y = y[keep]
+    if y.numel() == 0 or (w is not None and not float(w.sum()) > 0):
+        return None
+
+    def mean(v: torch.Tensor) -> torch.Tensor:
+        return v.mean(0) if w is None else (v * w.reshape(-1, *[1] * (v.dim() - 1))).sum(0) / w.sum()
+
+    if task_type == "binary":
+        return torch.logit(mean(y).clamp(1e-4, 1 - 1e-4)).reshape(1).float()
+    if task_type == "regression":
+        return mean(y).reshape(1).float()
+    freq = mean(torch.nn.functional.one_hot(y.long(), int(num_classes)).double())
+    logf = freq.clamp_min(1e-4).log()
+    return (logf - logf.mean()).float()
 
 
 def deserialise_config(v: Any) -> Any:
@@ -200,6 +227,9 @@ class BaseModel(nn.Module):
         self.task_balancer: Any = None
         self._compile_spec: dict[str, Any] = {}
         self._mask_labels = False
+        self._init_output_bias = True
+        #: True until the weights are trained or loaded: the first ``fit`` may then set the output biases
+        self._fresh_weights = True
         self._fit_lock = threading.Lock()
         self.stop_training = False
         self.stop_reason: str | None = None
@@ -219,6 +249,44 @@ class BaseModel(nn.Module):
         self.embedding.keep_last = self.l2_reg_embedding > 0
         self.to(self.device)
         self._loss_weights = self._loss_weights.to(self.device)
+
+    #: rows of the running predict / evaluate call while first-layer folding is allowed (0: not allowed)
+    _fold_rows = 0
+
+    @contextlib.contextmanager
+    def folded_inference(self, n_rows: int):
+        """Within this context (entered by ``predict`` / ``evaluate`` for ``n_rows`` rows, under
+        ``torch.inference_mode``), models may compute their first linear layer from folded embedding tables
+        (:mod:`ctrkit.layers.fold`): same result up to float rounding, faster on the CPU. The folded tables
+        are built on first use and dropped when the context ends, so they never outlive the weights."""
+        prev, prev_cache = self._fold_rows, self.__dict__.get("_fold_cache")
+        self._fold_rows, self.__dict__["_fold_cache"] = int(n_rows), {}
+        try:
+            yield self
+        finally:
+            self._fold_rows, self.__dict__["_fold_cache"] = prev, prev_cache
+
+    def _project_input(self, batch: TensorData, weight: torch.Tensor, bias: torch.Tensor, key: Any = None
+                       ) -> torch.Tensor:
+        """``self._input(batch) @ weight + bias`` (``weight``: ``(input_dim, out)``), folded when allowed;
+        ``key`` names the layer in the per-call cache of folded tables (default: the weight itself)."""
+        cache = self.__dict__.get("_fold_cache")
+        if (self._fold_rows and cache is not None and not torch.is_grad_enabled()
+                and FoldedInputProjection.supported(self.embedding)):
+            key = id(weight) if key is None else key
+            if key not in cache:  # built once per call; False: not worth it for this call
+                cache[key] = (FoldedInputProjection.worthwhile(self.embedding, weight.shape[1], self._fold_rows)
+                              and FoldedInputProjection(self.embedding, weight, bias))
+            if cache[key]:
+                return cache[key](batch)
+        return torch.addmm(bias, self._input(batch), weight)
+
+    def _mlp_input(self, batch: TensorData, mlp: Any) -> torch.Tensor:
+        """``mlp(self._input(batch))``, with the first layer folded in ``predict`` (see :meth:`_project_input`)."""
+        first = mlp.first
+        if not self._fold_rows or first is None:
+            return mlp(self._input(batch))
+        return mlp.after_first(self._project_input(batch, first.weight.t(), first.bias, key=id(first)))
 
     def _input(self, batch: TensorData) -> torch.Tensor:
         """The concatenation of all embeddings and dense values: ``(B, input_dim)``."""
@@ -240,6 +308,54 @@ class BaseModel(nn.Module):
 
     def count_params(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        """As :meth:`torch.nn.Module.load_state_dict`; loaded weights are not re-initialised by ``fit``."""
+        self._fresh_weights = False
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
+
+    # ------------------------------------------------------------------ output bias from the label prior
+    def output_biases(self) -> dict[str, torch.Tensor]:
+        """Each task's output bias, as views of parameters (``{task: (width,)}``), for
+        :meth:`init_output_bias`. Tower models return their towers' last biases, single-task linear+deep
+        models the linear part's bias; ``{}`` when a model has none to offer."""
+        towers = getattr(self, "towers", None)
+        if isinstance(towers, Towers):
+            b = towers.output_biases()
+            return {t: b[t] for t in self.task_names if t in b}
+        bias = getattr(getattr(self, "linear", None), "bias", None)
+        if len(self.task_names) == 1 and isinstance(bias, nn.Parameter):
+            return {self.task_names[0]: bias}
+        return {}
+
+    @torch.no_grad()
+    def init_output_bias(self, y: torch.Tensor, sample_weight: torch.Tensor | None = None
+                         ) -> dict[str, list[float]]:
+        """Set each task's output bias to its label prior, so that training starts from the base rate.
+
+        Binary tasks get the log-odds of the (weighted) positive rate, regression tasks the mean label,
+        multiclass tasks the centred log class frequencies; NaN (missing) labels are left out. This is what
+        LightGBM's ``boost_from_average`` and XGBoost's estimated ``base_score`` do: with a 5% click rate a zero
+        bias starts every prediction at 0.5, and the first epoch is spent moving it to 0.05.
+        ``fit`` calls it once, on a new model (see ``compile(init_output_bias=...)``).
+
+        Args:
+            y: labels ``(N, T)`` in task order.
+            sample_weight: ``(N,)`` or None.
+
+        Returns:
+            ``{task: values written}`` (tasks without an output bias or without labels are left out).
+        """
+        slots = self.output_biases()
+        done: dict[str, list[float]] = {}
+        for i, (t, typ) in enumerate(zip(self.task_names, self.task_types)):
+            if t not in slots:
+                continue
+            v = label_prior(y[:, i], typ, self.num_classes.get(t, 1), sample_weight)
+            if v is not None:
+                slots[t].copy_(v.to(slots[t]).reshape(slots[t].shape))
+                done[t] = [float(a) for a in v]
+        return done
 
     # ------------------------------------------------------------------ loss contract
     def compute_loss(self, outputs: Mapping[str, torch.Tensor], y: torch.Tensor,
@@ -321,7 +437,7 @@ class BaseModel(nn.Module):
     # ------------------------------------------------------------------ facade
     def compile(self, optimizer: Any = "adam", loss: Any = None, metrics: Sequence[str] | None = None,
                 loss_weights: Any = None, lr: float | None = None, grad_clip_norm: float | None = None,
-                task_balancer: Any = None) -> None:
+                task_balancer: Any = None, init_output_bias: bool = True) -> None:
         """Set the optimizer, per-task losses and weights, and the metrics.
 
         Args:
@@ -340,7 +456,12 @@ class BaseModel(nn.Module):
                 ``"gradnorm"``, ``"pcgrad"``, or an instance from :mod:`ctrkit.training.balancing` (e.g.
                 ``GradNorm(alpha=1.0)``). Learned weights (uncertainty, GradNorm) appear in the History as
                 ``loss_weight_<task>``; they exclude ``loss_weights``.
+            init_output_bias: on the first ``fit`` of a new model (not one trained or loaded before), start each
+                task's output bias at its label prior (log-odds of the positive rate for binary tasks; see
+                :meth:`init_output_bias`). False keeps the constructor's zero biases.
         """
+        if not isinstance(init_output_bias, bool):
+            raise TypeError(f"compile: init_output_bias must be True or False, got {init_output_bias!r}.")
         self._loss_fns = resolve_task_losses(loss, self.task_names, self.task_types)
         mets = [] if metrics is None else ([metrics] if isinstance(metrics, str) else list(metrics))
         for m in mets:
@@ -373,13 +494,15 @@ class BaseModel(nn.Module):
         self.optimizer = build_optimizer(optimizer, self, lr)
         balancer.bind(self)
         self.task_balancer = balancer
+        self._init_output_bias = init_output_bias
         self._compile_spec = {
             "optimizer": optimizer if isinstance(optimizer, str) else None, "lr": lr,
             "loss": loss if (loss is None or isinstance(loss, str) or (isinstance(loss, (list, dict, tuple)) and all(
                 isinstance(v, str) for v in (loss.values() if isinstance(loss, dict) else loss)))) else None,
             "metrics": self.compiled_metrics,
             "loss_weights": None if balancer.learns_weights else dict(zip(self.task_names, lw)),
-            "grad_clip_norm": grad_clip_norm, "task_balancer": balancer.config()}
+            "grad_clip_norm": grad_clip_norm, "task_balancer": balancer.config(),
+            "init_output_bias": init_output_bias}
 
     def _check_compiled(self, where: str) -> None:
         if not self._loss_fns:
@@ -492,6 +615,11 @@ class BaseModel(nn.Module):
             self._mask_labels = (bool(data.has_nan_labels) if Y is None else bool(torch.isnan(Y).any())) or (
                 validation is not None and (bool(validation.has_nan_labels) if isinstance(validation, DataSource)
                                             else bool(torch.isnan(validation[1]).any())))
+            if self._fresh_weights and self._init_output_bias and resume_from is None:
+                labels = Y if Y is not None else (data.labels() if hasattr(data, "labels") else None)
+                if labels is not None:
+                    self.init_output_bias(labels, W)
+            self._fresh_weights = False
             if self._mask_labels:
                 warnings.warn("fit: some labels are NaN; they are treated as missing and left out of that task's "
                               "loss and metrics.", stacklevel=2)

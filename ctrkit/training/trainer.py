@@ -15,6 +15,8 @@ so the resumed run replays the same batches.
 """
 from __future__ import annotations
 
+import contextlib
+
 import math
 import os
 import time
@@ -103,6 +105,12 @@ class _Dist:
         return DistributedDataParallel(model, device_ids=ids)
 
 
+def _folded(model: Any, n_rows: int):
+    """``model.folded_inference(n_rows)`` where the model offers it (first-layer folding in predict)."""
+    fn = getattr(model, "folded_inference", None)
+    return fn(n_rows) if fn is not None else contextlib.nullcontext()
+
+
 class Trainer:
     """Runs fit / evaluate / predict for a compiled model.
 
@@ -130,8 +138,9 @@ class Trainer:
             data = data.to(device, non_blocking=True)
         out = torch.empty(n, model.output_width, device=device)
         try:
-            for s in range(0, n, batch_size):
-                out[s:s + batch_size] = model.stack_outputs(model(data.slice(s, min(s + batch_size, n)))).float()
+            with _folded(model, n):
+                for s in range(0, n, batch_size):
+                    out[s:s + batch_size] = model.stack_outputs(model(data.slice(s, min(s + batch_size, n)))).float()
         finally:
             model.train(was_training)
         return out.cpu()
@@ -149,16 +158,17 @@ class Trainer:
         ws = torch.empty(hi - lo) if source.has_sample_weight else None
         s = 0
         try:
-            for xb, yb, wb in source.iter_range(lo, hi, batch_size):
-                e = s + len(yb)
-                ys[s:e] = yb
-                if ws is not None:
-                    ws[s:e] = wb
-                if device.type != "cpu":
-                    xb = xb.to(device, non_blocking=True)
-                logits = model(xb)
-                out[s:e] = model.stack_outputs(logits).float().cpu()
-                s = e
+            with _folded(model, hi - lo):
+                for xb, yb, wb in source.iter_range(lo, hi, batch_size):
+                    e = s + len(yb)
+                    ys[s:e] = yb
+                    if ws is not None:
+                        ws[s:e] = wb
+                    if device.type != "cpu":
+                        xb = xb.to(device, non_blocking=True)
+                    logits = model(xb)
+                    out[s:e] = model.stack_outputs(logits).float().cpu()
+                    s = e
         finally:
             model.train(was_training)
         return out, ys, ws

@@ -5,6 +5,7 @@ SIGIR 2018. https://arxiv.org/abs/1804.07931
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -13,7 +14,7 @@ import torch.nn.functional as F
 
 from ...layers.core import Towers
 from ...registry import register_model
-from ..base import BaseModel
+from ..base import BaseModel, label_prior
 
 __all__ = ["ESMM", "ctcvr_logit"]
 
@@ -109,8 +110,30 @@ class ESMM(BaseModel):
         out = {self.task_names[0]: ctr, self.task_names[1]: ctcvr_logit(ctr, cvr)}
         return (out, cvr) if return_cvr else out
 
+    def output_biases(self) -> dict[str, torch.Tensor]:
+        """The output biases of the two towers, ``{"ctr": ..., "cvr": ...}`` (CTCVR is their product)."""
+        return self.towers.output_biases()
+
+    @torch.no_grad()
+    def init_output_bias(self, y, sample_weight=None) -> dict[str, list[float]]:
+        """The CTR tower starts at the click rate's log-odds and the CVR tower at that of
+        ``P(conversion | click) = P(click and conversion) / P(click)``, so pCTCVR starts at its own rate."""
+        p = []
+        for i in range(2):
+            b = label_prior(y[:, i], "binary", 1, sample_weight)
+            if b is None:
+                return {}
+            p.append(float(torch.sigmoid(b)))
+        rates = {"ctr": p[0], "cvr": min(max(p[1] / p[0], 1e-4), 1 - 1e-4)}
+        slots = self.output_biases()
+        done = {}
+        for t, r in rates.items():
+            slots[t].fill_(math.log(r / (1 - r)))
+            done[t] = [float(slots[t][0])]
+        return done
+
     def compile(self, optimizer="adam", loss=None, metrics=None, loss_weights=None, lr=None,
-                grad_clip_norm=None, task_balancer=None) -> None:
+                grad_clip_norm=None, task_balancer=None, init_output_bias=True) -> None:
         """As :meth:`BaseModel.compile`; ``loss`` must be None / ``"auto"`` / binary cross-entropy, the ESMM
         objective (see :meth:`compute_loss`)."""
         names = loss.values() if isinstance(loss, Mapping) else loss if isinstance(loss, (list, tuple)) else [loss]
@@ -119,7 +142,8 @@ class ESMM(BaseModel):
                for n in names):
             raise ValueError(f"{type(self).__name__}.compile: the ESMM loss is binary cross-entropy on pCTR and "
                              f"pCTCVR; got loss={loss!r}. Leave loss=None.")
-        super().compile(optimizer, loss, metrics, loss_weights, lr, grad_clip_norm, task_balancer)
+        super().compile(optimizer, loss, metrics, loss_weights, lr, grad_clip_norm, task_balancer,
+                        init_output_bias)
 
     def compute_loss(self, outputs, y, sample_weight=None):
         """``L = w_ctr · BCE(y_click, pCTR) + w_ctcvr · BCE(y_click_and_conversion, pCTR · pCVR)``, both over

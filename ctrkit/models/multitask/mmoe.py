@@ -86,6 +86,7 @@ class MMoE(BaseModel):
         if input_dropout > 0:
             processor.append(nn.Dropout(input_dropout))
         self.feature_processor = nn.Sequential(*processor) if processor else nn.Identity()
+        self._input_bn = bool(input_bn)
         self.moe = MixtureOfExperts(self.input_dim, num_experts, num_gates, tuple(expert_dnn_hidden_units),
                                     tuple(gate_dnn_hidden_units), dnn_activation, dnn_dropout, dnn_use_bn,
                                     residual=bool(residual_experts), attention_gates=bool(attention_gates),
@@ -95,7 +96,10 @@ class MMoE(BaseModel):
         self._finish_init()
 
     def forward(self, batch, return_gates: bool = False):
-        mix, gates = self.moe(self.feature_processor(self._input(batch)))  # (G, B, H), (B, G, E)
+        if self._fold_rows and self.moe.foldable and not self._input_bn:  # predict: first GEMM may be folded
+            mix, gates = self.moe.mix(self._project_input(batch, self.moe.w_in, self.moe.b_in))
+        else:
+            mix, gates = self.moe(self.feature_processor(self._input(batch)))  # (G, B, H), (B, G, E)
         out = self.towers(mix if mix.shape[0] > 1 else mix[0])
         return (out, gates) if return_gates else out
 

@@ -9,10 +9,9 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from ...features import SparseFeat, VarLenSparseFeat, split_feature_columns
-from ...layers.core import MLP
+from ...layers.core import MLP, Dense
 from ...layers.interaction import AttentionSequencePoolingLayer
 from ...registry import register_model
 from ..base import BaseModel
@@ -119,12 +118,15 @@ class DIN(BaseModel):
         self.attention = AttentionSequencePoolingLayer(att_dim, tuple(att_hidden_size), att_activation,
                                                        att_weight_normalization)
         self.dnn = MLP(self.input_dim, tuple(dnn_hidden_units), dnn_activation, dnn_dropout, dnn_use_bn)
-        self.dnn_linear = nn.Linear(self.dnn.output_dim, 1)
+        self.dnn_linear = Dense(self.dnn.output_dim, 1)
         self._finish_init()
 
     def _lookup(self, gi: int, table: str, ids: torch.Tensor) -> torch.Tensor:
         emb = self.embedding
         return F.embedding(ids + emb.table_offsets[table], emb.weights[gi], sparse=emb.sparse)
+
+    def output_biases(self) -> dict:
+        return {self.task_names[0]: self.dnn_linear.bias}
 
     def forward(self, batch, return_scores: bool = False):
         query = torch.cat([self._lookup(gi, t, batch.sparse[:, j]) for j, gi, t in self._queries], dim=-1)
