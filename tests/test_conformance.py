@@ -342,3 +342,27 @@ def test_output_bias_starts_at_label_prior(name, census_parity_data):
     off.compile("sgd", lr=1e-12, init_output_bias=False)
     off.fit(x_tr, y_tr[tasks], batch_size=256, epochs=1, verbose=0)
     assert all(float(s.detach().abs().max()) < 1e-4 for s in off.output_biases().values())
+
+
+def test_folding_state_is_per_call_and_per_thread(census_parity_data):
+    """Folded tables live for one predict call in one thread: concurrent predicts on one model (a threaded
+    server) agree with a sequential one, and nothing is left active afterwards."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ctrkit.layers.fold import active_folding
+    enc, x_tr, y_tr, x_te = census_parity_data
+    model = build("MMoE", enc.feature_columns, tasks=("income", "marital"))
+    model.compile("adam", lr=0.01)
+    model.fit(x_tr, y_tr[["income", "marital"]], batch_size=256, epochs=1, verbose=0)
+    ref = model.predict(x_te)
+    assert active_folding(model) is None
+    with ThreadPoolExecutor(4) as pool:
+        outs = list(pool.map(lambda _: model.predict(x_te, batch_size=1024), range(8)))
+    for out in outs:
+        np.testing.assert_allclose(out, ref, rtol=0, atol=1e-6)
+    assert active_folding(model) is None
+    with model.folded_inference(len(x_te)):
+        assert active_folding(model) is not None
+        with ThreadPoolExecutor(1) as pool:        # another thread does not see this thread's state
+            assert pool.submit(active_folding, model).result() is None
+    assert active_folding(model) is None

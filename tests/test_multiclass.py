@@ -110,3 +110,22 @@ def test_multiclass_metrics_match_definitions():
     assert multiclass_log_loss(y, p) == pytest.approx(-np.mean(np.log(p[np.arange(300), y])))
     from sklearn.metrics import roc_auc_score
     assert multiclass_roc_auc(y, p) == pytest.approx(roc_auc_score(y, p, multi_class="ovr", average="macro"))
+
+
+def test_multiclass_labels_from_a_store_are_checked_up_front(ml, tmp_path):
+    """A store's multiclass labels are range-checked before training starts, with the same message as arrays
+    (not a cross-entropy IndexError in the middle of an epoch); valid ones train."""
+    from ctrkit.data import open_store, write_store
+    enc, df, y = ml
+    bad = write_store(str(tmp_path / "bad.h5"), df, y.assign(rating=y["rating"] + 1), enc.feature_columns)
+    good = write_store(str(tmp_path / "good.h5"), df, y, enc.feature_columns)
+    m = MMoE(enc.feature_columns, num_experts=2, expert_dnn_hidden_units=(8,), tower_dnn_hidden_units=(4,),
+             task_names=["rating", "liked"], task_types=["multiclass", "binary"], num_classes=5)
+    m.compile("adam", lr=0.01)
+    with open_store(bad) as store, pytest.raises(
+            DataValidationError, match=r"store's labels for 'rating'.*class ids in \[0, 5\).*\[5\.0\]"):
+        m.fit(store, batch_size=64, epochs=1, verbose=0)
+    with open_store(good) as store:
+        h = m.fit(store, batch_size=64, epochs=2, verbose=0)
+        assert np.isfinite(h.history["loss"]).all()
+        assert m.evaluate(store)["rating_loss"] < _entropy(y["rating"].to_numpy(), 5)

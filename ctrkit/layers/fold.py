@@ -6,17 +6,47 @@ field ``j``'s embedding; ``b`` is added to the first field's rows). ``P`` has on
 as ``h``: on Census-Income (478 ids, 264 columns) it is 0.5 MB, and one ``embedding_bag`` sum replaces the GEMM
 (255 x 264 multiply-adds per row become 31 x 264 additions). The result equals the GEMM's up to float rounding.
 
-The folded tables are a function of the weights: :meth:`BaseModel.folded_inference` builds them at most once per
-``predict`` / ``evaluate`` call and drops them at its end (version counters cannot be trusted to detect weight
-updates: fused optimizers do not bump them), and only when they are small and cheaper to build than the GEMM
-they replace over the call's rows. Training never uses them.
+The folded tables are a function of the weights: within :func:`folding` (``BaseModel.folded_inference``) they
+are built at most once per ``predict`` / ``evaluate`` call, in its thread, and dropped at its end (tensor
+version counters cannot tell when weights changed: fused optimizers do not bump them). They are built only when
+they are small and cheaper to build than the GEMM they replace over the call's rows. Training never uses them.
 """
 from __future__ import annotations
+
+import contextlib
+import threading
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-__all__ = ["FoldedInputProjection", "MAX_FOLDED_BYTES"]
+__all__ = ["FoldedInputProjection", "MAX_FOLDED_BYTES", "folding", "active_folding"]
+
+# per thread: {id(model): (rows of the running call, {layer key: folded tables or False})}. Thread-local, so
+# that concurrent predict calls on one model (a threaded server) never see each other's tables or outlive
+# their own call.
+_STATE = threading.local()
+
+
+@contextlib.contextmanager
+def folding(model: Any, n_rows: int):
+    """Allow ``model`` to fold its first layer during this context, in this thread, for ``n_rows`` rows."""
+    active = _STATE.__dict__.setdefault("active", {})
+    key = id(model)
+    prev = active.get(key)
+    active[key] = (int(n_rows), {})
+    try:
+        yield model
+    finally:
+        if prev is None:
+            del active[key]
+        else:
+            active[key] = prev
+
+
+def active_folding(model: Any) -> tuple[int, dict] | None:
+    """``(n_rows, cache)`` while :func:`folding` is active for ``model`` in this thread, else None."""
+    return _STATE.__dict__.get("active", {}).get(id(model))
 
 #: folded tables larger than this are not built (the GEMM is used instead)
 MAX_FOLDED_BYTES = 64 << 20

@@ -7,7 +7,6 @@ delegate. Models with a special loss override :meth:`BaseModel.compute_loss`.
 """
 from __future__ import annotations
 
-import contextlib
 import os
 import threading
 import warnings
@@ -26,7 +25,7 @@ from ..features import (DenseFeat, check_feature_columns, feature_from_dict, fea
                         split_feature_columns)
 from ..layers.core import Towers
 from ..layers.embedding import EmbeddingLayer
-from ..layers.fold import FoldedInputProjection
+from ..layers.fold import FoldedInputProjection, active_folding, folding
 from ..metrics import get_metric
 from ..training.losses import resolve_task_losses
 from ..training.optim import build_optimizer
@@ -250,32 +249,28 @@ class BaseModel(nn.Module):
         self.to(self.device)
         self._loss_weights = self._loss_weights.to(self.device)
 
-    #: rows of the running predict / evaluate call while first-layer folding is allowed (0: not allowed)
-    _fold_rows = 0
-
-    @contextlib.contextmanager
     def folded_inference(self, n_rows: int):
-        """Within this context (entered by ``predict`` / ``evaluate`` for ``n_rows`` rows, under
-        ``torch.inference_mode``), models may compute their first linear layer from folded embedding tables
-        (:mod:`ctrkit.layers.fold`): same result up to float rounding, faster on the CPU. The folded tables
-        are built on first use and dropped when the context ends, so they never outlive the weights."""
-        prev, prev_cache = self._fold_rows, self.__dict__.get("_fold_cache")
-        self._fold_rows, self.__dict__["_fold_cache"] = int(n_rows), {}
-        try:
-            yield self
-        finally:
-            self._fold_rows, self.__dict__["_fold_cache"] = prev, prev_cache
+        """A context (entered by ``predict`` / ``evaluate`` for ``n_rows`` rows, under ``torch.inference_mode``)
+        in which the model may compute its first linear layer from folded embedding tables
+        (:mod:`ctrkit.layers.fold`): the same result up to float rounding, faster on the CPU. The folded tables
+        are built on first use and dropped when the context ends, so they never outlive the weights; the state
+        is per thread, so concurrent predict calls do not share it."""
+        return folding(self, n_rows)
+
+    def _folding(self) -> bool:
+        """True inside :meth:`folded_inference` (in this thread) with gradients off."""
+        return not torch.is_grad_enabled() and active_folding(self) is not None
 
     def _project_input(self, batch: TensorData, weight: torch.Tensor, bias: torch.Tensor, key: Any = None
                        ) -> torch.Tensor:
         """``self._input(batch) @ weight + bias`` (``weight``: ``(input_dim, out)``), folded when allowed;
         ``key`` names the layer in the per-call cache of folded tables (default: the weight itself)."""
-        cache = self.__dict__.get("_fold_cache")
-        if (self._fold_rows and cache is not None and not torch.is_grad_enabled()
-                and FoldedInputProjection.supported(self.embedding)):
+        state = active_folding(self) if not torch.is_grad_enabled() else None
+        if state is not None and FoldedInputProjection.supported(self.embedding):
+            n_rows, cache = state
             key = id(weight) if key is None else key
             if key not in cache:  # built once per call; False: not worth it for this call
-                cache[key] = (FoldedInputProjection.worthwhile(self.embedding, weight.shape[1], self._fold_rows)
+                cache[key] = (FoldedInputProjection.worthwhile(self.embedding, weight.shape[1], n_rows)
                               and FoldedInputProjection(self.embedding, weight, bias))
             if cache[key]:
                 return cache[key](batch)
@@ -284,7 +279,7 @@ class BaseModel(nn.Module):
     def _mlp_input(self, batch: TensorData, mlp: Any) -> torch.Tensor:
         """``mlp(self._input(batch))``, with the first layer folded in ``predict`` (see :meth:`_project_input`)."""
         first = mlp.first
-        if not self._fold_rows or first is None:
+        if first is None or not self._folding():
             return mlp(self._input(batch))
         return mlp.after_first(self._project_input(batch, first.weight.t(), first.bias, key=id(first)))
 
@@ -523,7 +518,13 @@ class BaseModel(nn.Module):
                                       "sample_weight=None with it.")
         if len(x) == 0:
             raise DataValidationError(f"{name}: the store has no rows.")
-        return check_source(x, self.feature_columns, self.task_names, name)
+        source = check_source(x, self.feature_columns, self.task_names, name)
+        if self.num_classes and hasattr(source, "labels"):  # multiclass ids checked up front, as for arrays
+            labels = source.labels()
+            for i, t in enumerate(self.task_names):
+                if t in self.num_classes:
+                    check_class_ids(labels[:, i], self.num_classes[t], f"{name}: the store's labels for {t!r}")
+        return source
 
     @torch.inference_mode()
     def _map_batches(self, x: Any, fn: Any, where: str, batch_size: int = 4096) -> torch.Tensor:

@@ -96,7 +96,7 @@ class MMoE(BaseModel):
         self._finish_init()
 
     def forward(self, batch, return_gates: bool = False):
-        if self._fold_rows and self.moe.foldable and not self._input_bn:  # predict: first GEMM may be folded
+        if self.moe.foldable and not self._input_bn and self._folding():  # predict: first GEMM may be folded
             mix, gates = self.moe.mix(self._project_input(batch, self.moe.w_in, self.moe.b_in))
         else:
             mix, gates = self.moe(self.feature_processor(self._input(batch)))  # (G, B, H), (B, G, E)
