@@ -366,3 +366,31 @@ def test_folding_state_is_per_call_and_per_thread(census_parity_data):
         with ThreadPoolExecutor(1) as pool:        # another thread does not see this thread's state
             assert pool.submit(active_folding, model).result() is None
     assert active_folding(model) is None
+
+
+@pytest.mark.parametrize("name", sorted(FOLDED))
+def test_folding_with_mixed_dims_shared_tables_and_hashing(name, monkeypatch):
+    """The folded layout follows the embedding layer's: two embedding sizes (two table groups, features
+    interleaved across them), a table shared by two features with different vocabularies, a hashed column, and a
+    2-wide dense feature; predict equals the plain forward pass."""
+    rng = np.random.default_rng(3)
+    n = 3000
+    x = {"a": rng.integers(0, 40, n), "b": rng.integers(0, 25, n), "c": rng.integers(0, 30, n),
+         "h": rng.integers(0, 10**6, n), "x": rng.random((n, 2)).astype("float32")}
+    cols = [SparseFeat("a", 40, 4), SparseFeat("b", 25, 8), SparseFeat("c", 30, 4, embedding_name="a"),
+            SparseFeat("h", 60, 8, use_hash=True), DenseFeat("x", 2)]
+    y = pd.DataFrame({"t1": ((x["a"] + x["b"]) % 3 == 0).astype("float32"), "t2": (x["x"][:, 0] > 0.5).astype("float32")})
+    model = build(name, cols, tasks=("t1", "t2"))
+    assert len(model.embedding.group_dims) == 2
+    model.compile("adam", lr=0.01)
+    model.fit(x, y[tasks_of(model)], batch_size=256, epochs=2, verbose=0)
+    data = to_tensor_data(x, model.feature_columns).to(model.device)
+    model.eval()
+    with torch.inference_mode():
+        ref = model.logits_to_predictions(model.stack_outputs(model(data))).cpu().numpy()
+    from ctrkit.layers import fold
+    built = []
+    init = fold.FoldedInputProjection.__init__
+    monkeypatch.setattr(fold.FoldedInputProjection, "__init__", lambda self, *a: (built.append(1), init(self, *a))[1])
+    np.testing.assert_allclose(model.predict(x), ref, rtol=0, atol=1e-5)
+    assert built, "predict did not fold"
