@@ -1,14 +1,17 @@
-"""What makes ctrkit's MMoE learn in 2 epochs: the label-prior output biases and the Glorot initialisation.
+"""What makes ctrkit's MMoE learn in 2 epochs: the label-prior output biases, and initialisations we tried.
 
-Trains the speed benchmark's census MMoE (``benchmarks/speed.py``: same data, split and sizes; Adam 1e-3,
-batch 1024, 2 epochs) with ctrkit's public API in four variants and prints the test income AUC per seed:
+Trains the speed benchmark's census MMoE (``benchmarks/speed.py``: same data, split, sizes and seeds; Adam 1e-3,
+batch 1024, 2 epochs) with ctrkit's public API and prints the test income AUC per seed for:
 
-* ``torch-default``: dense weights and biases re-initialised as PyTorch's ``nn.Linear`` does
-  (``U(±1/sqrt(fan_in))``, per expert / gate / tower) and not moved to the label prior
-  (``compile(init_output_bias=False)``) -- ctrkit before these defaults;
-* ``prior``: the same, with the output biases at the label prior;
-* ``glorot``: ctrkit's Glorot-uniform start, zero output biases;
-* ``ctrkit`` (both: the defaults).
+* ``no prior``: ``compile(init_output_bias=False)``: PyTorch's default initialisation, output biases as constructed
+  (ctrkit before the label prior, and the hand-written loop's start);
+* ``prior``: ctrkit's default (output biases at the label prior's log-odds);
+* ``prior + Glorot``: the prior, and every dense layer re-initialised Glorot-uniform with zero biases (Keras'
+  ``Dense`` default), per expert / gate / tower;
+* ``prior + Glorot heads``: the prior, Glorot-uniform towers only.
+
+The Glorot variants are not ctrkit's default: they help here but hurt the MMoE paper's synthetic regression
+experiment (see ``benchmarks/RESULTS.md``, speed section).
 
 Usage: ``python benchmarks/init_ablation.py [--seeds 3] [--epochs 2]``.
 """
@@ -26,23 +29,28 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import speed  # noqa: E402  (the benchmark's data preparation and sizes)
 
-VARIANTS = ("torch-default", "prior", "glorot", "ctrkit")
+VARIANTS = ("no prior", "prior", "prior + Glorot", "prior + Glorot heads")
 
 
-def torch_default_(model) -> None:
-    """Re-initialise the MMoE's dense layers as ``nn.Linear`` would, per expert, gate and tower."""
-    with torch.no_grad():
-        for w, b in [(model.moe.w_in, model.moe.b_in)]:
-            bound = 1.0 / math.sqrt(w.shape[0])
-            w.uniform_(-bound, bound)
-            b.uniform_(-bound, bound)
-        for mlp in (model.towers.hidden, model.towers.out):
-            if mlp is None:
-                continue
-            for w, b in zip(mlp.weights, mlp.biases):
-                bound = 1.0 / math.sqrt(w.shape[1])
-                w.uniform_(-bound, bound)
-                b.uniform_(-bound, bound)
+def _glorot_(w: torch.Tensor, fan_in: int, fan_out: int) -> None:
+    bound = math.sqrt(6.0 / (fan_in + fan_out))
+    w.uniform_(-bound, bound)
+
+
+@torch.no_grad()
+def glorot_(model, heads_only: bool) -> None:
+    """Glorot-uniform weights and zero biases for the MMoE's towers and (unless ``heads_only``) its experts and
+    gates, each expert / gate / tower with its own fans."""
+    for mlp in (model.towers.hidden, model.towers.out):
+        for w, b in zip(mlp.weights, mlp.biases):
+            _glorot_(w, w.shape[1], w.shape[2])
+            b.zero_()
+    if not heads_only:
+        moe = model.moe
+        E, u0, d = moe.num_experts, moe.first_units, moe.in_features
+        _glorot_(moe.w_in[:, :E * u0], d, u0)
+        _glorot_(moe.w_in[:, E * u0:], d, E)
+        moe.b_in.zero_()
 
 
 def run(D, variant: str, seed: int, epochs: int) -> float:
@@ -54,9 +62,9 @@ def run(D, variant: str, seed: int, epochs: int) -> float:
     m = MMoE(cols, num_experts=speed.NUM_EXPERTS, expert_dnn_hidden_units=speed.EXPERT_UNITS,
              gate_dnn_hidden_units=(), tower_dnn_hidden_units=speed.TOWER_UNITS, task_names=list(speed.TASKS),
              task_types=["binary", "binary"], seed=seed)
-    if variant in ("torch-default", "prior"):
-        torch_default_(m)
-    m.compile("adam", lr=speed.LR, init_output_bias=variant in ("prior", "ctrkit"))
+    if "Glorot" in variant:
+        glorot_(m, heads_only=variant.endswith("heads"))
+    m.compile("adam", lr=speed.LR, init_output_bias=variant != "no prior")
     m.fit(D.x_dict("train"), D.y_train, batch_size=speed.BATCH, epochs=epochs, verbose=0)
     p = m.predict(D.x_dict("test"), batch_size=speed.PRED_BATCH)
     return float(roc_auc_score(D.y_test[:, 0], p[:, 0]))

@@ -35,7 +35,9 @@ def test_each_option_learns_and_round_trips(byterec_encoded, option, tmp_path):
     for k, v in OPTIONS[option].items():
         assert m.get_config()[k] == (list(v) if isinstance(v, tuple) else v)
     m.compile("adam", lr=0.01)
-    m.fit(df, y, batch_size=32, epochs=8, verbose=0)
+    # 12 epochs: with output biases starting at the label prior the rare 'like' task (deep towers) needs more
+    # than 8 to get 0.02 below the constant predictor's logloss, which is now where it starts
+    m.fit(df, y, batch_size=32, epochs=12, verbose=0)
     p = m.predict(df)
     for i, t in enumerate(TASKS):
         yt = y[t].to_numpy()

@@ -36,32 +36,8 @@ def _check_units(where: str, units: Sequence[int]) -> tuple[int, ...]:
     return units
 
 
-def glorot_uniform_(w: torch.Tensor, fan_in: int, fan_out: int) -> torch.Tensor:
-    """Keras' (and DeepCTR's) default kernel initialisation, ``U(±sqrt(6 / (fan_in + fan_out)))``, with the
-    fans given explicitly so that stacked weights (several experts or towers in one tensor) are initialised as
-    if each were its own layer."""
-    bound = math.sqrt(6.0 / (fan_in + fan_out)) if fan_in + fan_out > 0 else 0.0
-    with torch.no_grad():
-        return w.uniform_(-bound, bound)
-
-
-class Dense(nn.Linear):
-    """``nn.Linear`` initialised as Keras' ``Dense``: Glorot-uniform weights, zero bias.
-
-    PyTorch's default (``U(±1/sqrt(fan_in))`` for weights and bias) starts ReLU layers with about half the
-    variance; with the Glorot start the MLPs of the model zoo learn faster in the first epochs (measured in
-    ``benchmarks/RESULTS.md``, speed section), the same init DeepCTR's users get.
-    """
-
-    def reset_parameters(self) -> None:
-        glorot_uniform_(self.weight, self.in_features, self.out_features)
-        if self.bias is not None:
-            nn.init.zeros_(self.bias)
-
-
 class MLP(nn.Module):
-    """Linear → [BatchNorm] → activation → [Dropout], repeated (DeepCTR's ``DNN``); the linear layers are
-    :class:`Dense` (Glorot-uniform weights, zero biases).
+    """Linear → [BatchNorm] → activation → [Dropout], repeated (DeepCTR's ``DNN``).
 
     Args:
         in_features: input width.
@@ -85,7 +61,7 @@ class MLP(nn.Module):
         layers: list[nn.Module] = []
         prev = in_features
         for u in units:
-            layers.append(Dense(prev, u))
+            layers.append(nn.Linear(prev, u))
             if use_bn:
                 layers.append(nn.BatchNorm1d(u))
             layers.append(get_activation(activation))
@@ -99,7 +75,7 @@ class MLP(nn.Module):
         return self.net(x)
 
     @property
-    def first(self) -> Dense | None:
+    def first(self) -> nn.Linear | None:
         """The first linear layer (None for an empty MLP)."""
         return self.net[0] if len(self.net) else None
 
@@ -157,8 +133,10 @@ class ParallelMLP(nn.Module):
 
     def reset_parameters(self) -> None:
         for w, b in zip(self.weights, self.biases):
-            glorot_uniform_(w, w.shape[1], w.shape[2])   # as :class:`Dense`, per MLP
-            nn.init.zeros_(b)
+            # the default nn.Linear initialisation, per MLP
+            bound = 1.0 / math.sqrt(w.shape[1]) if w.shape[1] > 0 else 0.0
+            nn.init.uniform_(w, -bound, bound)
+            nn.init.uniform_(b, -bound, bound)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n = self.num

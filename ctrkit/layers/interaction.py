@@ -30,7 +30,7 @@ from torch import nn
 from ..data.inputs import TensorData
 from ..exceptions import SchemaError
 from ..features import DenseFeat, VarLenSparseFeat, check_feature_columns, split_feature_columns
-from .core import Dense, _check_units, get_activation
+from .core import _check_units, get_activation
 from .embedding import EmbeddingLayer
 
 __all__ = ["FeatureSubset", "LinearLogit", "FM", "CrossNet", "CrossNetMix", "CIN", "InteractingLayer", "Dice",
@@ -452,12 +452,12 @@ class LocalActivationUnit(nn.Module):
         if not units:
             raise ValueError("LocalActivationUnit: hidden_units must not be empty.")
         self.E = embedding_dim
-        self.first = Dense(4 * embedding_dim, units[0])
+        self.first = nn.Linear(4 * embedding_dim, units[0])
         layers: list[nn.Module] = []
         prev = units[0]
         for i, u in enumerate(units):
             if i > 0:
-                layers.append(Dense(prev, u))
+                layers.append(nn.Linear(prev, u))
             if use_bn:
                 layers.append(nn.BatchNorm1d(u))
             layers.append(Dice(u) if str(activation).lower() == "dice" else get_activation(activation))
@@ -465,7 +465,7 @@ class LocalActivationUnit(nn.Module):
                 layers.append(nn.Dropout(dropout))
             prev = u
         self.rest = nn.Sequential(*layers)
-        self.out = Dense(prev, 1)
+        self.out = nn.Linear(prev, 1)
 
     def forward(self, query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
         B, L, E = keys.shape

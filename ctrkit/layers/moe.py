@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from .core import ParallelMLP, _check_units, get_activation, glorot_uniform_
+from .core import ParallelMLP, _check_units, get_activation
 
 __all__ = ["MixtureOfExperts"]
 
@@ -90,18 +90,17 @@ class MixtureOfExperts(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        E, u0, d, R = self.num_experts, self.first_units, self.in_features, self.residual_width
-        # Glorot-uniform per expert, per residual projection and per gate (as if each were its own Dense layer)
-        glorot_uniform_(self.w_in[:, : E * u0], d, u0)
-        if R:
-            glorot_uniform_(self.w_in[:, E * u0: E * u0 + R], d, R // E)
-        glorot_uniform_(self.w_in[:, E * u0 + R:], d, E)
-        nn.init.zeros_(self.b_in)
+        E, u0 = self.num_experts, self.first_units
+        bound = 1.0 / math.sqrt(self.in_features)  # nn.Linear's default, per expert and per gate
+        nn.init.uniform_(self.w_in, -bound, bound)
+        nn.init.uniform_(self.b_in[: E * u0 + self.residual_width], -bound, bound)
+        nn.init.zeros_(self.b_in[E * u0 + self.residual_width:])
         if self.attention_gates:
             nn.init.normal_(self.gate_query, std=1.0 / math.sqrt(self.attention_dim))
             nn.init.normal_(self.gate_key, std=1.0 / math.sqrt(self.gate_key.shape[0]))
         if self.hidden_gates:
-            glorot_uniform_(self.gate_weight, self.gate_weight.shape[1], E)
+            gb = 1.0 / math.sqrt(self.gate_weight.shape[1])
+            nn.init.uniform_(self.gate_weight, -gb, gb)
             nn.init.zeros_(self.gate_bias)
 
     @property

@@ -330,8 +330,8 @@ class BaseModel(nn.Module):
 
         Binary tasks get the log-odds of the (weighted) positive rate, regression tasks the mean label,
         multiclass tasks the centred log class frequencies; NaN (missing) labels are left out. This is what
-        LightGBM's ``boost_from_average`` and XGBoost's estimated ``base_score`` do: with a 5% click rate a zero
-        bias starts every prediction at 0.5, and the first epoch is spent moving it to 0.05.
+        LightGBM's ``boost_from_average`` and XGBoost's estimated ``base_score`` do: with a 5% click rate a bias
+        near zero starts every prediction near 0.5, and the first epoch is spent moving it to 0.05.
         ``fit`` calls it once, on a new model (see ``compile(init_output_bias=...)``).
 
         Args:
@@ -453,7 +453,7 @@ class BaseModel(nn.Module):
                 ``loss_weight_<task>``; they exclude ``loss_weights``.
             init_output_bias: on the first ``fit`` of a new model (not one trained or loaded before), start each
                 task's output bias at its label prior (log-odds of the positive rate for binary tasks; see
-                :meth:`init_output_bias`). False keeps the constructor's zero biases.
+                :meth:`init_output_bias`). False keeps the constructor's biases.
         """
         if not isinstance(init_output_bias, bool):
             raise TypeError(f"compile: init_output_bias must be True or False, got {init_output_bias!r}.")

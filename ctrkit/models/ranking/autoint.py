@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from ...layers.core import MLP, Dense
+from ...layers.core import MLP
 from ...layers.interaction import InteractingLayer
 from ...registry import register_model
 from .lr import LinearDeepModel
@@ -79,7 +79,7 @@ class AutoInt(LinearDeepModel):
             raise ValueError(f"{name}: with att_layer_num=0 the MLP is the only part, but dnn_feature_columns is "
                              "empty.")
         width = att_width + (self.dnn.output_dim if self.dnn is not None else 0)
-        self.dnn_linear = Dense(width, 1, bias=False)
+        self.dnn_linear = nn.Linear(width, 1, bias=False)
         self._finish_init()
 
     def forward(self, batch):

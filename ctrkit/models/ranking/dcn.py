@@ -9,8 +9,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+from torch import nn
 
-from ...layers.core import MLP, Dense
+from ...layers.core import MLP
 from ...layers.interaction import CrossNet
 from ...registry import register_model
 from .lr import LinearDeepModel
@@ -32,7 +33,7 @@ class _CrossDeep(LinearDeepModel):
         self.dnn = MLP(self.input_dim, tuple(dnn_hidden_units), dnn_activation, dnn_dropout, dnn_use_bn) \
             if dnn_hidden_units else None
         width = (self.input_dim if self.crossnet is not None else 0) + (self.dnn.output_dim if self.dnn else 0)
-        self.dnn_linear = Dense(width, 1, bias=False)
+        self.dnn_linear = nn.Linear(width, 1, bias=False)
         if self.crossnet is not None:
             self._l2_modules = {"crossnet": float(l2_reg_cross)}
         self._finish_init()

@@ -8,10 +8,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+from torch import nn
 import torch.nn.functional as F
 
 from ...features import SparseFeat, VarLenSparseFeat, split_feature_columns
-from ...layers.core import MLP, Dense
+from ...layers.core import MLP
 from ...layers.interaction import AttentionSequencePoolingLayer
 from ...registry import register_model
 from ..base import BaseModel
@@ -118,7 +119,7 @@ class DIN(BaseModel):
         self.attention = AttentionSequencePoolingLayer(att_dim, tuple(att_hidden_size), att_activation,
                                                        att_weight_normalization)
         self.dnn = MLP(self.input_dim, tuple(dnn_hidden_units), dnn_activation, dnn_dropout, dnn_use_bn)
-        self.dnn_linear = Dense(self.dnn.output_dim, 1)
+        self.dnn_linear = nn.Linear(self.dnn.output_dim, 1)
         self._finish_init()
 
     def _lookup(self, gi: int, table: str, ids: torch.Tensor) -> torch.Tensor:

@@ -12,9 +12,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+from torch import nn
 
 from ...features import check_feature_columns, split_feature_columns
-from ...layers.core import MLP, Dense
+from ...layers.core import MLP
 from ...layers.embedding import EmbeddingLayer
 from ...layers.interaction import FeatureSubset, LinearLogit
 from ...registry import register_model
@@ -102,7 +103,7 @@ class LinearDeepModel(BaseModel):
         """The optional deep part shared by WDL / DeepFM / xDeepFM: an MLP over the deep input, then one logit."""
         self.use_dnn = bool(dnn_hidden_units) and self.input_dim > 0
         self.dnn = MLP(self.input_dim, tuple(dnn_hidden_units), activation, dropout, use_bn) if self.use_dnn else None
-        self.dnn_linear = Dense(self.dnn.output_dim, 1, bias=False) if self.use_dnn else None
+        self.dnn_linear = nn.Linear(self.dnn.output_dim, 1, bias=False) if self.use_dnn else None
 
     def _dnn_logit(self, flat: torch.Tensor) -> torch.Tensor:
         return self.dnn_linear(self.dnn(flat))[:, 0]

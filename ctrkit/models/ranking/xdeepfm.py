@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from torch import nn
 
-from ...layers.core import Dense
 from ...layers.interaction import CIN
 from ...registry import register_model
 from .lr import LinearDeepModel
@@ -60,7 +60,7 @@ class xDeepFM(LinearDeepModel):  # noqa: N801 (the paper's and DeepCTR's spellin
             self._require_sparse("the CIN interacts their embeddings")
             self._require_equal_dims("the CIN")
             self.cin = CIN(len(self._sparse_dnn_features()), tuple(cin_layer_size), cin_activation, cin_split_half)
-            self.cin_linear = Dense(self.cin.output_dim, 1, bias=False)
+            self.cin_linear = nn.Linear(self.cin.output_dim, 1, bias=False)
             self._l2_modules = {"cin": float(l2_reg_cin)}
         self._build_dnn(dnn_hidden_units, dnn_activation, dnn_dropout, dnn_use_bn)
         self._finish_init()
