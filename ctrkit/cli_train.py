@@ -38,6 +38,14 @@ class UsageError(ValueError):
 
 
 # ------------------------------------------------------------------------------------------ argument parsing
+def _model_and_data_args(parser: Any, data_help: str) -> None:
+    """The arguments ``evaluate`` and ``predict`` share: a saved model, a raw data file read in chunks."""
+    parser.add_argument("model", help="saved model directory (or a `ctrkit train` run folder)")
+    parser.add_argument("data", help=data_help)
+    parser.add_argument("--chunk-size", type=int, default=100_000, help="rows read at a time (default 100000)")
+    parser.add_argument("--sep", help="CSV separator (default ',', tab for .tsv)")
+
+
 def add_subcommands(sub: Any) -> None:
     """Register the subcommands on ``ctrkit``'s subparsers (argparse only; nothing heavy is imported)."""
     t = sub.add_parser("train", help="train a model from a TOML / YAML / JSON config file",
@@ -53,12 +61,9 @@ def add_subcommands(sub: Any) -> None:
     e = sub.add_parser("evaluate", help="loss and metrics per task of a saved model on a raw data file",
                        description="Read DATA in chunks, apply the saved encoder, and print the loss and the "
                                    "metrics of every task over the whole file (labels: the task columns).")
-    e.add_argument("model", help="saved model directory (or a `ctrkit train` run folder)")
-    e.add_argument("data", help="raw .csv / .parquet file with the feature and label columns")
+    _model_and_data_args(e, "raw .csv / .parquet file with the feature and label columns")
     e.add_argument("--metrics", help="comma-separated metric names (default: the compiled ones, else "
                                      "auc,logloss for binary tasks and mse,mae for regression)")
-    e.add_argument("--chunk-size", type=int, default=100_000, help="rows read at a time (default 100000)")
-    e.add_argument("--sep", help="CSV separator (default ',', tab for .tsv)")
     e.add_argument("--json", action="store_true", help="print the metrics as JSON")
     e.set_defaults(handler=_evaluate)
 
@@ -66,12 +71,9 @@ def add_subcommands(sub: Any) -> None:
                        description="Read DATA in chunks, apply the saved encoder, and write one column per task "
                                    "(probabilities for binary tasks) to OUT (.csv or .parquet); files larger "
                                    "than memory work.")
-    p.add_argument("model", help="saved model directory (or a `ctrkit train` run folder)")
-    p.add_argument("data", help="raw .csv / .parquet file with the feature columns")
+    _model_and_data_args(p, "raw .csv / .parquet file with the feature columns")
     p.add_argument("-o", "--output", required=True, help="predictions file, .csv or .parquet")
     p.add_argument("--id-column", help="comma-separated columns of DATA copied to the output (e.g. a row id)")
-    p.add_argument("--chunk-size", type=int, default=100_000, help="rows read at a time (default 100000)")
-    p.add_argument("--sep", help="CSV separator (default ',', tab for .tsv)")
     p.set_defaults(handler=_predict)
 
     x = sub.add_parser("export", help="export a saved model to ONNX or torch.export",

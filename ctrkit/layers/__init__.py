@@ -7,6 +7,6 @@ from .interaction import (CIN, FM, AttentionSequencePoolingLayer, CrossNet, Cros
 from .fold import FoldedInputProjection
 from .moe import MixtureOfExperts
 
-__all__ = ["EmbeddingLayer", "FoldedInputProjection", "MLP", "ParallelMLP", "Towers", "MixtureOfExperts", "get_activation", "ACTIVATIONS",
-           "FeatureSubset", "LinearLogit", "FM", "CrossNet", "CrossNetMix", "CIN", "InteractingLayer", "Dice",
+__all__ = ["EmbeddingLayer", "FoldedInputProjection", "MLP", "ParallelMLP", "Towers", "MixtureOfExperts",
+           "get_activation", "ACTIVATIONS", "FeatureSubset", "LinearLogit", "FM", "CrossNet", "CrossNetMix", "CIN", "InteractingLayer", "Dice",
            "LocalActivationUnit", "AttentionSequencePoolingLayer"]

@@ -48,6 +48,7 @@ def active_folding(model: Any) -> tuple[int, dict] | None:
     """``(n_rows, cache)`` while :func:`folding` is active for ``model`` in this thread, else None."""
     return _STATE.__dict__.get("active", {}).get(id(model))
 
+
 #: folded tables larger than this are not built (the GEMM is used instead)
 MAX_FOLDED_BYTES = 64 << 20
 

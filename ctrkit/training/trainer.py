@@ -15,7 +15,6 @@ so the resumed run replays the same batches.
 """
 from __future__ import annotations
 
-import contextlib
 
 import math
 import os
@@ -105,12 +104,6 @@ class _Dist:
         return DistributedDataParallel(model, device_ids=ids)
 
 
-def _folded(model: Any, n_rows: int):
-    """``model.folded_inference(n_rows)`` where the model offers it (first-layer folding in predict)."""
-    fn = getattr(model, "folded_inference", None)
-    return fn(n_rows) if fn is not None else contextlib.nullcontext()
-
-
 class Trainer:
     """Runs fit / evaluate / predict for a compiled model.
 
@@ -138,7 +131,7 @@ class Trainer:
             data = data.to(device, non_blocking=True)
         out = torch.empty(n, model.output_width, device=device)
         try:
-            with _folded(model, n):
+            with model.folded_inference(n):
                 for s in range(0, n, batch_size):
                     out[s:s + batch_size] = model.stack_outputs(model(data.slice(s, min(s + batch_size, n)))).float()
         finally:
@@ -158,7 +151,7 @@ class Trainer:
         ws = torch.empty(hi - lo) if source.has_sample_weight else None
         s = 0
         try:
-            with _folded(model, hi - lo):
+            with model.folded_inference(hi - lo):
                 for xb, yb, wb in source.iter_range(lo, hi, batch_size):
                     e = s + len(yb)
                     ys[s:e] = yb
@@ -367,11 +360,7 @@ class Trainer:
             if validation is not None and not model.stop_training:
                 logs.update(self.compute_metrics(*self._gathered_predictions(validation, eval_batch_size, dist),
                                                  prefix="val_"))
-            logs["lr"] = float(opt.param_groups[0]["lr"])  # the rate used during this epoch
-            logs["epoch_seconds"] = time.perf_counter() - t0
-            stop_if_loss_not_finite(model, logs["loss"], epoch)
-            epoch_logs.update(logs)
-            cblist.on_epoch_end(epoch, epoch_logs)
+            end_epoch(model, cblist, opt, epoch, epoch_logs, logs, t0)
         cblist.on_train_end({})
         history.params = params
         self._fit_state = None
@@ -498,15 +487,21 @@ class Trainer:
         return int(ckpt["epoch"]), int(ckpt["step"]), None if sums is None else sums[dist.rank]
 
 
-def stop_if_loss_not_finite(model: Any, loss: float, epoch: int) -> None:
-    """End training after this epoch (with a warning saying what to do) when its loss is NaN or infinite."""
-    if math.isfinite(loss) or model.stop_training:
-        return
-    model.stop_training = True
-    model.stop_reason = (f"fit: the training loss became {loss} in epoch {epoch + 1}; training stopped. Lower the "
-                         "learning rate, set compile(grad_clip_norm=...), or check the inputs. Use the "
-                         "TerminateOnNaN callback to stop at the first bad step.")
-    warnings.warn(model.stop_reason, RuntimeWarning, stacklevel=4)
+def end_epoch(model: Any, cblist: Any, opt: Any, epoch: int, epoch_logs: dict, logs: dict, t0: float) -> None:
+    """The end of an epoch in every trainer: the learning rate used and the wall time go into the logs, a NaN or
+    infinite loss ends training after this epoch (with a warning saying what to do), and the callbacks see the
+    logs."""
+    logs["lr"] = float(opt.param_groups[0]["lr"])  # the rate used during this epoch
+    logs["epoch_seconds"] = time.perf_counter() - t0
+    loss = logs["loss"]
+    if not math.isfinite(loss) and not model.stop_training:
+        model.stop_training = True
+        model.stop_reason = (f"fit: the training loss became {loss} in epoch {epoch + 1}; training stopped. Lower "
+                             "the learning rate, set compile(grad_clip_norm=...), or check the inputs. Use the "
+                             "TerminateOnNaN callback to stop at the first bad step.")
+        warnings.warn(model.stop_reason, RuntimeWarning, stacklevel=4)   # the user's fit call
+    epoch_logs.update(logs)
+    cblist.on_epoch_end(epoch, epoch_logs)
 
 
 def _plain(v: Any) -> Any:

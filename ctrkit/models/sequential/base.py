@@ -265,17 +265,22 @@ class SequentialModel(BaseModel):
         return self.history
 
     @torch.inference_mode()
-    def predict_logits(self, sequences: Any, batch_size: int = 1024) -> torch.Tensor:
-        """Next-item logits ``(n, num_items + 1)`` on the CPU, for each sequence's last position."""
-        seq = self._sequences(sequences, "predict")
+    def _map_sequences(self, sequences: Any, where: str, fn: Any, width: int, batch_size: int) -> torch.Tensor:
+        """``fn(batch of sequences on the device)`` over all sequences in eval mode, concatenated on the CPU
+        (``(0, width)`` for no sequences)."""
+        seq = self._sequences(sequences, where)
         was = self.training
         self.eval()
         try:
-            chunks = [self(TensorData(None, None, {SEQ_FEATURE: seq[s:s + batch_size].to(self.device)}))["next_item"]
-                      .float().cpu() for s in range(0, len(seq), batch_size)]
+            chunks = [fn(seq[s:s + batch_size].to(self.device)).float().cpu() for s in range(0, len(seq), batch_size)]
         finally:
             self.train(was)
-        return torch.cat(chunks) if chunks else torch.empty(0, self.num_items + 1)
+        return torch.cat(chunks) if chunks else torch.empty(0, width)
+
+    def predict_logits(self, sequences: Any, batch_size: int = 1024) -> torch.Tensor:
+        """Next-item logits ``(n, num_items + 1)`` on the CPU, for each sequence's last position."""
+        return self._map_sequences(sequences, "predict", lambda b: self(TensorData(None, None, {SEQ_FEATURE: b}))[
+            "next_item"], self.num_items + 1, batch_size)
 
     def predict(self, x: Any = None, batch_size: int = 1024) -> np.ndarray:
         """Next-item probabilities ``(n, num_items + 1)`` (column i is item id i; column 0 is padding, 0)."""

@@ -184,18 +184,10 @@ class FAME(SequentialModel):
             return (log_gate.exp().unsqueeze(-1) * scores).sum(1).masked_fill(hit, _MASKED)
         return torch.logsumexp(log_gate.unsqueeze(-1) + torch.log_softmax(scores, dim=-1), dim=1)
 
-    @torch.inference_mode()
     def gate_weights(self, sequences: Any, batch_size: int = 1024) -> torch.Tensor:
         """The gate's weight of each head at each sequence's last position: ``(n, num_heads)``, rows sum to 1."""
-        seq = self._sequences(sequences, "gate_weights")
-        was = self.training
-        self.eval()
-        try:
-            out = [self.head_scores(self.states(seq[s:s + batch_size].to(self.device))[:, -1])[1].exp().float().cpu()
-                   for s in range(0, len(seq), batch_size)]
-        finally:
-            self.train(was)
-        return torch.cat(out)
+        return self._map_sequences(sequences, "gate_weights", lambda b: self.head_scores(self.states(b)[:, -1])[1]
+                                   .exp(), self.num_heads, batch_size)
 
     def forward(self, batch: TensorData) -> dict[str, torch.Tensor]:
         return {"next_item": self.state_scores(self.states(batch.varlen[SEQ_FEATURE])[:, -1])}

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from ...callbacks import Callback, CallbackList, History, ProgressBar
-from ...training.trainer import stop_if_loss_not_finite
+from ...training.trainer import end_epoch
 
 __all__ = ["SequentialTrainer"]
 
@@ -107,11 +107,7 @@ class SequentialTrainer:
             logs: dict[str, Any] = {"loss": float(total) / max(count, 1)}
             if validation is not None and not model.stop_training:
                 logs.update({f"val_{k}": v for k, v in model.evaluate(validation).items()})
-            logs["lr"] = float(opt.param_groups[0]["lr"])
-            logs["epoch_seconds"] = time.perf_counter() - t0
-            stop_if_loss_not_finite(model, logs["loss"], epoch)
-            epoch_logs.update(logs)
-            cblist.on_epoch_end(epoch, epoch_logs)
+            end_epoch(model, cblist, opt, epoch, epoch_logs, logs, t0)
         cblist.on_train_end({})
         history.params = params
         return history
