@@ -1,6 +1,7 @@
 """The shared conformance suite: every registered model goes through the same checks on real samples."""
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import inspect
 import os
@@ -396,3 +397,122 @@ def test_folding_with_mixed_dims_shared_tables_and_hashing(name, monkeypatch):
     monkeypatch.setattr(fold.FoldedInputProjection, "__init__", lambda self, *a: (built.append(1), init(self, *a))[1])
     np.testing.assert_allclose(model.predict(x), ref, rtol=0, atol=1e-5)
     assert built, "predict did not fold"
+
+
+@pytest.fixture(scope="module")
+def census_dim8(census_parity_data):
+    """The census rows of ``census_parity_data`` with an 8-dim encoder: the training fold's cost model folds 8-dim
+    embeddings at batch 1,024 (at 4 dims the GEMM is as fast, and is kept)."""
+    from ctrkit.datasets import census_feature_types
+    _, x_tr, y_tr, _ = census_parity_data
+    sparse, dense = census_feature_types()
+    return FeatureEncoder(sparse=sparse, dense=dense, embedding_dim=8).fit(x_tr), x_tr, y_tr
+
+
+def _grads_with_and_without_training_fold(model, data):
+    """Parameter gradients of one training step's loss computed through folded tables and through the GEMM, and
+    how many folded steps ran."""
+    from ctrkit.layers import fold
+    calls = []
+    apply = fold._FoldedProjection.apply
+    out = []
+    for plain in (False, True):
+        model.train()
+        model.zero_grad(set_to_none=True)
+        with (fold.no_training_fold() if plain else contextlib.nullcontext()), \
+                _patched(fold._FoldedProjection, "apply", lambda *a: (calls.append(plain), apply(*a))[1]):
+            logits = model(data)
+        loss = sum(((v - 0.3) ** 2).mean() * (i + 1) for i, v in enumerate(logits.values()))
+        loss.backward()
+        out.append({n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
+    return out[0], out[1], calls
+
+
+@contextlib.contextmanager
+def _patched(obj, attr, value):
+    old = getattr(obj, attr)
+    setattr(obj, attr, value)
+    try:
+        yield
+    finally:
+        setattr(obj, attr, old)
+
+
+@pytest.mark.parametrize("name", sorted(FOLDED))
+@pytest.mark.parametrize("where", ["census", "mixed"])
+def test_training_through_folded_tables_equals_the_gemm(name, where, census_dim8):
+    """In training, the first layer computed through per-step folded tables (``ctrkit.layers.fold``) gives the
+    GEMM's loss gradients for every parameter: on the census split (31 fields of one embedding size) and on a
+    layout with two embedding sizes interleaved, a table shared by features with different vocabularies, a hashed
+    column and a 2-wide dense feature; and a whole ``fit`` through it predicts like one through the GEMM."""
+    from ctrkit.layers import fold
+    if where == "census":
+        enc, x_tr, y_tr = census_dim8
+        cols, x, y = enc.feature_columns, x_tr, y_tr[["income", "marital"]]
+        tasks = ("income", "marital")
+    else:
+        rng = np.random.default_rng(4)
+        n = 2048
+        x = {"a": rng.integers(0, 40, n), "b": rng.integers(0, 25, n), "c": rng.integers(0, 30, n),
+             "h": rng.integers(0, 10**6, n), "x": rng.random((n, 2)).astype("float32")}
+        cols = [SparseFeat("a", 40, 16), SparseFeat("b", 25, 32), SparseFeat("c", 30, 16, embedding_name="a"),
+                SparseFeat("h", 60, 32, use_hash=True), DenseFeat("x", 2)]   # 32-dim: two buckets (25, 60 ids)
+        y = pd.DataFrame({"t1": ((x["a"] + x["b"]) % 3 == 0).astype("float32"),
+                          "t2": (x["x"][:, 0] > 0.5).astype("float32")})
+        tasks = ("t1", "t2")
+    model = build(name, cols, tasks=tasks, seed=7)
+    data = to_tensor_data({k: v[:1024] for k, v in x.items()} if isinstance(x, dict) else x.iloc[:1024],
+                          model.feature_columns, model.encoder).to(model.device)
+    folded, plain, calls = _grads_with_and_without_training_fold(model, data)
+    assert calls == [False], f"{name}: the folded path ran {calls.count(False)} times, the GEMM path folded " \
+                             f"{calls.count(True)} times"
+    assert folded.keys() == plain.keys()
+    for k in plain:
+        torch.testing.assert_close(folded[k], plain[k], rtol=1e-4, atol=1e-6, msg=lambda m, k=k: f"{name} {k}: {m}")
+    # a whole fit through the folded tables ends where one through the GEMM does (float rounding apart)
+    preds = []
+    for plain_fit in (False, True):
+        m = build(name, cols, tasks=tasks, seed=7)
+        m.compile("adam", lr=0.01)
+        with fold.no_training_fold() if plain_fit else contextlib.nullcontext():
+            m.fit(x, y[list(tasks_of(m))], batch_size=512, epochs=1, verbose=0, shuffle=False)
+        preds.append(m.predict(x))
+    np.testing.assert_allclose(preds[0], preds[1], rtol=0, atol=2e-3)
+
+
+@pytest.mark.parametrize("case", ["folds", "sparse", "l2_reg_embedding", "input_dropout", "small batch",
+                                  "4-dim embeddings", "varlen"])
+def test_training_fold_is_used_only_where_it_applies(case, census_dim8, census_parity_data):
+    """The census MMoE at 8 dims and batch 1,024 trains through the folded tables; sparse gradients, embedding L2
+    (it reads the lookups), MMoE input dropout (the GEMM reads the dropped-out input), a batch too small to pay for
+    the per-step tables, 4-dim embeddings (the GEMM is as fast) and pooled var-length features train through the
+    GEMM."""
+    from ctrkit.layers import fold
+    enc, x, y = census_dim8
+    if case == "4-dim embeddings":
+        enc = census_parity_data[0]
+    cols, extra, batch = enc.feature_columns, {}, 1024
+    y = y[["income", "marital"]]
+    if case in ("sparse", "l2_reg_embedding"):
+        extra = {case: True if case == "sparse" else 1e-5}
+    elif case == "input_dropout":
+        extra = {"input_dropout": 0.1}
+    elif case == "small batch":
+        batch = 64
+    elif case == "varlen":
+        f = cols[0]
+        cols = list(cols) + [VarLenSparseFeat(SparseFeat("seq", f.vocabulary_size, f.embedding_dim,
+                                                         embedding_name=f.name), maxlen=3)]
+        x = enc.transform(x)
+        x["seq"] = np.stack([x[f.name]] * 3, axis=1)
+    model = build("MMoE", cols, tasks=("income", "marital"), **extra)
+    model.compile("adagrad" if case == "sparse" else "adam", lr=0.01)
+    calls = []
+    apply = fold._FoldedProjection.apply
+    with _patched(fold._FoldedProjection, "apply", lambda *a: (calls.append(1), apply(*a))[1]):
+        model.fit(x, y, batch_size=batch, epochs=1, verbose=0)
+    n_batches = -(-len(y) // batch)
+    if case == "folds":
+        assert len(calls) == n_batches, f"folded {len(calls)} of {n_batches} batches"
+    else:
+        assert not calls, f"{case}: training folded {len(calls)} batches"

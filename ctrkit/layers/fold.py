@@ -9,7 +9,19 @@ as ``h``: on Census-Income (478 ids, 264 columns) it is 0.5 MB, and one ``embedd
 The folded tables are a function of the weights: within :func:`folding` (``BaseModel.folded_inference``) they
 are built at most once per ``predict`` / ``evaluate`` call, in its thread, and dropped at its end (tensor
 version counters cannot tell when weights changed: fused optimizers do not bump them). They are built only when
-they are small and cheaper to build than the GEMM they replace over the call's rows. Training never uses them.
+they are small and cheaper to build than the GEMM they replace over the call's rows.
+
+**Training** (:class:`FoldedTrainingProjection`, CPU): the same identity, differentiated. Each step builds the
+per-id products of every field (one ``bmm`` per bucket of fields with similar vocabularies, padded to its largest),
+sums the batch's rows with one ``embedding_bag`` and, backward, scatters the output gradient to the products with
+one sparse-matrix product, from which the weight and table gradients are ``table_j^T @ grad P_j`` and
+``grad P_j @ W_j^T`` (a hand-written backward, :class:`_FoldedProjection`). The three GEMMs over the batch (forward, input and weight gradients: ``3 B K out``
+multiply-adds for ``K`` embedding columns) become ``B J out`` additions each way plus products over the padded
+tables (``3 R out`` for ``R`` padded rows x dims) and a fixed overhead. It is used per batch when
+:meth:`FoldedTrainingProjection.applies` estimates it cheaper: small vocabularies, embeddings of 8 or more
+dimensions, batches of several hundred rows (census, 1,024 rows x 31 fields x 8 dims into 538 ids: the first
+layer's forward + backward ~1.7x faster; at 4 dims or 256 rows the GEMM stays). Never with sparse gradients;
+:func:`no_training_fold` switches it off.
 """
 from __future__ import annotations
 
@@ -20,7 +32,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-__all__ = ["FoldedInputProjection", "MAX_FOLDED_BYTES", "folding", "active_folding"]
+__all__ = ["FoldedInputProjection", "FoldedTrainingProjection", "MAX_FOLDED_BYTES", "active_folding", "folding",
+           "no_training_fold"]
 
 # per thread: {id(model): (rows of the running call, {layer key: folded tables or False})}. Thread-local, so
 # that concurrent predict calls on one model (a threaded server) never see each other's tables or outlive
@@ -107,3 +120,176 @@ class FoldedInputProjection:
         if self.dense_weight.shape[0]:
             h = torch.addmm(h, batch.dense, self.dense_weight)
         return h
+
+
+@contextlib.contextmanager
+def no_training_fold():
+    """Within this context (in this thread) training computes the first layer as the plain GEMM."""
+    prev = _STATE.__dict__.get("no_training_fold", False)
+    _STATE.no_training_fold = True
+    try:
+        yield
+    finally:
+        _STATE.no_training_fold = prev
+
+
+class _FoldedProjection(torch.autograd.Function):
+    """``[embeddings | dense] @ weight + bias`` through per-step folded tables, with a hand-written backward.
+
+    Forward: the per-id products ``P`` (one ``bmm`` per bucket of fields into a reused buffer), one
+    ``embedding_bag`` sum of the batch's rows, the dense part as a GEMM. Backward: the output gradient scattered to
+    ``P``'s rows as one sparse ``(rows, B) @ (B, out)`` product into a reused buffer, then ``bmm`` to the padded
+    table rows and to the weight blocks. The two ``(rows, out)`` buffers are reused across steps (per plan and
+    thread): fresh ones page-faulted on every step and cost more than the arithmetic.
+    """
+
+    @staticmethod
+    def forward(ctx, plan, ids, dense, bias, weight, *tables):  # type: ignore[override]
+        out = weight.shape[1]
+        P = plan.buffer("P", out, weight)
+        for gi, d, col, J, slots, pad, start in plan.groups:
+            Jb, vmax = pad.shape
+            W = weight[col:col + J * d].view(J, d, out)
+            torch.bmm(tables[gi][pad], W if slots is None else W.index_select(0, slots),
+                      out=P[start:start + Jb * vmax].view(Jb, vmax, out))
+        h = F.embedding_bag(ids, P, mode="sum").add_(bias)
+        if dense is not None:
+            h.addmm_(dense, weight[plan.embedding_columns:])
+        ctx.plan = plan
+        ctx.save_for_backward(ids, dense, weight, *tables)
+        return h
+
+    @staticmethod
+    def backward(ctx, grad):  # type: ignore[override]
+        ids, dense, weight, *tables = ctx.saved_tensors
+        plan = ctx.plan
+        B, F_ = ids.shape
+        out = weight.shape[1]
+        grad = grad.contiguous()
+        cols = torch.arange(B, device=ids.device).repeat_interleave(F_)
+        scatter = torch.sparse_coo_tensor(torch.stack([ids.reshape(-1), cols]), grad.new_ones(B * F_),
+                                          (plan.padded_rows, B), check_invariants=False)
+        gP = plan.buffer("gP", out, weight)
+        torch.addmm(gP, scatter, grad, beta=0, out=gP)
+        g_weight = g_bias = None
+        g_tables: list = [None] * len(tables)
+        if ctx.needs_input_grad[4]:
+            g_weight = torch.empty_like(weight)
+            if dense is not None:
+                torch.mm(dense.t(), grad, out=g_weight[plan.embedding_columns:])
+        for gi, d, col, J, slots, pad, start in plan.groups:
+            Jb, vmax = pad.shape
+            gPb = gP[start:start + Jb * vmax].view(Jb, vmax, out)
+            W = weight[col:col + J * d].view(J, d, out)
+            if g_weight is not None:
+                gW = torch.bmm(tables[gi][pad].transpose(1, 2), gPb)
+                if slots is None:
+                    g_weight[col:col + J * d].view(J, d, out).copy_(gW)
+                else:
+                    g_weight[col:col + J * d].view(J, d, out).index_copy_(0, slots, gW)
+            if ctx.needs_input_grad[5 + gi]:
+                if g_tables[gi] is None:
+                    g_tables[gi] = torch.zeros_like(tables[gi])
+                Wb = W if slots is None else W.index_select(0, slots)
+                g_tables[gi].index_put_((pad,), torch.bmm(gPb, Wb.transpose(1, 2)), accumulate=True)
+        if ctx.needs_input_grad[3]:
+            g_bias = grad.sum(0)
+        return (None, None, None, g_bias, g_weight, *g_tables)
+
+
+class FoldedTrainingProjection:
+    """The plan for computing ``[embeddings | dense] @ weight + bias`` through per-step folded tables in training
+    (see the module docstring). Built once per :class:`~ctrkit.layers.EmbeddingLayer` (it depends only on the
+    feature layout) by :meth:`plan`.
+
+    The fields of one embedding dimension are put in buckets of similar vocabulary (each at least half its
+    largest), and each bucket's tables padded to its largest: ``pad`` ``(J_b, Vmax_b)`` holds the table row of
+    each field's ``k``-th id (clamped: padded slots are computed and never read). Field ``j``'s id ``k`` is row
+    ``base_j + k`` of the folded tables. Buckets keep the padding under 2x the real rows (census: 714 rows for 538
+    ids, against 1,674 with one bucket).
+    """
+
+    # The cost model, in GEMM multiply-adds per output column (CPU, fitted to forward + backward timings at
+    # census vocabularies, batch 256 / 1024, embedding dims 2-16, 144 / 264 outputs; benchmarks/speed_probes.py):
+    #: one gathered plus one scattered value (``embedding_bag`` + the sparse scatter ~0.33 ns, a GEMM ~0.04 ns)
+    SCATTER_COST = 8
+    #: the folded path's per-step overhead (its small ``bmm``s, the sparse product's set-up; ~1-1.5 ms)
+    FIXED_COST = 150_000
+
+    def __init__(self, embedding) -> None:
+        rows = FoldedInputProjection.rows(embedding)
+        # (group, d, first weight row, J_d, fields of the bucket within the group (None: all, in order), pad,
+        #  first row in the folded tables)
+        self.groups: list[tuple[int, int, int, int, torch.Tensor | None, torch.Tensor, int]] = []
+        base: dict[int, int] = {}
+        flat_cols: list[int] = []
+        col = slot = 0
+        dev = embedding.weights[0].device
+        for gi, d in enumerate(embedding.group_dims):
+            cols = embedding._group_cols[gi]
+            if not cols:
+                continue
+            flat_cols.extend(cols)
+            buckets: list[list[int]] = []                     # positions within the group, by falling rows
+            for i in sorted(range(len(cols)), key=lambda i: -rows[cols[i]]):
+                if not buckets or 2 * rows[cols[i]] < rows[cols[buckets[-1][0]]]:
+                    buckets.append([])
+                buckets[-1].append(i)
+            for bucket in buckets:
+                vmax = rows[cols[bucket[0]]]
+                pad = torch.empty(len(bucket), vmax, dtype=torch.long)
+                for k, i in enumerate(bucket):
+                    j = cols[i]
+                    o = embedding.table_offsets[embedding.sparse_features[j].embedding_name]
+                    pad[k] = o + torch.arange(vmax).clamp_max(rows[j] - 1)
+                    base[j] = slot + k * vmax
+                slots = None if bucket == list(range(len(cols))) else torch.tensor(bucket, device=dev)
+                self.groups.append((gi, d, col, len(cols), slots, pad.to(dev), slot))
+                slot += len(bucket) * vmax
+            col += len(cols) * d
+        self.padded_rows = slot
+        self.padded_values = sum(pad.numel() * d for _gi, d, _c, _J, _s, pad, _r in self.groups)
+        self.embedding_columns = col
+        self.num_fields = len(flat_cols)
+        self.base = torch.tensor([base[j] for j in flat_cols], dtype=torch.long, device=dev)
+        self.flat_cols = None if flat_cols == list(range(len(flat_cols))) else torch.tensor(
+            flat_cols, dtype=torch.long, device=dev)
+        # work buffers per (thread, name, width, dtype, device): a plain dict, so that a model holding this plan
+        # can still be deep-copied or pickled
+        self._buffers: dict[tuple, torch.Tensor] = {}
+
+    def buffer(self, name: str, out: int, like: torch.Tensor) -> torch.Tensor:
+        """A ``(padded_rows, out)`` work buffer of ``like``'s dtype and device, reused by this thread."""
+        key = (threading.get_ident(), name, out, like.dtype, like.device)
+        b = self._buffers.get(key)
+        if b is None:
+            b = self._buffers[key] = torch.empty(self.padded_rows, out, dtype=like.dtype, device=like.device)
+        return b
+
+    @classmethod
+    def plan(cls, embedding) -> "FoldedTrainingProjection":
+        p = getattr(embedding, "_training_fold_plan", None)
+        dev = embedding.weights[0].device
+        if p is None or p.base.device != dev:
+            p = cls(embedding)
+            embedding._training_fold_plan = p
+        return p
+
+    @classmethod
+    def applies(cls, embedding, weight: torch.Tensor, batch) -> bool:
+        """Whether to fold this training batch: CPU, dense gradients, fixed-length sparse features only, no
+        recorded lookups (embedding L2 reads them), not switched off, and cheaper by the operation count."""
+        if (getattr(_STATE, "no_training_fold", False) or embedding.sparse or embedding.keep_last
+                or not FoldedInputProjection.supported(embedding) or weight.device.type != "cpu"):
+            return False
+        p = cls.plan(embedding)
+        n, out = batch.sparse.shape[0], weight.shape[1]
+        if p.padded_rows * out * 4 > MAX_FOLDED_BYTES:
+            return False
+        folded = cls.FIXED_COST + 3 * p.padded_values + cls.SCATTER_COST * n * p.num_fields
+        return folded < 3 * n * p.embedding_columns   # the GEMM's forward, input and weight gradients
+
+    def __call__(self, embedding, batch, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        ids = batch.sparse if self.flat_cols is None else batch.sparse.index_select(1, self.flat_cols)
+        dense = batch.dense if weight.shape[0] > self.embedding_columns else None
+        return _FoldedProjection.apply(self, ids + self.base, dense, bias, weight, *embedding.weights)

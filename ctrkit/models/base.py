@@ -25,7 +25,7 @@ from ..features import (DenseFeat, check_feature_columns, feature_from_dict, fea
                         split_feature_columns)
 from ..layers.core import Towers
 from ..layers.embedding import EmbeddingLayer
-from ..layers.fold import FoldedInputProjection, active_folding, folding
+from ..layers.fold import FoldedInputProjection, FoldedTrainingProjection, active_folding, folding
 from ..metrics import get_metric
 from ..training.losses import resolve_task_losses
 from ..training.optim import build_optimizer
@@ -257,29 +257,30 @@ class BaseModel(nn.Module):
         is per thread, so concurrent predict calls do not share it."""
         return folding(self, n_rows)
 
-    def _folding(self) -> bool:
-        """True inside :meth:`folded_inference` (in this thread) with gradients off."""
-        return not torch.is_grad_enabled() and active_folding(self) is not None
-
     def _project_input(self, batch: TensorData, weight: torch.Tensor, bias: torch.Tensor, key: Any = None
                        ) -> torch.Tensor:
-        """``self._input(batch) @ weight + bias`` (``weight``: ``(input_dim, out)``), folded when allowed;
+        """``self._input(batch) @ weight + bias`` (``weight``: ``(input_dim, out)``), through folded embedding
+        tables where that is cheaper (:mod:`ctrkit.layers.fold`): in training per batch, in ``predict`` per call;
         ``key`` names the layer in the per-call cache of folded tables (default: the weight itself)."""
-        state = active_folding(self) if not torch.is_grad_enabled() else None
-        if state is not None and FoldedInputProjection.supported(self.embedding):
-            n_rows, cache = state
-            key = id(weight) if key is None else key
-            if key not in cache:  # built once per call; False: not worth it for this call
-                cache[key] = (FoldedInputProjection.worthwhile(self.embedding, weight.shape[1], n_rows)
-                              and FoldedInputProjection(self.embedding, weight, bias))
-            if cache[key]:
-                return cache[key](batch)
+        if torch.is_grad_enabled():
+            if FoldedTrainingProjection.applies(self.embedding, weight, batch):
+                return FoldedTrainingProjection.plan(self.embedding)(self.embedding, batch, weight, bias)
+        else:
+            state = active_folding(self)
+            if state is not None and FoldedInputProjection.supported(self.embedding):
+                n_rows, cache = state
+                key = id(weight) if key is None else key
+                if key not in cache:  # built once per call; False: not worth it for this call
+                    cache[key] = (FoldedInputProjection.worthwhile(self.embedding, weight.shape[1], n_rows)
+                                  and FoldedInputProjection(self.embedding, weight, bias))
+                if cache[key]:
+                    return cache[key](batch)
         return torch.addmm(bias, self._input(batch), weight)
 
     def _mlp_input(self, batch: TensorData, mlp: Any) -> torch.Tensor:
-        """``mlp(self._input(batch))``, with the first layer folded in ``predict`` (see :meth:`_project_input`)."""
+        """``mlp(self._input(batch))``, with the first layer folded where cheaper (see :meth:`_project_input`)."""
         first = mlp.first
-        if first is None or not self._folding():
+        if first is None:
             return mlp(self._input(batch))
         return mlp.after_first(self._project_input(batch, first.weight.t(), first.bias, key=id(first)))
 

@@ -87,6 +87,7 @@ class MMoE(BaseModel):
             processor.append(nn.Dropout(input_dropout))
         self.feature_processor = nn.Sequential(*processor) if processor else nn.Identity()
         self._input_bn = bool(input_bn)
+        self._plain_input = not processor
         self.moe = MixtureOfExperts(self.input_dim, num_experts, num_gates, tuple(expert_dnn_hidden_units),
                                     tuple(gate_dnn_hidden_units), dnn_activation, dnn_dropout, dnn_use_bn,
                                     residual=bool(residual_experts), attention_gates=bool(attention_gates),
@@ -96,7 +97,8 @@ class MMoE(BaseModel):
         self._finish_init()
 
     def forward(self, batch, return_gates: bool = False):
-        if self.moe.foldable and not self._input_bn and self._folding():  # predict: first GEMM may be folded
+        if self.moe.foldable and not self._input_bn and (not self.training or self._plain_input):
+            # the first GEMM reads the raw input: it may be folded into the embedding tables
             mix, gates = self.moe.mix(self._project_input(batch, self.moe.w_in, self.moe.b_in))
         else:
             mix, gates = self.moe(self.feature_processor(self._input(batch)))  # (G, B, H), (B, G, E)
