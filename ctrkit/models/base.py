@@ -249,6 +249,16 @@ class BaseModel(nn.Module):
         self.to(self.device)
         self._loss_weights = self._loss_weights.to(self.device)
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickling / ``copy.deepcopy``: everything but the lock that keeps two threads from training at once."""
+        state = dict(super().__getstate__())
+        state.pop("_fit_lock", None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        self._fit_lock = threading.Lock()
+
     def folded_inference(self, n_rows: int):
         """A context (entered by ``predict`` / ``evaluate`` for ``n_rows`` rows, under ``torch.inference_mode``)
         in which the model may compute its first linear layer from folded embedding tables
