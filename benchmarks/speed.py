@@ -3,7 +3,8 @@
 
 Every contender trains the same MMoE (embedding dim 8 for every categorical column, the 7 dense columns,
 4 experts of (64,), linear softmax gates, towers (32,), Adam lr 1e-3, batch 1024, BCE on both tasks,
-shuffled) on the same integer-coded, min-max-scaled arrays of the bundled Census-Income file (group 1:
+shuffled) on the same arrays, ctrkit's `FeatureEncoder` output with its defaults (ids with missing / OOV buckets,
+z-scored dense columns; fitted on the train split) of the bundled Census-Income file (group 1:
 ``income``, ``marital``), 80/10/10 split with a fixed seed.
 
 Contenders, run alternately (A B C D A B C D ...) so that drifting machine load hits all of them alike:
@@ -75,28 +76,26 @@ SPLIT_SEED = 2024
 def prepare_data(path: Path, quick: bool) -> dict:
     """Encode Census-Income once and save it to ``path`` (npz) for the workers. Returns a summary."""
     import numpy as np
-    import pandas as pd
 
     try:
         from ctrkit.datasets import load_census_income, split_indices
     except ImportError as e:  # pragma: no cover - another engineer may still be writing ctrkit.datasets
         sys.exit(f"speed.py: cannot import ctrkit.datasets ({e}); retry once it exists.")
+    from ctrkit import FeatureEncoder
+    from ctrkit.datasets import census_feature_types
     X, y = load_census_income(group=1)
-    sparse_cols = [c for c in X.columns if X[c].dtype == object]
-    dense_cols = [c for c in X.columns if c not in sparse_cols]
+    sparse_cols, dense_cols = census_feature_types()
     n = len(X)
-    ids = np.empty((n, len(sparse_cols)), dtype=np.int64)
-    vocab = []
-    for j, c in enumerate(sparse_cols):  # categorical -> 0..V-1 (missing is its own category)
-        codes, uniques = pd.factorize(X[c].astype(object).where(X[c].notna(), "__missing__"))
-        ids[:, j] = codes
-        vocab.append(len(uniques))
-    dense = X[dense_cols].to_numpy(dtype=np.float64)
-    dense = np.nan_to_num(dense, nan=0.0)
-    lo, hi = dense.min(axis=0), dense.max(axis=0)
-    dense = ((dense - lo) / np.where(hi > lo, hi - lo, 1.0)).astype(np.float32)  # min-max -> [0, 1]
-    Y = y[list(TASKS)].to_numpy(dtype=np.float32)
     tr, _va, te = split_indices(n, (0.8, 0.1, 0.1), seed=SPLIT_SEED)
+    # ctrkit's encoder with its defaults, fitted on the train split: ids 0..V-1 with missing and
+    # out-of-vocabulary buckets, dense columns z-scored (missing -> the train mean); every contender gets its output
+    enc = FeatureEncoder(sparse=sparse_cols, dense=dense_cols, embedding_dim=EMB_DIM).fit(X.iloc[tr])
+    x = enc.transform(X)
+    ids = np.stack([np.asarray(x[c], dtype=np.int64) for c in sparse_cols], axis=1)
+    dense = np.stack([np.asarray(x[c], dtype=np.float32).reshape(n) for c in dense_cols], axis=1)
+    sizes = {f.name: f.vocabulary_size for f in enc.feature_columns if hasattr(f, "vocabulary_size")}
+    vocab = [int(sizes[c]) for c in sparse_cols]
+    Y = y[list(TASKS)].to_numpy(dtype=np.float32)
     if quick:
         tr, te = tr[:16384], te[:4096]
     np.savez(path, ids_train=ids[tr], dense_train=dense[tr], y_train=Y[tr], ids_test=ids[te],
