@@ -8,12 +8,16 @@ medians:
 * ``embedding-backward``: the embedding gradient as ``index_add_`` (ctrkit and the hand-written loop),
   ``index_put_(accumulate=True)``, ``scatter_add_``, per-column ``bincount``, at census size (31,744 ids into
   478 rows x 8) and Criteo-like sizes.
-* ``folded-training``: one training step of the first layer as the GEMM (ctrkit) or through folded tables
-  (``embedding_bag`` over per-id products, as ``predict`` does), census sizes.
+* ``folded-training``: one training step of the first layer as the GEMM (ctrkit before, and the hand-written
+  loop), through folded tables with ``embedding_bag``'s own backward (a first attempt), and as ctrkit trains
+  now (``FoldedTrainingProjection``), census sizes.
+* ``fold-crossover``: the same at embedding dims 2-16, 144 / 264 outputs, batch 1024 / 256, with the choice
+  ``FoldedTrainingProjection.applies`` makes for each (the cost model's calibration).
 * ``paired``: ctrkit's MMoE and the hand-written loop of ``speed.py`` trained 3 epochs each, alternating, 6
   pairs; the ratio of epochs 2-3 throughput per pair.
 
-Usage: ``python benchmarks/speed_probes.py [mixing embedding-backward folded-training paired]`` (default: all).
+Usage: ``python benchmarks/speed_probes.py [mixing embedding-backward folded-training fold-crossover paired]``
+(default: all).
 """
 from __future__ import annotations
 
@@ -83,31 +87,93 @@ def embedding_backward() -> None:
 
 
 def folded_training() -> None:
-    rng = np.random.RandomState(0)
-    B, J, d, out, n_dense = 1024, 31, 8, 264, 7
-    V = np.maximum(2, rng.randint(2, 50, size=J) * 478 // rng.randint(2, 50, size=J).sum())
-    off = torch.as_tensor(np.concatenate([[0], np.cumsum(V)[:-1]]))
-    T = torch.randn(int(V.sum()), d, requires_grad=True)
+    """The first layer's forward + backward at census sizes (the speed benchmark's encoded vocabularies, dim 8,
+    7 dense, 264 outputs, batch 1024): the GEMM, the folded tables with ``embedding_bag``'s own backward (a first
+    attempt), and ctrkit's training fold (``FoldedTrainingProjection``: padded ``bmm`` + sparse scatter)."""
+    from ctrkit import DenseFeat, SparseFeat
+    from ctrkit.data import TensorData
+    from ctrkit.layers import EmbeddingLayer
+    from ctrkit.layers.fold import FoldedTrainingProjection
+    V = [11, 54, 49, 5, 26, 17, 7, 12, 4, 5, 8, 10, 8, 8, 53, 37, 10, 12, 11, 12, 5, 6, 7, 45, 45, 45, 7, 5, 5, 5, 4]
+    B, J, d, out, n_dense = 1024, len(V), 8, 264, 7
+    emb = EmbeddingLayer([SparseFeat(f"f{j}", v, d) for j, v in enumerate(V)] + [DenseFeat("x", n_dense)])
+    T = emb.weights[0]
     W = torch.randn(J * d + n_dense, out, requires_grad=True)
     b = torch.zeros(out, requires_grad=True)
-    ids = torch.stack([torch.randint(0, int(v), (B,)) for v in V], 1) + off
-    dense = torch.rand(B, n_dense)
+    ids = torch.stack([torch.randint(0, v, (B,)) for v in V], 1)
+    off = torch.as_tensor(np.concatenate([[0], np.cumsum(V)[:-1]]))
     field = torch.as_tensor(np.repeat(np.arange(J), V))
+    batch = TensorData(sparse=ids, dense=torch.rand(B, n_dense))
     gy = torch.randn(B, out)
+    assert FoldedTrainingProjection.applies(emb, W, batch)
+    plan = FoldedTrainingProjection.plan(emb)
 
     def gemm():
-        return torch.addmm(b, torch.cat([T[ids].reshape(B, -1), dense], 1), W)
+        return torch.addmm(b, torch.cat([T[ids + off].reshape(B, -1), batch.dense], 1), W)
 
-    def folded():
+    def embedding_bag():
         P = torch.bmm(T.unsqueeze(1), W[:J * d].view(J, d, out).index_select(0, field)).squeeze(1)
-        return torch.addmm(F.embedding_bag(ids, P, mode="sum") + b, dense, W[J * d:])
+        return torch.addmm(F.embedding_bag(ids + off, P, mode="sum") + b, batch.dense, W[J * d:])
 
-    assert torch.allclose(gemm(), folded(), atol=1e-3)
-    for name, f in (("GEMM (ctrkit)", gemm), ("folded tables", folded)) * 2:
+    def ctrkit():
+        return plan(emb, batch, W, b)
+
+    ways = (("GEMM (before)", gemm), ("embedding_bag", embedding_bag), ("ctrkit fold", ctrkit))
+    for _name, f in ways:
+        assert torch.allclose(gemm(), f(), atol=1e-3)
+    times: dict[str, list[float]] = {}
+    for name, f in ways * 5:                  # alternating rounds: drifting load hits every way alike
         def step(f=f):
             T.grad = W.grad = b.grad = None
             f().backward(gy)
-        print(f"folded-training  {name:14s} forward+backward {_median_us(step, 20) / 1e3:6.2f} ms")
+        times.setdefault(name, []).append(_median_us(step, 20) / 1e3)
+    for name, ts in times.items():
+        print(f"folded-training  {name:14s} forward+backward, 5 rounds: " + " / ".join(f"{t:.2f}" for t in ts)
+              + f" ms, median {np.median(ts):.2f} ms")
+
+
+def fold_crossover() -> None:
+    """Where the training fold pays: the first layer's forward + backward as the GEMM and through
+    ``FoldedTrainingProjection`` at census vocabularies, embedding dims 2-16, 144 / 264 outputs, batch 1024 / 256
+    (3 alternating rounds each); and what ``FoldedTrainingProjection.applies`` decides there."""
+    from ctrkit import DenseFeat, SparseFeat
+    from ctrkit.data import TensorData
+    from ctrkit.layers import EmbeddingLayer
+    from ctrkit.layers.embedding import _GatherRows
+    from ctrkit.layers.fold import FoldedTrainingProjection
+    V = [11, 54, 49, 5, 26, 17, 7, 12, 4, 5, 8, 10, 8, 8, 53, 37, 10, 12, 11, 12, 5, 6, 7, 45, 45, 45, 7, 5, 5, 5, 4]
+    J = len(V)
+    off = torch.as_tensor(np.concatenate([[0], np.cumsum(V)[:-1]]))
+    for B in (1024, 256):
+        for d in (2, 4, 8, 16):
+            for out in (144, 264):
+                emb = EmbeddingLayer([SparseFeat(f"f{j}", v, d) for j, v in enumerate(V)] + [DenseFeat("x", 7)])
+                T = emb.weights[0]
+                W = torch.randn(J * d + 7, out, requires_grad=True)
+                b = torch.zeros(out, requires_grad=True)
+                ids = torch.stack([torch.randint(0, v, (B,)) for v in V], 1)
+                batch = TensorData(sparse=ids, dense=torch.rand(B, 7))
+                gy = torch.randn(B, out)
+                plan = FoldedTrainingProjection.plan(emb)
+
+                def gemm():
+                    x = torch.cat([_GatherRows.apply(T, ids + off).reshape(B, -1), batch.dense], 1)
+                    return torch.addmm(b, x, W)
+
+                def fold():
+                    return plan(emb, batch, W, b)
+
+                times: dict[str, list[float]] = {"gemm": [], "fold": []}
+                for _ in range(3):
+                    for name, f in (("gemm", gemm), ("fold", fold)):
+                        def step(f=f):
+                            T.grad = W.grad = b.grad = None
+                            f().backward(gy)
+                        times[name].append(_median_us(step, 20) / 1e3)
+                g, f = np.median(times["gemm"]), np.median(times["fold"])
+                used = FoldedTrainingProjection.applies(emb, W, batch)
+                print(f"fold-crossover  batch {B:4d} dim {d:2d} out {out}: GEMM {g:5.2f} ms, fold {f:5.2f} ms, "
+                      f"GEMM/fold {g / f:4.2f}; ctrkit uses {'the fold' if used else 'the GEMM'}", flush=True)
 
 
 def paired() -> None:
@@ -128,7 +194,7 @@ def paired() -> None:
 
 
 PROBES = {"mixing": mixing, "embedding-backward": embedding_backward, "folded-training": folded_training,
-          "paired": paired}
+          "fold-crossover": fold_crossover, "paired": paired}
 
 
 def main(argv=None) -> int:
