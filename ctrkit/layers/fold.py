@@ -15,13 +15,13 @@ they are small and cheaper to build than the GEMM they replace over the call's r
 per-id products of every field (one ``bmm`` per bucket of fields with similar vocabularies, padded to its largest),
 sums the batch's rows with one ``embedding_bag`` and, backward, scatters the output gradient to the products with
 one sparse-matrix product, from which the weight and table gradients are ``table_j^T @ grad P_j`` and
-``grad P_j @ W_j^T`` (a hand-written backward, :class:`_FoldedProjection`). The three GEMMs over the batch (forward, input and weight gradients: ``3 B K out``
-multiply-adds for ``K`` embedding columns) become ``B J out`` additions each way plus products over the padded
-tables (``3 R out`` for ``R`` padded rows x dims) and a fixed overhead. It is used per batch when
-:meth:`FoldedTrainingProjection.applies` estimates it cheaper: small vocabularies, embeddings of 8 or more
-dimensions, batches of several hundred rows (census, 1,024 rows x 31 fields x 8 dims into 538 ids: the first
-layer's forward + backward ~1.7x faster; at 4 dims or 256 rows the GEMM stays). Never with sparse gradients;
-:func:`no_training_fold` switches it off.
+``grad P_j @ W_j^T`` (a hand-written backward, :class:`_FoldedProjection`). The three GEMMs over the batch
+(forward, input and weight gradients: ``3 B K out`` multiply-adds for ``K`` embedding columns) become ``B J out``
+additions each way plus products over the padded tables (``3 R out`` for ``R`` padded rows x dims) and a fixed
+overhead. It is used per batch when :meth:`FoldedTrainingProjection.for_batch` estimates it cheaper: small
+vocabularies, embeddings of 8 or more dimensions, batches of several hundred rows (census, 1,024 rows x 31 fields
+x 8 dims into 538 ids: the first layer's forward + backward 1.3-1.9x faster; at 4 dims or 256 rows the GEMM stays).
+Never with sparse gradients; :func:`no_training_fold` switches it off.
 """
 from __future__ import annotations
 
@@ -205,7 +205,7 @@ class FoldedTrainingProjection:
     The fields of one embedding dimension are put in buckets of similar vocabulary (each at least half its
     largest), and each bucket's tables padded to its largest: ``pad`` ``(J_b, Vmax_b)`` holds the table row of
     each field's ``k``-th id (clamped: padded slots are computed and never read). Field ``j``'s id ``k`` is row
-    ``base_j + k`` of the folded tables. Buckets keep the padding under 2x the real rows (census: 714 rows for 538
+    ``base_j + k`` of the folded tables. Buckets keep the padding under 2x the real rows (census: 638 rows for 538
     ids, against 1,674 with one bucket).
     """
 
@@ -276,18 +276,19 @@ class FoldedTrainingProjection:
         return p
 
     @classmethod
-    def applies(cls, embedding, weight: torch.Tensor, batch) -> bool:
-        """Whether to fold this training batch: CPU, dense gradients, fixed-length sparse features only, no
-        recorded lookups (embedding L2 reads them), not switched off, and cheaper by the operation count."""
+    def for_batch(cls, embedding, weight: torch.Tensor, batch) -> "FoldedTrainingProjection | None":
+        """The plan when this training batch should be folded, else None: CPU, dense gradients, fixed-length sparse
+        features only, no recorded lookups (embedding L2 reads them), not switched off, and cheaper by the
+        operation count."""
         if (getattr(_STATE, "no_training_fold", False) or embedding.sparse or embedding.keep_last
                 or not FoldedInputProjection.supported(embedding) or weight.device.type != "cpu"):
-            return False
+            return None
         p = cls.plan(embedding)
         n, out = batch.sparse.shape[0], weight.shape[1]
         if p.padded_rows * out * 4 > MAX_FOLDED_BYTES:
-            return False
+            return None
         folded = cls.FIXED_COST + 3 * p.padded_values + cls.SCATTER_COST * n * p.num_fields
-        return folded < 3 * n * p.embedding_columns   # the GEMM's forward, input and weight gradients
+        return p if folded < 3 * n * p.embedding_columns else None   # the GEMM's forward, input and weight grads
 
     def __call__(self, embedding, batch, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
         ids = batch.sparse if self.flat_cols is None else batch.sparse.index_select(1, self.flat_cols)

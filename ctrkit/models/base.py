@@ -273,8 +273,9 @@ class BaseModel(nn.Module):
         tables where that is cheaper (:mod:`ctrkit.layers.fold`): in training per batch, in ``predict`` per call;
         ``key`` names the layer in the per-call cache of folded tables (default: the weight itself)."""
         if torch.is_grad_enabled():
-            if FoldedTrainingProjection.applies(self.embedding, weight, batch):
-                return FoldedTrainingProjection.plan(self.embedding)(self.embedding, batch, weight, bias)
+            plan = FoldedTrainingProjection.for_batch(self.embedding, weight, batch)
+            if plan is not None:
+                return plan(self.embedding, batch, weight, bias)
         else:
             state = active_folding(self)
             if state is not None and FoldedInputProjection.supported(self.embedding):
