@@ -13,13 +13,10 @@ medians:
   now (``FoldedTrainingProjection``), census sizes.
 * ``fold-crossover``: the same at embedding dims 2-16, 144 / 264 outputs, batch 1024 / 256, with the choice
   ``FoldedTrainingProjection.for_batch`` makes for each (the cost model's calibration).
-* ``work-buffers``: the training fold's step with its work buffers reused (ctrkit) or allocated fresh each step,
-  with minor page faults per step.
 * ``paired``: ctrkit's MMoE and the hand-written loop of ``speed.py`` trained 3 epochs each, alternating, 6
   pairs; the ratio of epochs 2-3 throughput per pair.
 
-Usage: ``python benchmarks/speed_probes.py [mixing embedding-backward folded-training fold-crossover work-buffers
-paired]``
+Usage: ``python benchmarks/speed_probes.py [mixing embedding-backward folded-training fold-crossover paired]``
 (default: all).
 """
 from __future__ import annotations
@@ -179,42 +176,6 @@ def fold_crossover() -> None:
                       f"GEMM/fold {g / f:4.2f}; ctrkit uses {'the fold' if used else 'the GEMM'}", flush=True)
 
 
-def work_buffers() -> None:
-    """The training fold's first layer, forward + backward at batch 256 / 1024 (census vocabularies, 8 dims, 264
-    outputs), with its two ``(rows, out)`` work buffers reused across steps (ctrkit) or allocated fresh every step;
-    minor page faults per step from ``getrusage``."""
-    import resource
-
-    from ctrkit import DenseFeat, SparseFeat
-    from ctrkit.data import TensorData
-    from ctrkit.layers import EmbeddingLayer
-    from ctrkit.layers.fold import FoldedTrainingProjection
-    V = [11, 54, 49, 5, 26, 17, 7, 12, 4, 5, 8, 10, 8, 8, 53, 37, 10, 12, 11, 12, 5, 6, 7, 45, 45, 45, 7, 5, 5, 5, 4]
-    J, d, out = len(V), 8, 264
-    for B in (256, 1024):
-        emb = EmbeddingLayer([SparseFeat(f"f{j}", v, d) for j, v in enumerate(V)] + [DenseFeat("x", 7)])
-        W = torch.randn(J * d + 7, out, requires_grad=True)
-        b = torch.zeros(out, requires_grad=True)
-        batch = TensorData(sparse=torch.stack([torch.randint(0, v, (B,)) for v in V], 1), dense=torch.rand(B, 7))
-        gy = torch.randn(B, out)
-        plan = FoldedTrainingProjection.plan(emb)
-        reuse = plan.buffer
-        for rnd in range(3):
-            for name in ("reused", "fresh"):
-                plan.buffer = reuse if name == "reused" else (
-                    lambda n, o, like: torch.empty(plan.padded_rows, o, dtype=like.dtype))
-
-                def step():
-                    emb.weights[0].grad = W.grad = b.grad = None
-                    plan(emb, batch, W, b).backward(gy)
-                f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-                ms = _median_us(step, 30) / 1e3
-                faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0) / 33
-                print(f"work-buffers  batch {B:4d} round {rnd + 1}: {name:6s} buffers {ms:5.2f} ms/step, "
-                      f"{faults:5.1f} minor page faults/step", flush=True)
-        plan.buffer = reuse
-
-
 def paired() -> None:
     import speed
     with tempfile.TemporaryDirectory() as tmp:
@@ -233,7 +194,7 @@ def paired() -> None:
 
 
 PROBES = {"mixing": mixing, "embedding-backward": embedding_backward, "folded-training": folded_training,
-          "fold-crossover": fold_crossover, "work-buffers": work_buffers, "paired": paired}
+          "fold-crossover": fold_crossover, "paired": paired}
 
 
 def main(argv=None) -> int:

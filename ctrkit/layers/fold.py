@@ -136,17 +136,16 @@ def no_training_fold():
 class _FoldedProjection(torch.autograd.Function):
     """``[embeddings | dense] @ weight + bias`` through per-step folded tables, with a hand-written backward.
 
-    Forward: the per-id products ``P`` (one ``bmm`` per bucket of fields into a reused buffer), one
+    Forward: the per-id products ``P`` (one ``bmm`` per bucket of fields), one
     ``embedding_bag`` sum of the batch's rows, the dense part as a GEMM. Backward: the output gradient scattered to
-    ``P``'s rows as one sparse ``(rows, B) @ (B, out)`` product into a reused buffer, then ``bmm`` to the padded
-    table rows and to the weight blocks. The two ``(rows, out)`` buffers are reused across steps (per plan and
-    thread): fresh ones page-faulted on every step and cost more than the arithmetic.
+    ``P``'s rows as one sparse ``(rows, B) @ (B, out)`` product, then ``bmm`` to the padded table rows and to
+    the weight blocks.
     """
 
     @staticmethod
     def forward(ctx, plan, ids, dense, bias, weight, *tables):  # type: ignore[override]
         out = weight.shape[1]
-        P = plan.buffer("P", out, weight)
+        P = weight.new_empty(plan.padded_rows, out)          # every row is written by the bmm below
         for gi, d, col, J, slots, pad, start in plan.groups:
             Jb, vmax = pad.shape
             W = weight[col:col + J * d].view(J, d, out)
@@ -169,8 +168,7 @@ class _FoldedProjection(torch.autograd.Function):
         cols = torch.arange(B, device=ids.device).repeat_interleave(F_)
         scatter = torch.sparse_coo_tensor(torch.stack([ids.reshape(-1), cols]), grad.new_ones(B * F_),
                                           (plan.padded_rows, B), check_invariants=False)
-        gP = plan.buffer("gP", out, weight)
-        torch.addmm(gP, scatter, grad, beta=0, out=gP)
+        gP = torch.sparse.mm(scatter, grad)
         g_weight = g_bias = None
         g_tables: list = [None] * len(tables)
         if ctx.needs_input_grad[4]:
@@ -254,17 +252,6 @@ class FoldedTrainingProjection:
         self.base = torch.tensor([base[j] for j in flat_cols], dtype=torch.long, device=dev)
         self.flat_cols = None if flat_cols == list(range(len(flat_cols))) else torch.tensor(
             flat_cols, dtype=torch.long, device=dev)
-        # work buffers per (thread, name, width, dtype, device): a plain dict, so that a model holding this plan
-        # can still be deep-copied or pickled
-        self._buffers: dict[tuple, torch.Tensor] = {}
-
-    def buffer(self, name: str, out: int, like: torch.Tensor) -> torch.Tensor:
-        """A ``(padded_rows, out)`` work buffer of ``like``'s dtype and device, reused by this thread."""
-        key = (threading.get_ident(), name, out, like.dtype, like.device)
-        b = self._buffers.get(key)
-        if b is None:
-            b = self._buffers[key] = torch.empty(self.padded_rows, out, dtype=like.dtype, device=like.device)
-        return b
 
     @classmethod
     def plan(cls, embedding) -> "FoldedTrainingProjection":
