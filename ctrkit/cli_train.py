@@ -274,7 +274,7 @@ def run_train(cfg: Any, out_dir: str | None = None, plots: bool = True, log=prin
     out_dir = os.path.abspath(out_dir or cfg.output.dir)
     t0 = time.perf_counter()
     _model_class(cfg)                      # fail on a bad [model] or device before reading any data
-    from .models.base import resolve_device
+    from .training.tasks import resolve_device
     try:
         resolve_device(tr.device)
     except (RuntimeError, ValueError) as e:

@@ -274,7 +274,7 @@ def _build(cls: Any, d: dict[str, Any], where: str) -> Any:
 
 
 def _check_values(cfg: TrainConfig) -> None:
-    from .models.base import TASK_TYPES
+    from .training.tasks import TASK_TYPES
     if not cfg.tasks:
         raise ConfigError("[tasks] is empty: name at least one label column and its type, e.g. click = \"binary\".")
     for t, typ in cfg.tasks.items():

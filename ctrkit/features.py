@@ -14,9 +14,11 @@ through :func:`feature_to_dict` / :func:`feature_from_dict` (and so through JSON
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Union
+
+import numpy as np
 
 from .exceptions import SchemaError
 
@@ -31,6 +33,8 @@ __all__ = [
     "feature_from_dict",
     "check_feature_columns",
     "split_feature_columns",
+    "config_to_json",
+    "config_from_json",
 ]
 
 DEFAULT_GROUP_NAME = "default_group"
@@ -288,3 +292,32 @@ def split_feature_columns(feature_columns: Sequence[Feature]) -> _Split:
     for f in feature_columns:
         (s.varlen if isinstance(f, VarLenSparseFeat) else s.sparse if isinstance(f, SparseFeat) else s.dense).append(f)
     return s
+
+
+def config_to_json(v: Any) -> Any:
+    """A model's constructor arguments as JSON-ready values (feature columns as ``{"__features__": [...]}``)."""
+    if isinstance(v, (list, tuple)) and v and all(hasattr(f, "name") and hasattr(f, "__dataclass_fields__")
+                                                  for f in v):
+        return {"__features__": [feature_to_dict(f) for f in v]}
+    if isinstance(v, tuple):
+        return [config_to_json(x) for x in v]
+    if isinstance(v, list):
+        return [config_to_json(x) for x in v]
+    if isinstance(v, Mapping):
+        return {k: config_to_json(x) for k, x in v.items()}
+    if isinstance(v, np.generic):
+        return v.item()
+    if type(v).__name__ == "device" and type(v).__module__ == "torch":
+        return str(v)
+    return v
+
+
+def config_from_json(v: Any) -> Any:
+    """The inverse of :func:`config_to_json`."""
+    if isinstance(v, Mapping) and "__features__" in v:
+        return [feature_from_dict(d) for d in v["__features__"]]
+    if isinstance(v, Mapping):
+        return {k: config_from_json(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [config_from_json(x) for x in v]
+    return v

@@ -122,8 +122,8 @@ def load_model(path: str, device: str | None = None, compile: bool = True) -> An
         cls = get_model_class(class_name)
     except KeyError as e:
         raise ModelFormatError(f"load_model: {e.args[0]}") from None
-    from .models.base import deserialise_config
-    kwargs = deserialise_config(config)
+    from .features import config_from_json
+    kwargs = config_from_json(config)
     if device is not None:
         kwargs["device"] = device
     elif kwargs.get("device", "cpu") not in ("cpu", "auto") and not torch.cuda.is_available():

@@ -7,7 +7,6 @@ delegate. Models with a special loss override :meth:`BaseModel.compute_loss`.
 """
 from __future__ import annotations
 
-import os
 import threading
 import warnings
 from collections.abc import Mapping, Sequence
@@ -21,128 +20,17 @@ from torch import nn
 from ..data.inputs import TensorData, num_rows, to_sample_weight, to_targets, to_tensor_data
 from ..data.store import DataSource, check_source
 from ..exceptions import DataValidationError, SchemaError
-from ..features import (DenseFeat, check_feature_columns, feature_from_dict, feature_to_dict,
-                        split_feature_columns)
+from ..features import DenseFeat, check_feature_columns, config_from_json, config_to_json, split_feature_columns
 from ..layers.core import Towers
 from ..layers.embedding import EmbeddingLayer
 from ..layers.fold import FoldedInputProjection, FoldedTrainingProjection, active_folding, folding
 from ..metrics import get_metric
 from ..training.losses import resolve_task_losses
 from ..training.optim import build_optimizer
+from ..training.tasks import TASK_TYPES, check_class_ids, label_prior, resolve_device, resolve_num_classes
 from ..training.trainer import Trainer
 
-__all__ = ["BaseModel", "resolve_device"]
-
-TASK_TYPES = ("binary", "regression", "multiclass")
-
-
-def resolve_device(device: Any) -> torch.device:
-    """``"auto"`` picks CUDA when available (``cuda:LOCAL_RANK`` under torchrun); otherwise the given device."""
-    if device is None or device == "auto":
-        if not torch.cuda.is_available():
-            return torch.device("cpu")
-        local = os.environ.get("LOCAL_RANK")
-        return torch.device("cuda", int(local)) if local and local.isdigit() else torch.device("cuda")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={device!r} was requested but CUDA is not available here. Use device='cpu' or "
-                         "device='auto'.")
-    return dev
-
-
-def _serialise(v: Any) -> Any:
-    if isinstance(v, (list, tuple)) and v and all(hasattr(f, "name") and hasattr(f, "__dataclass_fields__")
-                                                  for f in v):
-        return {"__features__": [feature_to_dict(f) for f in v]}
-    if isinstance(v, tuple):
-        return [_serialise(x) for x in v]
-    if isinstance(v, list):
-        return [_serialise(x) for x in v]
-    if isinstance(v, Mapping):
-        return {k: _serialise(x) for k, x in v.items()}
-    if isinstance(v, (np.integer,)):
-        return int(v)
-    if isinstance(v, (np.floating,)):
-        return float(v)
-    if isinstance(v, torch.device):
-        return str(v)
-    return v
-
-
-def _resolve_num_classes(name: str, num_classes: Any, task_names: list[str], task_types: list[str]
-                         ) -> dict[str, int]:
-    """``{task: C}`` for the multiclass tasks, from an int, a list in task order or a dict."""
-    mc = [t for t, typ in zip(task_names, task_types) if typ == "multiclass"]
-    if not mc:
-        if num_classes is not None:
-            raise ValueError(f"{name}: num_classes={num_classes!r} was given but no task is 'multiclass' "
-                             f"(task_types={task_types}).")
-        return {}
-    if num_classes is None:
-        raise ValueError(f"{name}: task(s) {mc} are 'multiclass'; pass num_classes, e.g. num_classes={{{mc[0]!r}: 5}}"
-                         " (or one int for every multiclass task).")
-    if isinstance(num_classes, Mapping):
-        unknown = [k for k in num_classes if k not in mc]
-        if unknown:
-            raise ValueError(f"{name}: num_classes names {unknown}, which are not multiclass tasks; the multiclass "
-                             f"tasks are {mc}.")
-        out = {t: num_classes.get(t) for t in mc}
-    elif isinstance(num_classes, (list, tuple)):
-        if len(num_classes) != len(task_names):
-            raise ValueError(f"{name}: num_classes as a list needs one entry per task ({len(task_names)}), got "
-                             f"{len(num_classes)}; or pass {{task: C}}.")
-        out = {t: c for t, c, typ in zip(task_names, num_classes, task_types) if typ == "multiclass"}
-    else:
-        out = {t: num_classes for t in mc}
-    for t, c in out.items():
-        if isinstance(c, bool) or not isinstance(c, (int, np.integer)) or c < 2:
-            raise ValueError(f"{name}: num_classes for multiclass task {t!r} must be an int >= 2, got {c!r}.")
-    return {t: int(c) for t, c in out.items()}
-
-
-def check_class_ids(y: torch.Tensor, num_classes: int, where: str) -> None:
-    """Multiclass labels must be integer class ids in ``[0, num_classes)`` (NaN: missing)."""
-    v = y[~torch.isnan(y)]
-    bad = v[(v < 0) | (v >= num_classes) | (v != torch.round(v))]
-    if bad.numel():
-        raise DataValidationError(f"{where}: multiclass labels must be integer class ids in [0, {num_classes}), got "
-                                  f"{sorted(set(bad[:6].tolist()))}. Encode the classes as 0..{num_classes - 1} "
-                                  "(e.g. with pandas .cat.codes) or raise num_classes.")
-
-
-def label_prior(y: torch.Tensor, task_type: str, num_classes: int = 1,
-                sample_weight: torch.Tensor | None = None) -> torch.Tensor | None:
-    """The output bias that predicts a task's label prior: log-odds of the mean for ``"binary"`` (the rate
-    clipped to [1e-4, 1 - 1e-4]), the mean for ``"regression"``, centred log class frequencies (each at least
-    1e-4) for ``"multiclass"``. NaN labels are skipped; None when no label (or no weight) is left."""
-    y = torch.as_tensor(y).reshape(-1).double()
-    keep = ~torch.isnan(y)
-    w = None if sample_weight is None else torch.as_tensor(sample_weight).reshape(-1).double()[keep]
-    y = y[keep]
-    if y.numel() == 0 or (w is not None and not float(w.sum()) > 0):
-        return None
-
-    def mean(v: torch.Tensor) -> torch.Tensor:
-        return v.mean(0) if w is None else (v * w.reshape(-1, *[1] * (v.dim() - 1))).sum(0) / w.sum()
-
-    if task_type == "binary":
-        return torch.logit(mean(y).clamp(1e-4, 1 - 1e-4)).reshape(1).float()
-    if task_type == "regression":
-        return mean(y).reshape(1).float()
-    freq = mean(torch.nn.functional.one_hot(y.long(), int(num_classes)).double())
-    logf = freq.clamp_min(1e-4).log()
-    return (logf - logf.mean()).float()
-
-
-def deserialise_config(v: Any) -> Any:
-    if isinstance(v, Mapping) and "__features__" in v:
-        return [feature_from_dict(d) for d in v["__features__"]]
-    if isinstance(v, Mapping):
-        return {k: deserialise_config(x) for k, x in v.items()}
-    if isinstance(v, list):
-        return [deserialise_config(x) for x in v]
-    return v
-
+__all__ = ["BaseModel", "resolve_device", "label_prior", "TASK_TYPES"]
 
 class BaseModel(nn.Module):
     """Common base of every ctrkit model.
@@ -201,7 +89,7 @@ class BaseModel(nn.Module):
         if "multiclass" in task_types and not self.supports_multiclass:
             raise ValueError(f"{name}: 'multiclass' tasks are not supported by this model (its output is one logit "
                              "per task). Use DNN, SharedBottom, MMoE, OMoE or PLE for multiclass tasks.")
-        self.num_classes = _resolve_num_classes(name, num_classes, task_names, task_types)
+        self.num_classes = resolve_num_classes(name, num_classes, task_names, task_types)
         #: output columns per task in ``predict`` / ``predict_logits``: 1, or C for a multiclass task
         self.task_widths = [self.num_classes.get(t, 1) for t in task_names]
         self.output_width = sum(self.task_widths)
@@ -307,11 +195,11 @@ class BaseModel(nn.Module):
 
     def get_config(self) -> dict[str, Any]:
         """Constructor arguments, JSON-ready (feature columns as dicts)."""
-        return {k: _serialise(v) for k, v in self._config.items()}
+        return {k: config_to_json(v) for k, v in self._config.items()}
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> BaseModel:
-        return cls(**deserialise_config(dict(config)))
+        return cls(**config_from_json(dict(config)))
 
     def count_params(self) -> int:
         return sum(p.numel() for p in self.parameters())
