@@ -69,7 +69,7 @@ def save_model(model: Any, path: str) -> None:
         "format_version": FORMAT_VERSION,
         "class_name": type(model).__name__,
         "config": model.get_config(),
-        "compile": getattr(model, "_compile_spec", {}) or {},
+        "compile": dict(model.trainer.spec) if getattr(model, "trainer", None) is not None else {},
         "ctrkit_version": __version__,
         "torch_version": torch.__version__,
         "python_version": sys.version.split()[0],

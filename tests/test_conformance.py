@@ -364,28 +364,22 @@ def test_output_bias_starts_at_label_prior(name, census_parity_data):
         torch.testing.assert_close(b.detach(), before[t], atol=1e-4, rtol=0)
 
 
-def test_folding_state_is_per_call_and_per_thread(census_parity_data):
-    """Folded tables live for one predict call in one thread: concurrent predicts on one model (a threaded
-    server) agree with a sequential one, and nothing is left active afterwards."""
+def test_concurrent_predicts_agree_and_folding_keeps_no_state(census_parity_data):
+    """Folded tables are built per batch and never kept: concurrent predicts on one model (a threaded server)
+    agree with a sequential one, and the input projection holds no tables afterwards."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from ctrkit.layers.fold import active_folding
     enc, x_tr, y_tr, x_te = census_parity_data
     model = build("MMoE", enc.feature_columns, tasks=("income", "marital"))
     model.compile("adam", lr=0.01)
     model.fit(x_tr, y_tr[["income", "marital"]], batch_size=256, epochs=1, verbose=0)
     ref = model.predict(x_te)
-    assert active_folding(model) is None
     with ThreadPoolExecutor(4) as pool:
         outs = list(pool.map(lambda _: model.predict(x_te, batch_size=1024), range(8)))
     for out in outs:
         np.testing.assert_allclose(out, ref, rtol=0, atol=1e-6)
-    assert active_folding(model) is None
-    with model.folded_inference(len(x_te)):
-        assert active_folding(model) is not None
-        with ThreadPoolExecutor(1) as pool:        # another thread does not see this thread's state
-            assert pool.submit(active_folding, model).result() is None
-    assert active_folding(model) is None
+    held = [k for k, v in vars(model.input_projection).items() if isinstance(v, torch.Tensor)]
+    assert held == [], held
 
 
 @pytest.mark.parametrize("name", sorted(FOLDED))

@@ -230,3 +230,44 @@ def test_output_bias_prior_from_a_store(tmp_path):
     rates = y[["income", "marital"]].mean().to_numpy()
     got = [float(m.output_biases()[t].detach()) for t in ("income", "marital")]
     np.testing.assert_allclose(got, np.log(rates / (1 - rates)), atol=1e-4)
+
+
+def test_predict_from_another_thread_during_fit_is_refused_and_leaves_training_mode():
+    """Inference never switches a module that ``fit`` is training to eval mode: ``predict`` / ``evaluate`` from
+    another thread while ``fit`` runs raise a RuntimeError saying what to do; from a callback (the fit's own
+    thread) they work and the module is back in training mode for the next step."""
+    import threading
+
+    from ctrkit import MMoE, SparseFeat
+    from ctrkit.callbacks import Callback
+
+    rng = np.random.default_rng(0)
+    x = {"u": rng.integers(0, 20, 512)}
+    y = {"a": rng.integers(0, 2, 512), "b": rng.integers(0, 2, 512)}
+    model = MMoE([SparseFeat("u", 20, 4)], num_experts=2, expert_dnn_hidden_units=(8,), dnn_dropout=0.5,
+                 task_names=["a", "b"])
+    model.compile("adam", metrics=["auc"])
+    seen: dict = {"errors": [], "modes": [], "same_thread": None}
+
+    class Probe(Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if batch != 1:
+                return
+            def other():
+                for call in (lambda: model.predict(x), lambda: model.evaluate(x, y)):
+                    try:
+                        call()
+                    except RuntimeError as e:
+                        seen["errors"].append(str(e))
+            t = threading.Thread(target=other)
+            t.start()
+            t.join()
+            seen["modes"].append(model.training)
+            seen["same_thread"] = model.predict(x).shape
+            seen["modes"].append(model.training)
+
+    model.fit(x, y, batch_size=64, epochs=1, verbose=0, callbacks=[Probe()])
+    assert len(seen["errors"]) == 2 and all("another thread" in e for e in seen["errors"]), seen["errors"]
+    assert seen["modes"] == [True, True]
+    assert seen["same_thread"] == (512, 2)
+    assert model.predict(x).shape == (512, 2)   # after fit: fine from any thread

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from ..exceptions import suggest
+from .projection import ModelInput
 
 __all__ = ["get_activation", "ACTIVATIONS", "MLP", "ParallelMLP", "Towers"]
 
@@ -71,18 +72,15 @@ class MLP(nn.Module):
         self.net = nn.Sequential(*layers)
         self.output_dim = prev
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
-
-    @property
-    def first(self) -> nn.Linear | None:
-        """The first linear layer (None for an empty MLP)."""
-        return self.net[0] if len(self.net) else None
-
-    def after_first(self, h: torch.Tensor) -> torch.Tensor:
-        """The rest of :meth:`forward` from ``h = first(x)`` (a model may compute ``h`` itself, e.g. folded
-        into its embedding tables at inference)."""
-        return self.net[1:](h)
+    def forward(self, x: torch.Tensor | ModelInput) -> torch.Tensor:
+        """``x``: a tensor, or the model input (:class:`~ctrkit.layers.ModelInput`), whose first linear layer
+        the input projection computes."""
+        if not isinstance(x, ModelInput):
+            return self.net(x)
+        if not len(self.net):
+            return x.tensor()
+        first = self.net[0]
+        return self.net[1:](x.linear(first.weight.t(), first.bias))
 
 
 class ParallelMLP(nn.Module):

@@ -6,10 +6,10 @@ field ``j``'s embedding; ``b`` is added to the first field's rows). ``P`` has on
 as ``h``: on Census-Income (478 ids, 264 columns) it is 0.5 MB, and one ``embedding_bag`` sum replaces the GEMM
 (255 x 264 multiply-adds per row become 31 x 264 additions). The result equals the GEMM's up to float rounding.
 
-The folded tables are a function of the weights: within :func:`folding` (``BaseModel.folded_inference``) they
-are built at most once per ``predict`` / ``evaluate`` call, in its thread, and dropped at its end (tensor
-version counters cannot tell when weights changed: fused optimizers do not bump them). They are built only when
-they are small and cheaper to build than the GEMM they replace over the call's rows.
+The folded tables are a function of the weights, so they are built per batch and never cached (tensor version
+counters cannot tell when weights changed: fused optimizers do not bump them); only when they are small and have
+no more rows than the batch, so that building them costs a small fraction of the GEMM they replace.
+:class:`~ctrkit.layers.projection.InputProjection` is the only user of this module: it decides per batch.
 
 **Training** (:class:`FoldedTrainingProjection`, CPU): the same identity, differentiated. Each step builds the
 per-id products of every field (one ``bmm`` per bucket of fields with similar vocabularies, padded to its largest),
@@ -18,7 +18,7 @@ one sparse-matrix product, from which the weight and table gradients are ``table
 ``grad P_j @ W_j^T`` (a hand-written backward, :class:`_FoldedProjection`). The three GEMMs over the batch
 (forward, input and weight gradients: ``3 B K out`` multiply-adds for ``K`` embedding columns) become ``B J out``
 additions each way plus products over the padded tables (``3 R out`` for ``R`` padded rows x dims) and a fixed
-overhead. It is used per batch when :meth:`FoldedTrainingProjection.for_batch` estimates it cheaper: small
+overhead. It is used per batch when :meth:`FoldedTrainingProjection.pays` estimates it cheaper: small
 vocabularies, embeddings of 8 or more dimensions, batches of several hundred rows (census, 1,024 rows x 31 fields
 x 8 dims into 538 ids: the first layer's forward + backward 1.3-1.9x faster; at 4 dims or 256 rows the GEMM stays).
 Never with sparse gradients; :func:`no_training_fold` switches it off.
@@ -27,39 +27,14 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-__all__ = ["FoldedInputProjection", "FoldedTrainingProjection", "MAX_FOLDED_BYTES", "active_folding", "folding",
-           "no_training_fold"]
+__all__ = ["FoldedInputProjection", "FoldedTrainingProjection", "MAX_FOLDED_BYTES", "no_training_fold"]
 
-# per thread: {id(model): (rows of the running call, {layer key: folded tables or False})}. Thread-local, so
-# that concurrent predict calls on one model (a threaded server) never see each other's tables or outlive
-# their own call.
+# per thread: whether training folds are switched off (:func:`no_training_fold`)
 _STATE = threading.local()
-
-
-@contextlib.contextmanager
-def folding(model: Any, n_rows: int):
-    """Allow ``model`` to fold its first layer during this context, in this thread, for ``n_rows`` rows."""
-    active = _STATE.__dict__.setdefault("active", {})
-    key = id(model)
-    prev = active.get(key)
-    active[key] = (int(n_rows), {})
-    try:
-        yield model
-    finally:
-        if prev is None:
-            del active[key]
-        else:
-            active[key] = prev
-
-
-def active_folding(model: Any) -> tuple[int, dict] | None:
-    """``(n_rows, cache)`` while :func:`folding` is active for ``model`` in this thread, else None."""
-    return _STATE.__dict__.get("active", {}).get(id(model))
 
 
 #: folded tables larger than this are not built (the GEMM is used instead)
@@ -197,8 +172,7 @@ class _FoldedProjection(torch.autograd.Function):
 
 class FoldedTrainingProjection:
     """The plan for computing ``[embeddings | dense] @ weight + bias`` through per-step folded tables in training
-    (see the module docstring). Built once per :class:`~ctrkit.layers.EmbeddingLayer` (it depends only on the
-    feature layout) by :meth:`plan`.
+    (see the module docstring). It depends only on the feature layout: the input projection builds it once.
 
     The fields of one embedding dimension are put in buckets of similar vocabulary (each at least half its
     largest), and each bucket's tables padded to its largest: ``pad`` ``(J_b, Vmax_b)`` holds the table row of
@@ -253,29 +227,21 @@ class FoldedTrainingProjection:
         self.flat_cols = None if flat_cols == list(range(len(flat_cols))) else torch.tensor(
             flat_cols, dtype=torch.long, device=dev)
 
-    @classmethod
-    def plan(cls, embedding) -> "FoldedTrainingProjection":
-        p = getattr(embedding, "_training_fold_plan", None)
-        dev = embedding.weights[0].device
-        if p is None or p.base.device != dev:
-            p = cls(embedding)
-            embedding._training_fold_plan = p
-        return p
+    @staticmethod
+    def applicable(embedding, weight: torch.Tensor) -> bool:
+        """CPU, dense gradients, fixed-length sparse features only, no recorded lookups (embedding L2 reads
+        them), not switched off."""
+        return not (getattr(_STATE, "no_training_fold", False) or embedding.sparse or embedding.keep_last
+                    or not FoldedInputProjection.supported(embedding) or weight.device.type != "cpu")
 
-    @classmethod
-    def for_batch(cls, embedding, weight: torch.Tensor, batch) -> "FoldedTrainingProjection | None":
-        """The plan when this training batch should be folded, else None: CPU, dense gradients, fixed-length sparse
-        features only, no recorded lookups (embedding L2 reads them), not switched off, and cheaper by the
-        operation count."""
-        if (getattr(_STATE, "no_training_fold", False) or embedding.sparse or embedding.keep_last
-                or not FoldedInputProjection.supported(embedding) or weight.device.type != "cpu"):
-            return None
-        p = cls.plan(embedding)
+    def pays(self, weight: torch.Tensor, batch) -> bool:
+        """Whether folding this training batch is cheaper than the GEMM, by the operation count."""
+        p = self
         n, out = batch.sparse.shape[0], weight.shape[1]
         if p.padded_rows * out * 4 > MAX_FOLDED_BYTES:
-            return None
-        folded = cls.FIXED_COST + 3 * p.padded_values + cls.SCATTER_COST * n * p.num_fields
-        return p if folded < 3 * n * p.embedding_columns else None   # the GEMM's forward, input and weight grads
+            return False
+        folded = self.FIXED_COST + 3 * p.padded_values + self.SCATTER_COST * n * p.num_fields
+        return folded < 3 * n * p.embedding_columns   # the GEMM's forward, input and weight grads
 
     def __call__(self, embedding, batch, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
         ids = batch.sparse if self.flat_cols is None else batch.sparse.index_select(1, self.flat_cols)

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from .core import ParallelMLP, _check_units, get_activation
+from .projection import ModelInput
 
 __all__ = ["MixtureOfExperts"]
 
@@ -103,17 +104,14 @@ class MixtureOfExperts(nn.Module):
             nn.init.uniform_(self.gate_weight, -gb, gb)
             nn.init.zeros_(self.gate_bias)
 
-    @property
-    def foldable(self) -> bool:
-        """True when the layer reads its input only through the first GEMM (``w_in``, ``b_in``), so that a
-        model may compute that GEMM itself (e.g. folded into its embedding tables) and call :meth:`mix`."""
-        return not self.hidden_gates
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.mix(torch.addmm(self.b_in, x, self.w_in), x)   # h: (B, E*u0 [+ E*H] [+ G*E])
-
-    def mix(self, h: torch.Tensor, x: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """The rest of :meth:`forward` from ``h = x @ w_in + b_in``; ``x`` is needed only by hidden gates."""
+    def forward(self, x: torch.Tensor | ModelInput) -> tuple[torch.Tensor, torch.Tensor]:
+        """``x``: a tensor ``(B, in)``, or the model input (:class:`~ctrkit.layers.ModelInput`), whose first GEMM
+        the input projection computes. Returns the mixtures ``(G, B, H)`` and the gate weights ``(B, G, E)``."""
+        if isinstance(x, ModelInput):
+            h = x.linear(self.w_in, self.b_in)    # h: (B, E*u0 [+ E*H] [+ G*E])
+            x = x.tensor() if self.hidden_gates else None
+        else:
+            h = torch.addmm(self.b_in, x, self.w_in)
         E, G, u0 = self.num_experts, self.num_gates, self.first_units
         B = h.shape[0]
         # split (its backward is a cat) rather than slicing (backward zero-fills the whole h per slice)

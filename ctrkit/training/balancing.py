@@ -36,7 +36,7 @@ __all__ = ["TaskBalancer", "FixedWeights", "UncertaintyWeighting", "GradNorm", "
 class TaskBalancer:
     """Base class: the fixed-weight sum. Subclasses override :meth:`backward` and friends.
 
-    Lifecycle: ``bind(model)`` in ``compile``; ``check_world(world_size)`` when ``fit`` starts; per step
+    Lifecycle: ``bind(model, trainer)`` in ``compile``; ``check_world(world_size)`` when ``fit`` starts; per step
     ``backward`` → (clip, optimizer step) → ``after_step``; ``epoch_logs()`` at each epoch's end.
     """
 
@@ -46,11 +46,13 @@ class TaskBalancer:
 
     def __init__(self) -> None:
         self.model: Any = None
+        self.trainer: Any = None
         self.world_size = 1
 
-    def bind(self, model: Any) -> None:
-        """Attach to a compiled model (called by ``compile``, after the optimizer is built)."""
-        self.model = model
+    def bind(self, model: Any, trainer: Any) -> None:
+        """Attach to a compiled model and its :class:`~ctrkit.training.Trainer` (made by ``compile``, after the
+        optimizer is built): the fixed loss weights and the optimizer are the trainer's."""
+        self.model, self.trainer = model, trainer
         self.num_tasks = len(model.task_names)
         if self.per_task_backward and self.num_tasks < 2:
             raise ValueError(f"compile: task_balancer={self.name!r} balances two or more tasks; "
@@ -70,7 +72,7 @@ class TaskBalancer:
 
     def weights(self) -> torch.Tensor:
         """The current per-task loss weights ``(T,)``."""
-        return self.model._loss_weights
+        return self.trainer.loss.weights
 
     def backward(self, per_task: torch.Tensor, total: torch.Tensor, reg: torch.Tensor | None) -> torch.Tensor:
         """Fill the parameters' ``.grad`` (they were zeroed) and return the step's loss for the logs.
@@ -108,7 +110,7 @@ class TaskBalancer:
     def _lr(self, lr: float | None) -> float:
         if lr is not None:
             return float(lr)
-        return float(self.model.optimizer.param_groups[0]["lr"])
+        return float(self.trainer.optimizer.param_groups[0]["lr"])
 
 
 class FixedWeights(TaskBalancer):
@@ -136,8 +138,8 @@ class UncertaintyWeighting(TaskBalancer):
         super().__init__()
         self.lr = lr
 
-    def bind(self, model: Any) -> None:
-        super().bind(model)
+    def bind(self, model: Any, trainer: Any) -> None:
+        super().bind(model, trainer)
         self.log_vars = torch.zeros(self.num_tasks, device=model.device, requires_grad=True)
         self.scale = torch.tensor([0.5 if t == "regression" else 1.0 for t in model.task_types], device=model.device)
         self.opt = torch.optim.Adam([self.log_vars], lr=self._lr(self.lr))
@@ -220,8 +222,8 @@ class GradNorm(TaskBalancer):
             raise ValueError(f"GradNorm: alpha must be a number >= 0, got {alpha!r}.")
         self.alpha, self.lr = float(alpha), lr
 
-    def bind(self, model: Any) -> None:
-        super().bind(model)
+    def bind(self, model: Any, trainer: Any) -> None:
+        super().bind(model, trainer)
         self.w = torch.ones(self.num_tasks, device=model.device, requires_grad=True)
         self.opt = torch.optim.Adam([self.w], lr=self._lr(self.lr))
         self.initial_losses: torch.Tensor | None = None
@@ -352,14 +354,14 @@ class PCGrad(TaskBalancer):
         self.last_grads: torch.Tensor | None = None
         self.last_projected: torch.Tensor | None = None
 
-    def bind(self, model: Any) -> None:
-        super().bind(model)
+    def bind(self, model: Any, trainer: Any) -> None:
+        super().bind(model, trainer)
         self._conflicts = torch.zeros((), device=model.device)
         self._pairs = 0
 
     def backward(self, per_task, total, reg):
         params = [p for p in self.model.parameters() if p.requires_grad]
-        weights = self.model._loss_weights
+        weights = self.trainer.loss.weights
         G = _per_task_grads(per_task, params, weights)                       # (T, P)
         shared = _shared_mask(G)
         Gs = G * shared

@@ -90,3 +90,43 @@ def resolve_task_losses(loss: Any, task_names: Sequence[str], task_types: Sequen
         else:
             out.append(get_loss(s))
     return out
+
+
+class TaskLoss:
+    """The compiled per-task loss: ``(outputs, y, sample_weight) -> (weighted total, per-task (T,))``.
+
+    Owned by the :class:`~ctrkit.training.Trainer`; a model with a special objective receives it in its
+    ``compute_loss`` hook and may use it, its ``weights`` or its ``masked`` flag.
+
+    Args:
+        fns: one elementwise loss per task (:func:`resolve_task_losses`).
+        task_names: the tasks, in the order of ``y``'s columns.
+        weights: ``(T,)`` loss weights.
+    """
+
+    def __init__(self, fns: Sequence[ElementwiseLoss], task_names: Sequence[str], weights: torch.Tensor) -> None:
+        self.fns, self.task_names, self.weights = list(fns), list(task_names), weights
+        #: True while the labels being fitted or evaluated hold NaN (missing): they are masked out of their task
+        self.masked = False
+        self._one_call = all(f is self.fns[0] for f in self.fns)
+
+    def __call__(self, outputs: Mapping[str, torch.Tensor], y: torch.Tensor,
+                 sample_weight: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        weights = self.weights.to(y.device)
+        if not self.masked and self._one_call and all(outputs[t].dim() == 1 for t in self.task_names):
+            lt = self.fns[0](torch.stack([outputs[t] for t in self.task_names], dim=1), y)  # (B, T), one call
+            per_task = lt.mean(0) if sample_weight is None else (lt * sample_weight.unsqueeze(1)).mean(0)
+            return (per_task * weights).sum(), per_task
+        per = []
+        for i, t in enumerate(self.task_names):
+            yt = y[:, i]
+            if self.masked:
+                mask = ~torch.isnan(yt)
+                lt = self.fns[i](outputs[t], torch.nan_to_num(yt))
+                w = mask.to(lt.dtype) if sample_weight is None else sample_weight * mask
+                per.append((lt * w).sum() / mask.sum().clamp_min(1))
+            else:
+                lt = self.fns[i](outputs[t], yt)
+                per.append(lt.mean() if sample_weight is None else (lt * sample_weight).mean())
+        per_task = torch.stack(per)
+        return (per_task * weights).sum(), per_task

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -10,7 +11,7 @@ import torch
 
 from ..exceptions import DataValidationError
 
-__all__ = ["TASK_TYPES", "resolve_device", "resolve_num_classes", "check_class_ids", "label_prior"]
+__all__ = ["TASK_TYPES", "check_tasks", "resolve_device", "resolve_num_classes", "check_class_ids", "label_prior"]
 
 TASK_TYPES = ("binary", "regression", "multiclass")
 
@@ -92,3 +93,28 @@ def label_prior(y: torch.Tensor, task_type: str, num_classes: int = 1,
     freq = mean(torch.nn.functional.one_hot(y.long(), int(num_classes)).double())
     logf = freq.clamp_min(1e-4).log()
     return (logf - logf.mean()).float()
+
+
+def check_tasks(name: str, task_names: Any, task_types: Any, num_classes: Any = None, multitask: bool = False,
+                supports_multiclass: bool = False) -> tuple[list[str], list[str], dict[str, int]]:
+    """A model's tasks checked: ``(task_names, task_types, {multiclass task: C})``; errors name ``name``."""
+    if isinstance(task_names, str) or isinstance(task_types, str):
+        raise TypeError(f"{name}: task_names and task_types must be sequences, e.g. task_names=['ctr'], "
+                        f"got {task_names!r} / {task_types!r}.")
+    task_names, task_types = list(task_names), list(task_types)
+    if len(task_names) != len(task_types):
+        raise ValueError(f"{name}: len(task_types)={len(task_types)} does not match "
+                         f"len(task_names)={len(task_names)}.")
+    if not task_names:
+        raise ValueError(f"{name}: at least one task is needed.")
+    if len(set(task_names)) != len(task_names):
+        raise ValueError(f"{name}: task_names must be unique, got {task_names}.")
+    if multitask and len(task_names) < 2:
+        warnings.warn(f"{name} is a multi-task model used with one task.", stacklevel=4)
+    for t in task_types:
+        if t not in TASK_TYPES:
+            raise ValueError(f"{name}: task_types entries must be one of {list(TASK_TYPES)}, got {t!r}.")
+    if "multiclass" in task_types and not supports_multiclass:
+        raise ValueError(f"{name}: 'multiclass' tasks are not supported by this model (its output is one logit "
+                         "per task). Use DNN, SharedBottom, MMoE, OMoE or PLE for multiclass tasks.")
+    return task_names, task_types, resolve_num_classes(name, num_classes, task_names, task_types)

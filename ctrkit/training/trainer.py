@@ -1,189 +1,190 @@
-"""The training loop. ``model.fit/evaluate/predict`` are a thin facade over :class:`Trainer`.
+"""The Trainer: the one training loop, and everything a compiled model's training owns.
 
-The loop never asks which model it runs: it calls ``model(batch)`` for a dict of logits per task,
-``model.compute_loss(...)`` for the loss (ESMM-like models override it) and ``model.regularization_loss()``;
-the compiled task balancer (:mod:`ctrkit.training.balancing`) turns the per-task losses into gradients.
-Batches are slices of columnar tensors shuffled once per epoch; batch losses stay on the device and are
-read once per epoch; metrics are computed on the whole epoch's predictions, per task.
+A :class:`Trainer` is made by ``model.compile(...)`` and kept: it owns the optimizer, the per-task loss and its
+weights, the task balancer, the metrics, gradient clipping, label masking, callbacks, the History and resume.
+It never asks which model it runs; it relies on the model contract only:
 
-Besides in-memory :class:`TensorData`, ``fit`` / ``evaluate`` / ``predict`` take a
-:class:`~ctrkit.data.DataSource` (an on-disk store) that yields whole batches read ahead by a background
-thread. Under ``torchrun`` the model is wrapped in ``DistributedDataParallel``, every rank trains on its own
-shard, and losses / metrics are reduced over all ranks (see :mod:`ctrkit.distributed`). A run can be resumed
-from a :class:`~ctrkit.callbacks.BackupAndRestore` checkpoint: shuffling depends only on ``(seed, epoch)``,
-so the resumed run replays the same batches.
+- ``model(batch) -> {task: logits}`` (through ``DistributedDataParallel`` under ``torchrun``);
+- ``model.train_step(forward, x, y, sample_weight, loss) -> (total, per_task, outputs or None)``: the default
+  calls ``forward`` and the ``compute_loss`` hook; a sequential model scores its positions there;
+- ``model.regularization_loss()``, ``model.stack_outputs / split_outputs / logits_to_predictions``,
+  ``task_names / task_types / output_width / device``.
+
+Data comes as a source: :class:`~ctrkit.data.memory.ArraySource` for arrays in memory, a
+:class:`~ctrkit.data.DataSource` for an on-disk store; both yield whole ``(x, y, w)`` batches. Shuffling depends
+only on ``(seed, epoch)``, so a run resumed from a :class:`~ctrkit.callbacks.BackupAndRestore` checkpoint replays
+the same batches. Batch losses stay on the device and are read once per epoch; metrics are computed on the whole
+epoch's predictions, per task.
 """
 from __future__ import annotations
 
-
 import math
-import os
+import threading
 import time
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 
 from ..callbacks import Callback, CallbackList, History, ProgressBar
-from ..data.inputs import TensorData
-from ..data.store import DataSource
+from ..data.memory import ArraySource, mix_seed
 from ..metrics import get_metric
+from .balancing import get_balancer
+from .losses import TaskLoss, resolve_task_losses
+from .optim import build_optimizer
+from .resume import Distribution, checkpoint_state, restore_after_begin, resume_checkpoint
 
-__all__ = ["Trainer"]
+__all__ = ["Trainer", "check_batch_size", "predict_logits"]
+
+Source = Any  # ArraySource | DataSource
 
 
-def _check_batch_size(batch_size: Any, where: str) -> int:
+def check_batch_size(batch_size: Any, where: str) -> int:
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(f"{where}: batch_size must be an int >= 1, got {batch_size!r}.")
     return int(batch_size)
 
 
-_MASK62 = (1 << 62) - 1
+def _loss_weights(loss_weights: Any, task_names: list[str]) -> list[float]:
+    T = len(task_names)
+    if loss_weights is None:
+        lw = [1.0] * T
+    elif isinstance(loss_weights, Mapping):
+        unknown = [k for k in loss_weights if k not in task_names]
+        if unknown:
+            raise ValueError(f"compile: loss_weights names unknown task(s) {unknown}; the model's tasks are "
+                             f"{task_names}.")
+        lw = [float(loss_weights.get(t, 1.0)) for t in task_names]
+    else:
+        lw = [float(v) for v in loss_weights]
+        if len(lw) != T:
+            raise ValueError(f"compile: got {len(lw)} loss_weights for {T} tasks {task_names}.")
+    if any(not np.isfinite(v) or v < 0 for v in lw):
+        raise ValueError(f"compile: loss_weights must be finite and >= 0, got {lw}.")
+    return lw
 
 
-def _mix(*parts: int) -> int:
-    """A 62-bit seed from several ints (stable across processes)."""
-    import numpy as _np
-    return int(_np.random.SeedSequence([int(p) & _MASK62 for p in parts]).generate_state(2, _np.uint64)[0]) & _MASK62
-
-
-def _epoch_perm(n: int, seed: int, epoch: int, rank: int) -> torch.Tensor:
-    """The epoch's shuffling of in-memory rows: a function of (seed, epoch, rank) only (resumable)."""
-    return torch.randperm(n, generator=torch.Generator().manual_seed(_mix(seed, epoch, rank)))
-
-
-def _memory_batches(xd: TensorData, yd: torch.Tensor, wd: torch.Tensor | None, n: int, batch_size: int,
-                    steps: int, first: int) -> Iterator[tuple]:
-    """``(start, stop, x, y, w)`` slices (views); the last of the ``steps`` batches takes the rows left over."""
-    for step in range(first, steps):
-        s = step * batch_size
-        e = n if step == steps - 1 else s + batch_size
-        yield s, e, xd.slice(s, e), yd[s:e], None if wd is None else wd[s:e]
-
-
-def _source_batches(batches: Iterator[tuple], start: int, ye: torch.Tensor | None, we: torch.Tensor | None,
-                    device: torch.device) -> Iterator[tuple]:
-    """``(start, stop, x, y, w)`` from a data source's batches; keeps the labels when ``ye`` is given."""
-    s = start
-    for xb, yb, wb in batches:
-        e = s + len(yb)
-        if ye is not None:
-            ye[s:e] = yb
-            if we is not None and wb is not None:
-                we[s:e] = wb
-        if device.type != "cpu":
-            xb, yb = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
-            wb = None if wb is None else wb.to(device, non_blocking=True)
-        yield s, e, xb, yb, wb
-        s = e
-
-
-class _Dist:
-    """Rank / world size of this fit, joining torchrun's process group when the environment describes one."""
-
-    def __init__(self, model: Any) -> None:
-        from .. import distributed as D
-        if not D.is_distributed() and int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:
-            D.init_from_env(device=model.device)
-        self.world = D.get_world_size()
-        self.rank = D.get_rank()
-        self.is_main = self.rank == 0
-        if self.world > 1 and getattr(getattr(model, "embedding", None), "sparse", False):
-            raise ValueError(f"{type(model).__name__}.fit: sparse embedding gradients (sparse=True) are not supported "
-                             "with DistributedDataParallel yet. Build the model with sparse=False for multi-process "
-                             "training (see docs/large_data_and_distributed.md).")
-
-    def wrap(self, model: Any) -> Any:
-        if self.world == 1:
-            return model
-        from torch.nn.parallel import DistributedDataParallel
-        dev = model.device
-        ids = [dev.index if dev.index is not None else torch.cuda.current_device()] if dev.type == "cuda" else None
-        return DistributedDataParallel(model, device_ids=ids)
+@torch.inference_mode()
+def predict_logits(model: Any, source: Source, batch_size: int = 4096, lo: int = 0, hi: int | None = None,
+                   with_labels: bool = False) -> Any:
+    """Raw outputs ``(N, output_width)`` of rows ``[lo, hi)`` in task order, on the CPU (with their labels and
+    weights as ``(logits, y, w)`` when ``with_labels``), in eval mode; the module's mode is restored after."""
+    batch_size = check_batch_size(batch_size, "predict")
+    hi = len(source) if hi is None else hi
+    device = model.device
+    if device.type != "cpu" and isinstance(source, ArraySource):  # in memory: to the device once
+        source = source.slice(lo, hi).to(device, non_blocking=True)
+        lo, hi = 0, hi - lo
+    out = torch.empty(hi - lo, model.output_width, device=device if isinstance(source, ArraySource) else "cpu")
+    ys: list[torch.Tensor] = []
+    ws: list[torch.Tensor] = []
+    was_training = model.training
+    model.eval()
+    try:
+        s = 0
+        for xb, yb, wb in source.iter_range(lo, hi, batch_size):
+            e = s + len(xb)
+            if xb_device(xb) != device:
+                xb = xb.to(device, non_blocking=True)
+            out[s:e] = model.stack_outputs(model(xb)).float().to(out.device)
+            if with_labels:
+                ys.append(yb.cpu())
+                if wb is not None:
+                    ws.append(wb.cpu())
+            s = e
+    finally:
+        model.train(was_training)
+    if not with_labels:
+        return out.cpu()
+    return out.cpu(), torch.cat(ys) if ys else None, torch.cat(ws) if ws else None
 
 
 class Trainer:
-    """Runs fit / evaluate / predict for a compiled model.
+    """Trains, evaluates and predicts one model; made by ``model.compile`` (arguments as there).
 
     Args:
-        model: a :class:`~ctrkit.models.BaseModel` after ``compile``.
+        model: a model following the contract in the module docstring.
+        optimizer, loss, metrics, loss_weights, lr, grad_clip_norm, task_balancer, init_output_bias: see
+            :meth:`ctrkit.models.BaseModel.compile`.
     """
 
-    def __init__(self, model: Any) -> None:
+    def __init__(self, model: Any, optimizer: Any = "adam", loss: Any = None, metrics: Sequence[str] | None = None,
+                 loss_weights: Any = None, lr: float | None = None, grad_clip_norm: float | None = None,
+                 task_balancer: Any = None, init_output_bias: bool = True) -> None:
+        if not isinstance(init_output_bias, bool):
+            raise TypeError(f"compile: init_output_bias must be True or False, got {init_output_bias!r}.")
         self.model = model
+        names = list(model.task_names)
+        fns = resolve_task_losses(loss, names, model.task_types)
+        mets = [] if metrics is None else ([metrics] if isinstance(metrics, str) else list(metrics))
+        for m in mets:
+            get_metric(m)
+        self.metrics = [str(m).lower() for m in mets]
+        lw = _loss_weights(loss_weights, names)
+        if grad_clip_norm is not None and not grad_clip_norm > 0:
+            raise ValueError(f"compile: grad_clip_norm must be > 0 or None, got {grad_clip_norm!r}.")
+        self.grad_clip_norm = grad_clip_norm
+        balancer = get_balancer(task_balancer)
+        if balancer.learns_weights and loss_weights is not None:
+            raise ValueError(f"compile: task_balancer={balancer.name!r} learns the task weights; loss_weights="
+                             f"{loss_weights!r} cannot be combined with it. Pass one or the other.")
+        self.loss = TaskLoss(fns, names, torch.tensor(lw, device=model.device))
+        self.optimizer = build_optimizer(optimizer, model, lr)
+        balancer.bind(model, self)
+        self.balancer = balancer
+        self.init_output_bias = init_output_bias
+        self.spec = {
+            "optimizer": optimizer if isinstance(optimizer, str) else None, "lr": lr,
+            "loss": loss if (loss is None or isinstance(loss, str) or (isinstance(loss, (list, dict, tuple)) and all(
+                isinstance(v, str) for v in (loss.values() if isinstance(loss, dict) else loss)))) else None,
+            "metrics": self.metrics, "loss_weights": None if balancer.learns_weights else dict(zip(names, lw)),
+            "grad_clip_norm": grad_clip_norm, "task_balancer": balancer.config(),
+            "init_output_bias": init_output_bias}
+        self.history: History | None = None
+        self.stop_training = False
+        self.stop_reason: str | None = None
+        self._lock = threading.Lock()
+        self._fit_thread: int | None = None
+        self._fit_state: dict[str, Any] | None = None
 
-    # ---------------------------------------------------------------- prediction
-    @torch.inference_mode()
-    def predict_logits(self, data: TensorData | DataSource, batch_size: int = 4096) -> torch.Tensor:
-        """Raw model outputs ``(N, output_width)`` in task order (logits for binary tasks; ``(N, T)`` unless a
-        task is multiclass, which takes C columns), on the CPU."""
-        model = self.model
-        batch_size = _check_batch_size(batch_size, "predict")
-        if isinstance(data, DataSource):
-            return self._predict_source(data, 0, len(data), batch_size)[0]
-        was_training = model.training
-        model.eval()
-        device = model.device
-        n = len(data)
-        if device.type != "cpu":  # in-memory data goes to the device once; outputs come back once (no sync per batch)
-            data = data.to(device, non_blocking=True)
-        out = torch.empty(n, model.output_width, device=device)
-        try:
-            with model.folded_inference(n):
-                for s in range(0, n, batch_size):
-                    out[s:s + batch_size] = model.stack_outputs(model(data.slice(s, min(s + batch_size, n)))).float()
-        finally:
-            model.train(was_training)
-        return out.cpu()
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickling / ``copy.deepcopy``: everything but the lock that keeps two threads from training at once."""
+        state = dict(self.__dict__)
+        state.pop("_lock", None)
+        return state
 
-    @torch.inference_mode()
-    def _predict_source(self, source: DataSource, lo: int, hi: int, batch_size: int
-                        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """Logits, labels and weights of rows ``[lo, hi)`` of a data source, read in order with read-ahead."""
-        model = self.model
-        was_training = model.training
-        model.eval()
-        device = model.device
-        T = len(model.task_names)
-        out, ys = torch.empty(hi - lo, model.output_width), torch.empty(hi - lo, T)
-        ws = torch.empty(hi - lo) if source.has_sample_weight else None
-        s = 0
-        try:
-            with model.folded_inference(hi - lo):
-                for xb, yb, wb in source.iter_range(lo, hi, batch_size):
-                    e = s + len(yb)
-                    ys[s:e] = yb
-                    if ws is not None:
-                        ws[s:e] = wb
-                    if device.type != "cpu":
-                        xb = xb.to(device, non_blocking=True)
-                    logits = model(xb)
-                    out[s:e] = model.stack_outputs(logits).float().cpu()
-                    s = e
-        finally:
-            model.train(was_training)
-        return out, ys, ws
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
 
-    def _gathered_predictions(self, data: Any, batch_size: int, dist: _Dist | None = None
-                              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    # ---------------------------------------------------------------- inference
+    def check_not_training_elsewhere(self, where: str) -> None:
+        """Inference never switches a module that ``fit`` is training in another thread to eval mode: refuse."""
+        t = self._fit_thread
+        if t is not None and t != threading.get_ident():
+            raise RuntimeError(f"{type(self.model).__name__}.{where}: this model is being trained by fit() in another "
+                               "thread; predicting now would switch its dropout and BatchNorm layers to eval mode in "
+                               "the middle of training. Predict after fit returns, from a callback (same thread), or "
+                               "from a copy: copy.deepcopy(model) / load_model of a ModelCheckpoint.")
+
+    def predict_logits(self, source: Source, batch_size: int = 4096, lo: int = 0, hi: int | None = None,
+                       with_labels: bool = False) -> Any:
+        """:func:`predict_logits` of this trainer's model."""
+        return predict_logits(self.model, source, batch_size, lo, hi, with_labels)
+
+    def _gathered(self, source: Source, batch_size: int, dist: Distribution | None = None) -> tuple:
         """Logits, labels, weights of a whole evaluation set. Distributed: each rank predicts a contiguous shard
         and the shards are all-gathered in rank order, so every rank gets the full set's predictions."""
         from ..distributed import all_gather_rows, shard_range
         world, rank = (dist.world, dist.rank) if dist is not None else (1, 0)
-        if isinstance(data, DataSource):
-            lo, hi = shard_range(len(data), rank, world)
-            logits, y, w = self._predict_source(data, lo, hi, batch_size)
-            if world > 1:
-                logits, y = all_gather_rows(logits), all_gather_rows(y)
-                w = None if w is None else all_gather_rows(w)
-            return logits, y, w
-        x, y, w = data
-        if world == 1:
-            return self.predict_logits(x, batch_size), y, w
-        lo, hi = shard_range(len(x), rank, world)
-        return all_gather_rows(self.predict_logits(x.slice(lo, hi), batch_size)), y, w
+        lo, hi = shard_range(len(source), rank, world)
+        logits, y, w = predict_logits(self.model, source, batch_size, lo, hi, with_labels=True)
+        if world > 1:
+            logits, y = all_gather_rows(logits), all_gather_rows(y)
+            w = None if w is None else all_gather_rows(w)
+        return logits, y, w
 
     def compute_metrics(self, logits: torch.Tensor, y: torch.Tensor, w: torch.Tensor | None,
                         prefix: str = "") -> dict[str, float]:
@@ -191,7 +192,7 @@ class Trainer:
         model = self.model
         logs: dict[str, float] = {}
         with torch.no_grad():
-            total, per_task = model.compute_loss(model.split_outputs(logits), y, w)
+            total, per_task = model.compute_loss(model.split_outputs(logits), y, w, loss=self.loss)
         logs[prefix + "loss"] = float(total)
         probs = {t: p.numpy() for t, p in model.split_outputs(model.logits_to_predictions(logits)).items()}
         ynp = y.numpy()
@@ -200,7 +201,7 @@ class Trainer:
             if len(model.task_names) > 1:
                 logs[f"{prefix}{t}_loss"] = float(per_task[i])
             mask = ~np.isnan(ynp[:, i])
-            for name in model.compiled_metrics:
+            for name in self.metrics:
                 spec = get_metric(name)
                 if typ not in spec.task_types:
                     continue
@@ -208,56 +209,79 @@ class Trainer:
                 logs[f"{prefix}{t}_{name}"] = fn(ynp[mask, i], probs[t][mask], None if wnp is None else wnp[mask])
         return logs
 
-    def evaluate(self, data: TensorData | DataSource, y: torch.Tensor | None = None, w: torch.Tensor | None = None,
-                 batch_size: int = 4096, prefix: str = "") -> dict[str, float]:
-        if isinstance(data, DataSource):
-            return self.compute_metrics(*self._gathered_predictions(data, _check_batch_size(batch_size, "evaluate")),
-                                        prefix=prefix)
-        return self.compute_metrics(self.predict_logits(data, batch_size), y, w, prefix)
+    def evaluate(self, source: Source, batch_size: int = 4096, prefix: str = "") -> dict[str, float]:
+        batch_size = check_batch_size(batch_size, "evaluate")
+        self.loss.masked = bool(source.has_nan_labels)
+        return self.compute_metrics(*self._gathered(source, batch_size), prefix=prefix)
 
     # ---------------------------------------------------------------- training
-    def fit(self, data: TensorData | DataSource, y: torch.Tensor | None = None, *,
-            sample_weight: torch.Tensor | None = None, batch_size: int = 256, epochs: int = 1, verbose: int = 1,
-            initial_epoch: int = 0,
-            validation: tuple[TensorData, torch.Tensor, torch.Tensor | None] | DataSource | None = None,
-            shuffle: bool = True, callbacks: Sequence[Callback] | None = None,
-            eval_batch_size: int = 4096, seed: int | None = None, resume: Any = None) -> History:
-        """Train. ``data`` is a :class:`TensorData` with labels ``y`` or a :class:`DataSource` (labels inside).
+    def fit(self, source: Source, *, batch_size: int = 256, epochs: int = 1, verbose: int = 1,
+            initial_epoch: int = 0, validation: Source | Callable[[], dict] | None = None, shuffle: bool = True,
+            callbacks: Sequence[Callback] | None = None, eval_batch_size: int = 4096, seed: int | None = None,
+            resume: Any = None) -> History:
+        """Train on ``source``; ``validation`` is a source or a callable returning metric logs (prefixed ``val_``).
 
-        ``seed`` fixes the shuffling (per epoch, from ``(seed, epoch)``) and the distributed shards; ``resume``
+        ``seed`` seeds shuffling and dropout for this call (the global RNG state is restored afterwards); ``resume``
         is a checkpoint path or dict (see :class:`~ctrkit.callbacks.BackupAndRestore`).
         """
+        name = type(self.model).__name__
+        if not self._lock.acquire(blocking=False):
+            raise RuntimeError(f"{name}.fit: this model is already being trained in another thread. Train one model "
+                               "object from one thread at a time.")
+        try:
+            self._fit_thread = threading.get_ident()
+            model = self.model
+            self.loss.masked = bool(source.has_nan_labels) or bool(
+                validation is not None and not callable(validation) and validation.has_nan_labels)
+            if model._fresh_weights and self.init_output_bias and resume is None and len(source):
+                labels = source.labels() if hasattr(source, "labels") else None
+                if labels is not None:
+                    model.init_output_bias(labels, getattr(source, "w", None))
+            model._fresh_weights = False
+            if self.loss.masked:
+                warnings.warn("fit: some labels are NaN; they are treated as missing and left out of that task's "
+                              "loss and metrics.", stacklevel=3)
+            devices = [model.device.index or 0] if model.device.type == "cuda" else []
+            with torch.random.fork_rng(devices=devices):
+                if seed is not None:
+                    torch.manual_seed(int(seed))
+                self.history = self._fit(source, batch_size, epochs, verbose, initial_epoch, validation, shuffle,
+                                         callbacks, eval_batch_size, seed, resume)
+            return self.history
+        finally:
+            self._fit_thread = None
+            self._lock.release()
+
+    def _fit(self, source: Source, batch_size: int, epochs: int, verbose: int, initial_epoch: int,
+             validation: Any, shuffle: bool, callbacks: Sequence[Callback] | None, eval_batch_size: int,
+             seed: int | None, resume: Any) -> History:
         model = self.model
-        batch_size = _check_batch_size(batch_size, "fit")
+        batch_size = check_batch_size(batch_size, "fit")
         if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
             raise ValueError(f"fit: epochs must be an int >= 0, got {epochs!r}.")
         device = model.device
-        dist = _Dist(model)
+        dist = Distribution(model)
         callbacks = list(callbacks or [])
-        ckpt = self._resume_checkpoint(resume, callbacks, dist, batch_size)
+        ckpt = resume_checkpoint(self, resume, callbacks, dist, batch_size)
         if ckpt is not None:
             seed = int(ckpt["shuffle_seed"])
         elif seed is None:
             seed = int(torch.randint(0, 2 ** 62, ()).item())
         seed = int(seed)
         if dist.rank > 0:  # different dropout draws per rank; rank 0 draws as a single process would
-            torch.manual_seed(_mix(seed, dist.rank))
-        source = data if isinstance(data, DataSource) else None
-        if source is None:
-            total = len(data)
+            torch.manual_seed(mix_seed(seed, dist.rank))
+        total = len(source)
+        in_memory = isinstance(source, ArraySource)
+        if in_memory:
             if dist.world > 1:
                 if total < dist.world:
                     raise ValueError(f"fit: {total} training rows cannot be split over {dist.world} processes.")
                 from ..distributed import shard_indices
-                idx = shard_indices(total, dist.rank, dist.world, seed)
-                data, y = data.take(idx), y.index_select(0, idx)
-                sample_weight = None if sample_weight is None else sample_weight.index_select(0, idx)
-            n = len(data)
+                source = source.take(shard_indices(total, dist.rank, dist.world, seed))
             if device.type != "cpu":  # the whole (in-memory) data set goes to the device once
-                data, y = data.to(device), y.to(device)
-                sample_weight = None if sample_weight is None else sample_weight.to(device)
+                source = source.to(device)
+            n = len(source)
         else:
-            total = len(source)
             lo, hi = source.shard_range(dist.rank, dist.world)
             n = hi - lo
         steps = math.ceil((total // dist.world) / batch_size)  # the same on every rank
@@ -275,61 +299,52 @@ class Trainer:
         params = {"epochs": epochs, "steps": steps, "batch_size": batch_size, "verbose": verbose, "samples": n,
                   "world_size": dist.world, "rank": dist.rank}
         cblist = CallbackList(cbs, model, params)
-        model.stop_training = False
-        model.stop_reason = None
-        opt = model.optimizer
-        clip = model.compiled_grad_clip_norm
+        self.stop_training, self.stop_reason = False, None
+        opt, clip, balancer = self.optimizer, self.grad_clip_norm, self.balancer
         params_to_clip = [p for p in model.parameters() if p.requires_grad]
         T = len(model.task_names)
-        balancer = getattr(model, "task_balancer", None)
-        if balancer is None:
-            from .balancing import FixedWeights
-            balancer = FixedWeights()
         balancer.check_world(dist.world)
         forward = dist.wrap(model)
-        keep_logits = bool(model.compiled_metrics)  # training metrics need the epoch's predictions
+        keep_logits = bool(self.metrics)  # training metrics need the epoch's predictions
         self._fit_state = {"seed": seed, "dist": dist, "batch_size": batch_size, "steps": steps,
                            "callbacks": callbacks, "history": history, "epoch": initial_epoch, "sums": None}
         cblist.on_train_begin({})
         first_step, ckpt_sums = 0, None
         if ckpt is not None:
-            initial_epoch, first_step, ckpt_sums = self._restore_after_begin(ckpt, dist)
-        epoch = initial_epoch
+            initial_epoch, first_step, ckpt_sums = restore_after_begin(self, ckpt, dist)
         for epoch in range(initial_epoch, epochs):
             if dist.world > 1:  # a callback on one rank may have asked to stop: stop every rank together
                 from ..distributed import all_reduce_max
-                model.stop_training = all_reduce_max(float(model.stop_training)) > 0
-            if model.stop_training:
+                self.stop_training = all_reduce_max(float(self.stop_training)) > 0
+            if self.stop_training:
                 break
             t0 = time.perf_counter()
             epoch_logs: dict[str, Any] = {}
             cblist.on_epoch_begin(epoch, epoch_logs)
             first = first_step if epoch == initial_epoch else 0
-            if source is None:
-                if shuffle and n > 1:
-                    perm = _epoch_perm(n, seed, epoch, dist.rank).to(device)
-                    xd, yd = data.take(perm), y.index_select(0, perm)
-                    wd = None if sample_weight is None else sample_weight.index_select(0, perm)
-                else:
-                    xd, yd, wd = data, y, sample_weight
-                batches = _memory_batches(xd, yd, wd, n, batch_size, steps, first)
+            if in_memory:
+                batches = source.batches(batch_size, shuffle=shuffle, seed=seed, epoch=epoch, rank=dist.rank,
+                                         start_step=first, steps=steps)
             else:
-                yd = torch.empty(n, T) if keep_logits else None
-                wd = torch.empty(n) if keep_logits and source.has_sample_weight else None
-                batches = _source_batches(source.batches(batch_size, shuffle=shuffle, seed=seed, epoch=epoch,
-                                                         rank=dist.rank, world_size=dist.world, start_step=first),
-                                          first * batch_size, yd, wd, device)
+                batches = source.batches(batch_size, shuffle=shuffle, seed=seed, epoch=epoch, rank=dist.rank,
+                                         world_size=dist.world, start_step=first)
             model.train()
             sums = torch.zeros(T + 1, device=device)
             if first:
                 sums += ckpt_sums.to(device)
             self._fit_state.update(epoch=epoch, sums=sums)
             train_logits = torch.empty(n, model.output_width, device=device) if keep_logits else None
-            for step, (s, e, xb, yb, wb) in enumerate(batches, first):
+            ys: list[torch.Tensor] = []
+            ws: list[torch.Tensor] = []
+            s = first * batch_size
+            for step, (xb, yb, wb) in enumerate(batches, first):
+                e = s + len(yb)
                 if cblist.wants_batch_hooks:
                     cblist.on_train_batch_begin(step, {})
-                out = forward(xb)
-                total_loss, per_task = model.compute_loss(out, yb, wb)
+                if xb_device(xb) != device:
+                    xb, yb = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
+                    wb = None if wb is None else wb.to(device, non_blocking=True)
+                total_loss, per_task, out = model.train_step(forward, xb, yb, wb, self.loss)
                 opt.zero_grad(set_to_none=True)
                 loss = balancer.backward(per_task, total_loss, model.regularization_loss())
                 if clip is not None:
@@ -339,41 +354,63 @@ class Trainer:
                 with torch.no_grad():
                     sums[0] += loss.detach() * (e - s)
                     sums[1:] += per_task.detach() * (e - s)
-                    if keep_logits:
+                    if keep_logits and out is not None:
                         train_logits[s:e] = model.stack_outputs(out).detach()
+                        ys.append(yb)
+                        if wb is not None:
+                            ws.append(wb)
                 if cblist.wants_batch_hooks:
                     cblist.on_train_batch_end(step, {"loss": loss.detach(), "size": e - s})
-                if model.stop_training and dist.world == 1:  # distributed: every rank stops after the epoch
+                s = e
+                if self.stop_training and dist.world == 1:  # distributed: every rank stops after the epoch
                     break
             if dist.world > 1:
                 from ..distributed import all_reduce_max, all_reduce_sum
                 sums = all_reduce_sum(sums)
-                model.stop_training = all_reduce_max(float(model.stop_training)) > 0
+                self.stop_training = all_reduce_max(float(self.stop_training)) > 0
             sums = (sums / max(total, 1)).cpu().tolist()
             logs: dict[str, Any] = {"loss": sums[0]}
             if T > 1:
                 for i, t in enumerate(model.task_names):
                     logs[f"{t}_loss"] = sums[1 + i]
             logs.update(balancer.epoch_logs())
-            if keep_logits and not model.stop_training:
-                logs.update(self._train_metrics(train_logits, yd, wd, first * batch_size, dist))
-            if validation is not None and not model.stop_training:
-                logs.update(self.compute_metrics(*self._gathered_predictions(validation, eval_batch_size, dist),
-                                                 prefix="val_"))
-            end_epoch(model, cblist, opt, epoch, epoch_logs, logs, t0)
+            if keep_logits and ys and not self.stop_training:
+                logs.update(self._train_metrics(train_logits[first * batch_size:s], torch.cat(ys),
+                                                torch.cat(ws) if ws else None, dist))
+            if validation is not None and not self.stop_training:
+                if callable(validation):
+                    logs.update({f"val_{k}": v for k, v in validation().items()})
+                else:
+                    logs.update(self.compute_metrics(*self._gathered(validation, eval_batch_size, dist),
+                                                     prefix="val_"))
+            self._end_epoch(cblist, epoch, epoch_logs, logs, t0)
         cblist.on_train_end({})
         history.params = params
         self._fit_state = None
         return history
 
-    # ---------------------------------------------------------------- distributed metrics, checkpoints
-    def _train_metrics(self, logits: torch.Tensor, y: torch.Tensor, w: torch.Tensor | None, first_row: int,
-                       dist: _Dist) -> dict[str, float]:
+    def _end_epoch(self, cblist: Any, epoch: int, epoch_logs: dict, logs: dict, t0: float) -> None:
+        """The learning rate used and the wall time go into the logs, a NaN or infinite loss ends training after
+        this epoch (with a warning saying what to do), and the callbacks see the logs."""
+        logs["lr"] = float(self.optimizer.param_groups[0]["lr"])  # the rate used during this epoch
+        logs["epoch_seconds"] = time.perf_counter() - t0
+        loss = logs["loss"]
+        if not math.isfinite(loss) and not self.stop_training:
+            self.stop_training = True
+            self.stop_reason = (f"fit: the training loss became {loss} in epoch {epoch + 1}; training stopped. Lower "
+                                "the learning rate, set compile(grad_clip_norm=...), or check the inputs. Use the "
+                                "TerminateOnNaN callback to stop at the first bad step.")
+            warnings.warn(self.stop_reason, RuntimeWarning, stacklevel=5)   # the user's fit call
+        epoch_logs.update(logs)
+        cblist.on_epoch_end(epoch, epoch_logs)
+
+    def _train_metrics(self, logits: torch.Tensor, y: torch.Tensor, w: torch.Tensor | None,
+                       dist: Distribution) -> dict[str, float]:
         """Compiled metrics over the epoch's training predictions (all ranks' rows in a distributed run).
 
         After a mid-epoch resume only the rows trained since the resume are counted."""
-        logits, y = logits[first_row:].cpu(), y[first_row:].cpu()
-        w = None if w is None else w[first_row:].cpu()
+        logits, y = logits.cpu(), y.cpu()
+        w = None if w is None else w.cpu()
         if dist.world > 1:
             from ..distributed import all_gather_rows
             logits, y = all_gather_rows(logits), all_gather_rows(y)
@@ -382,135 +419,15 @@ class Trainer:
         return {k: v for k, v in metrics.items() if not k.endswith("loss")}
 
     def checkpoint_state(self, epoch: int, steps_done: int) -> dict[str, Any]:
-        """Everything needed to resume after ``steps_done`` steps of ``epoch`` (a collective when distributed).
-
-        Called by :class:`~ctrkit.callbacks.BackupAndRestore` from a batch or epoch hook of ``fit``.
-        """
-        from ..io_checkpoint import capture_host_rng
-        st = self._fit_state
-        if st is None:
-            raise RuntimeError("Trainer.checkpoint_state: only available while fit is running.")
-        model, dist = self.model, st["dist"]
-        sums = st["sums"]
-        if steps_done >= st["steps"]:
-            epoch, steps_done, sums = epoch + 1, 0, None
-        rng = torch.random.get_rng_state().to(torch.int64).unsqueeze(0)
-        cuda_rng = None
-        if model.device.type == "cuda":
-            cuda_rng = torch.cuda.get_rng_state(model.device).to(torch.int64).unsqueeze(0)
-        sums = None if sums is None else sums.detach().cpu().unsqueeze(0)
-        if dist.world > 1:  # each rank's RNG and partial loss sums, in rank order
-            from ..distributed import all_gather_rows
-            rng = all_gather_rows(rng)
-            cuda_rng = None if cuda_rng is None else all_gather_rows(cuda_rng)
-            sums = None if sums is None else all_gather_rows(sums)
-        cb_states = {}
-        if dist.is_main:  # rank 0 runs every callback and writes the file
-            for i, cb in enumerate(st["callbacks"]):
-                if callable(getattr(cb, "state_dict", None)):
-                    cb_states[f"{i}:{type(cb).__name__}"] = cb.state_dict()
-        hist = st["history"]
-        return {
-            "model_class": type(model).__name__,
-            "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-            "optimizer": model.optimizer.state_dict(),
-            "task_balancer": model.task_balancer.state_dict() if getattr(model, "task_balancer", None) else {},
-            "callbacks": cb_states,
-            "history": {"epoch": [int(e) for e in getattr(hist, "epoch", [])],
-                        "history": {k: [_plain(v) for v in vals] for k, vals in getattr(hist, "history", {}).items()}},
-            "epoch": int(epoch), "step": int(steps_done), "loss_sums": sums,
-            "stop_training": bool(model.stop_training),
-            "shuffle_seed": int(st["seed"]), "batch_size": int(st["batch_size"]), "steps_per_epoch": int(st["steps"]),
-            "world_size": int(dist.world),
-            "rng": {"torch": rng, "cuda": cuda_rng, **capture_host_rng()},
-        }
-
-    def _resume_checkpoint(self, resume: Any, callbacks: list, dist: _Dist, batch_size: int) -> dict | None:
-        """Load the checkpoint to resume from (explicit, or a BackupAndRestore file that exists) and put the
-        weights and optimizer state in place (before callbacks build LR schedulers on the optimizer)."""
-        from ..exceptions import ModelFormatError
-        from ..io_checkpoint import load_checkpoint
-        path = resume
-        if path is None:
-            from ..callbacks import BackupAndRestore
-            for cb in callbacks:
-                if isinstance(cb, BackupAndRestore) and os.path.isfile(cb.filepath):
-                    path = cb.filepath
-                    break
-        if dist.world > 1:  # every rank must resume, or none
-            from ..distributed import all_reduce_max
-            have = 1.0 if path is not None else 0.0
-            if all_reduce_max(have) != -all_reduce_max(-have):
-                raise RuntimeError("fit: the checkpoint to resume from exists on some ranks only. Put it on storage "
-                                   "every rank can read (a shared file system).")
-        if path is None:
-            return None
-        ckpt = dict(path) if isinstance(path, Mapping) else load_checkpoint(path)
-        model = self.model
-        where = f"fit(resume_from={path if not isinstance(path, Mapping) else 'dict'!r})"
-        if ckpt.get("model_class") != type(model).__name__:
-            raise ModelFormatError(f"{where}: the checkpoint is of a {ckpt.get('model_class')} but the model is a "
-                                   f"{type(model).__name__}. Build the same model to resume.")
-        if int(ckpt["world_size"]) != dist.world or int(ckpt["batch_size"]) != batch_size:
-            raise ValueError(f"{where}: the checkpoint was written with batch_size={ckpt['batch_size']} on "
-                             f"{ckpt['world_size']} process(es); this run has batch_size={batch_size} on {dist.world}. "
-                             "Resume with the same batch_size and number of processes.")
-        try:
-            model.load_state_dict(ckpt["model"], strict=True)
-        except RuntimeError as e:
-            raise ModelFormatError(f"{where}: the checkpoint's weights do not fit this model ({str(e)[:300]}). "
-                                   "Build the model with the same arguments to resume.") from None
-        model.optimizer.load_state_dict(ckpt["optimizer"])
-        if ckpt.get("task_balancer") and getattr(model, "task_balancer", None) is not None:
-            model.task_balancer.load_state_dict(ckpt["task_balancer"])
-        return ckpt
-
-    def _restore_after_begin(self, ckpt: dict, dist: _Dist) -> tuple[int, int, torch.Tensor | None]:
-        """Restore history, callback states and RNG states; return (epoch, step, partial loss sums)."""
-        from ..io_checkpoint import restore_host_rng
-        st = self._fit_state
-        hist = st["history"]
-        hist.epoch = list(ckpt["history"]["epoch"])
-        hist.history = {k: list(v) for k, v in ckpt["history"]["history"].items()}
-        states = ckpt.get("callbacks") or {}
-        for i, cb in enumerate(st["callbacks"]):
-            key = f"{i}:{type(cb).__name__}"
-            if key in states and hasattr(cb, "load_state_dict"):
-                cb.load_state_dict(states[key])
-        rng = ckpt["rng"]
-        torch.random.set_rng_state(rng["torch"][dist.rank].to(torch.uint8))
-        if rng.get("cuda") is not None and self.model.device.type == "cuda":
-            torch.cuda.set_rng_state(rng["cuda"][dist.rank].to(torch.uint8), self.model.device)
-        restore_host_rng(rng)
-        self.model.stop_training = bool(ckpt.get("stop_training", False))  # e.g. EarlyStopping had fired
-        sums = ckpt.get("loss_sums")
-        return int(ckpt["epoch"]), int(ckpt["step"]), None if sums is None else sums[dist.rank]
+        """Everything needed to resume after ``steps_done`` steps of ``epoch`` (see :mod:`.resume`)."""
+        return checkpoint_state(self, epoch, steps_done)
 
 
-def end_epoch(model: Any, cblist: Any, opt: Any, epoch: int, epoch_logs: dict, logs: dict, t0: float) -> None:
-    """The end of an epoch in every trainer: the learning rate used and the wall time go into the logs, a NaN or
-    infinite loss ends training after this epoch (with a warning saying what to do), and the callbacks see the
-    logs."""
-    logs["lr"] = float(opt.param_groups[0]["lr"])  # the rate used during this epoch
-    logs["epoch_seconds"] = time.perf_counter() - t0
-    loss = logs["loss"]
-    if not math.isfinite(loss) and not model.stop_training:
-        model.stop_training = True
-        model.stop_reason = (f"fit: the training loss became {loss} in epoch {epoch + 1}; training stopped. Lower "
-                             "the learning rate, set compile(grad_clip_norm=...), or check the inputs. Use the "
-                             "TerminateOnNaN callback to stop at the first bad step.")
-        warnings.warn(model.stop_reason, RuntimeWarning, stacklevel=4)   # the user's fit call
-    epoch_logs.update(logs)
-    cblist.on_epoch_end(epoch, epoch_logs)
-
-
-def _plain(v: Any) -> Any:
-    """History values as plain Python numbers (checkpoints are read with ``weights_only=True``)."""
-    if v is None or isinstance(v, (bool, str)):
-        return v
-    if isinstance(v, int):
-        return int(v)
-    try:
-        return float(v)
-    except (TypeError, ValueError):
-        return str(v)
+def xb_device(xb: Any) -> torch.device:
+    """The device of a batch (a :class:`~ctrkit.data.TensorData` or a tensor)."""
+    if isinstance(xb, torch.Tensor):
+        return xb.device
+    for t in (xb.sparse, xb.dense, *xb.varlen.values()):
+        if t is not None:
+            return t.device
+    return torch.device("cpu")

@@ -134,8 +134,10 @@ class ESMM(BaseModel):
 
     def compile(self, optimizer="adam", loss=None, metrics=None, loss_weights=None, lr=None,
                 grad_clip_norm=None, task_balancer=None, init_output_bias=True) -> None:
-        """As :meth:`BaseModel.compile`; ``loss`` must be None / ``"auto"`` / binary cross-entropy, the ESMM
-        objective (see :meth:`compute_loss`)."""
+        """As :meth:`BaseModel.compile`; ``loss`` must be None / ``"auto"`` / binary cross-entropy: the ESMM
+        objective ``L = w_ctr · BCE(y_click, pCTR) + w_ctcvr · BCE(y_click_and_conversion, pCTR · pCVR)``, both over
+        every impression, is that loss on the two outputs of :meth:`forward` (the product's BCE is
+        BCE-with-logits on :func:`ctcvr_logit`, exact and stable)."""
         names = loss.values() if isinstance(loss, Mapping) else loss if isinstance(loss, (list, tuple)) else [loss]
         bce = (None, "auto", "binary_crossentropy", "binary_cross_entropy", "bce", "logloss", "log_loss")
         if any(not (n is None or isinstance(n, str)) or (n.lower() if isinstance(n, str) else n) not in bce
@@ -144,23 +146,6 @@ class ESMM(BaseModel):
                              f"pCTCVR; got loss={loss!r}. Leave loss=None.")
         super().compile(optimizer, loss, metrics, loss_weights, lr, grad_clip_norm, task_balancer,
                         init_output_bias)
-
-    def compute_loss(self, outputs, y, sample_weight=None):
-        """``L = w_ctr · BCE(y_click, pCTR) + w_ctcvr · BCE(y_click_and_conversion, pCTR · pCVR)``, both over
-        every impression. The product's BCE is BCE-with-logits on :func:`ctcvr_logit`, which is exact and
-        stable. NaN labels are masked out of their task, as in :meth:`BaseModel.compute_loss`."""
-        per = []
-        for i, t in enumerate(self.task_names):
-            yt = y[:, i]
-            mask = ~torch.isnan(yt)
-            lt = F.binary_cross_entropy_with_logits(outputs[t], torch.nan_to_num(yt), reduction="none")
-            if self._mask_labels:
-                w = mask.to(lt.dtype) if sample_weight is None else sample_weight * mask
-                per.append((lt * w).sum() / mask.sum().clamp_min(1))
-            else:
-                per.append(lt.mean() if sample_weight is None else (lt * sample_weight).mean())
-        per_task = torch.stack(per)
-        return (per_task * self._loss_weights.to(per_task.device)).sum(), per_task
 
     def predict_cvr(self, x, batch_size: int = 4096) -> np.ndarray:
         """pCVR = P(conversion | click) for every row: ``(n,)``."""

@@ -97,11 +97,10 @@ class MMoE(BaseModel):
         self._finish_init()
 
     def forward(self, batch, return_gates: bool = False):
-        if self.moe.foldable and not self._input_bn and (not self.training or self._plain_input):
-            # the first GEMM reads the raw input: it may be folded into the embedding tables
-            mix, gates = self.moe.mix(self._project_input(batch, self.moe.w_in, self.moe.b_in))
-        else:
-            mix, gates = self.moe(self.feature_processor(self._input(batch)))  # (G, B, H), (B, G, E)
+        x = self.inputs(batch)
+        if self._input_bn or (self.training and not self._plain_input):  # (dropout alone is off in eval mode)
+            x = self.feature_processor(x.tensor())
+        mix, gates = self.moe(x)                                   # (G, B, H), (B, G, E)
         out = self.towers(mix if mix.shape[0] > 1 else mix[0])
         return (out, gates) if return_gates else out
 

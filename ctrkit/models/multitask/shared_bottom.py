@@ -48,4 +48,4 @@ class SharedBottom(BaseModel):
         self._finish_init()
 
     def forward(self, batch):
-        return self.towers(self._mlp_input(batch, self.bottom))
+        return self.towers(self.bottom(self.inputs(batch)))

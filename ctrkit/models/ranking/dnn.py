@@ -43,4 +43,4 @@ class DNN(BaseModel):
         self._finish_init()
 
     def forward(self, batch):
-        return self.towers(self._mlp_input(batch, self.dnn))
+        return self.towers(self.dnn(self.inputs(batch)))

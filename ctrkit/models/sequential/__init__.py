@@ -7,7 +7,6 @@ from .data import EvalSet, SequenceSplit, leave_one_out, pad_left, training_wind
 from .fame import FAME
 from .metrics import history_mask, ranking_metrics
 from .sasrec import SASRec
-from .trainer import SequentialTrainer
 
-__all__ = ["SequentialModel", "SASRec", "FAME", "SequentialTrainer", "EvalSet", "SequenceSplit", "leave_one_out",
+__all__ = ["SequentialModel", "SASRec", "FAME", "EvalSet", "SequenceSplit", "leave_one_out",
            "pad_left", "training_windows", "ranking_metrics", "history_mask"]

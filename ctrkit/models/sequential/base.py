@@ -6,9 +6,10 @@ most recent item) and scores every item as the next one. It is a :class:`~ctrkit
 always scores ``-inf``): the item table lives in ctrkit's :class:`~ctrkit.layers.EmbeddingLayer` (a
 ``VarLenSparseFeat("item_seq")`` over the table ``"item_id"``), and is tied to the output layer.
 
-Training and evaluation are per user, not per row of labels, so ``fit`` / ``evaluate`` run the small
-:class:`~ctrkit.models.sequential.trainer.SequentialTrainer` (same callbacks, History and seeding rules as the
-tabular :class:`~ctrkit.training.Trainer`); ``save`` / :func:`~ctrkit.load_model` are the usual ones.
+It trains in the one :class:`~ctrkit.training.Trainer` loop: the rows are windows of ``max_len`` positions,
+the labels the next item at each position, and the :meth:`SequentialModel.train_step` hook scores the positions
+that have a target (full or sampled softmax). Evaluation ranks all items per user (:meth:`evaluate`), which the
+trainer calls for ``val_*`` logs. ``save`` / :func:`~ctrkit.load_model` are the usual ones.
 """
 from __future__ import annotations
 
@@ -21,7 +22,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...data.inputs import TensorData
+from ...data.memory import ArraySource
 from ...features import SparseFeat, VarLenSparseFeat
+from ...training.trainer import Trainer
 from ..base import BaseModel
 from .data import EvalSet, pad_left
 from .layers import PositionalEmbedding, TransformerBlock, causal_mask, scaled_embedding
@@ -147,7 +150,20 @@ class SequentialModel(BaseModel):
         hit = negatives[None, :] == targets[:, None]
         return torch.cat([torch.zeros_like(hit[:, :1]), hit], dim=1)
 
-    def compute_loss(self, outputs, y, sample_weight=None):
+    def train_step(self, forward, x, y, sample_weight, loss):
+        """Score the positions of the windows ``x`` that have a target in ``y`` (``(B, L)``, 0: none): the full
+        softmax over all items, or sampled softmax against ``num_negatives`` shared items (target in column 0)."""
+        seq, select = x.varlen[SEQ_FEATURE], y != 0
+        if self.num_negatives:
+            negatives = torch.randint(1, self.num_items + 1, (self.num_negatives,), device=seq.device)
+            out = self.sampled_positions(seq, select, y[select], negatives)
+            target = torch.zeros(len(out["next_item"]), dtype=torch.long, device=seq.device)
+        else:
+            out, target = self.score_positions(seq, select), y[select]
+        total, per_task = self.compute_loss(out, target)
+        return total, per_task, None
+
+    def compute_loss(self, outputs, y, sample_weight=None, loss=None):
         """Full softmax cross-entropy over all items: ``y`` holds the target item id of each scored position."""
         loss = F.cross_entropy(outputs["next_item"], y.long(), reduction="none")
         loss = loss.mean() if sample_weight is None else (loss * sample_weight).mean()
@@ -177,7 +193,6 @@ class SequentialModel(BaseModel):
                 batch), K times cheaper than the full softmax for K << num_items (evaluation always ranks all).
             task_balancer: must be None (one task).
         """
-        from ...training.optim import build_optimizer
         if num_negatives is not None and (isinstance(num_negatives, bool) or not isinstance(num_negatives, int)
                                           or num_negatives < 1):
             raise ValueError(f"compile: num_negatives must be None (full softmax) or an int >= 1, got "
@@ -194,13 +209,10 @@ class SequentialModel(BaseModel):
         if task_balancer is not None:
             raise ValueError(f"compile: {type(self).__name__} has one task; task_balancer must be None.")
         self.ranking_metrics = _parse_ranking_metrics(metrics)
-        self.compiled_metrics = []
-        self.compiled_grad_clip_norm = grad_clip_norm
-        self._loss_fns = ["softmax"]
-        self.optimizer = build_optimizer(optimizer, self, lr)
-        self._compile_spec = {"optimizer": optimizer if isinstance(optimizer, str) else None, "lr": lr,
-                              "loss": "softmax", "metrics": list(self.ranking_metrics), "loss_weights": None,
-                              "grad_clip_norm": grad_clip_norm, "num_negatives": num_negatives}
+        self.trainer = Trainer(self, optimizer, lr=lr, grad_clip_norm=grad_clip_norm, init_output_bias=False)
+        self.trainer.spec = {"optimizer": optimizer if isinstance(optimizer, str) else None, "lr": lr,
+                             "loss": "softmax", "metrics": list(self.ranking_metrics), "loss_weights": None,
+                             "grad_clip_norm": grad_clip_norm, "num_negatives": num_negatives}
 
     def _sequences(self, sequences: Any, where: str) -> torch.Tensor:
         if isinstance(sequences, EvalSet):
@@ -238,15 +250,18 @@ class SequentialModel(BaseModel):
         Returns:
             the :class:`~ctrkit.callbacks.History`.
         """
+        from ...callbacks import BackupAndRestore
         from .data import SequenceSplit, training_windows
-        from .trainer import SequentialTrainer
         name = type(self).__name__
         if unsupported:
             raise TypeError(f"{name}.fit: unsupported argument(s) {sorted(unsupported)} for a sequential model "
                             "(it takes x, batch_size, epochs, verbose, validation_data, shuffle, callbacks, seed).")
         if y is not None:
             raise ValueError(f"{name}.fit: y must be None; the next-item targets come from the sequences in x.")
-        self._check_compiled("fit")
+        trainer = self._require_trainer("fit")
+        if any(isinstance(cb, BackupAndRestore) for cb in callbacks or []):
+            raise ValueError(f"{name}.fit: BackupAndRestore is not supported for sequential models yet; use "
+                             "ModelCheckpoint to keep the best model.")
         if isinstance(x, SequenceSplit):
             validation_data = x.valid if validation_data is None else validation_data
             x = x.train
@@ -255,20 +270,19 @@ class SequentialModel(BaseModel):
         inputs, targets = training_windows(list(x), self.max_len)
         if targets.max() > self.num_items:
             raise ValueError(f"{name}.fit: item id {int(targets.max())} exceeds num_items={self.num_items}.")
-        seed = self.seed if seed is None else seed
-        with torch.random.fork_rng(devices=[self.device.index or 0] if self.device.type == "cuda" else []):
-            if seed is not None:
-                torch.manual_seed(int(seed))
-            self.history = SequentialTrainer(self).fit(
-                torch.from_numpy(inputs), torch.from_numpy(targets), batch_size=batch_size, epochs=epochs,
-                verbose=verbose, validation=validation_data, shuffle=shuffle, callbacks=callbacks, seed=seed)
-        return self.history
+        windows = TensorData(None, None, {SEQ_FEATURE: torch.from_numpy(inputs)})
+        validation = None if validation_data is None else (lambda: self.evaluate(validation_data))
+        return trainer.fit(ArraySource(windows, torch.from_numpy(targets)), batch_size=batch_size, epochs=epochs,
+                           verbose=verbose, validation=validation, shuffle=shuffle, callbacks=callbacks,
+                           seed=self.seed if seed is None else seed)
 
     @torch.inference_mode()
     def _map_sequences(self, sequences: Any, where: str, fn: Any, width: int, batch_size: int) -> torch.Tensor:
         """``fn(batch of sequences on the device)`` over all sequences in eval mode, concatenated on the CPU
         (``(0, width)`` for no sequences)."""
         seq = self._sequences(sequences, where)
+        if self.trainer is not None:
+            self.trainer.check_not_training_elsewhere(where)
         was = self.training
         self.eval()
         try:

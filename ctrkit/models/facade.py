@@ -1,0 +1,199 @@
+"""The Keras-style facade every model carries: ``compile / fit / evaluate / predict / predict_records / save``.
+
+It only turns the user's data into sources (:mod:`ctrkit.models.inputs`) and hands everything to the model's
+:class:`~ctrkit.training.Trainer`, made by ``compile`` and kept: the optimizer, losses and their weights, the
+task balancer, label masks, callbacks, the History and resume all live there, not on the model.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..data.memory import ArraySource
+from ..data.store import DataSource
+from ..training.trainer import Trainer, predict_logits
+from .inputs import encode_records, store_source, to_data, to_source
+
+__all__ = ["KerasFacade"]
+
+
+class KerasFacade:
+    """``compile / fit / evaluate / predict / predict_records / save`` on a model (see the module docstring)."""
+
+    trainer: Trainer | None = None
+
+    # Keras names that callbacks and users read on the model; they are the trainer's state
+    @property
+    def optimizer(self) -> Any:
+        return None if self.trainer is None else self.trainer.optimizer
+
+    @property
+    def compiled_metrics(self) -> list[str]:
+        return [] if self.trainer is None else list(self.trainer.metrics)
+
+    @property
+    def task_balancer(self) -> Any:
+        return None if self.trainer is None else self.trainer.balancer
+
+    @property
+    def history(self) -> Any:
+        return None if self.trainer is None else self.trainer.history
+
+    @property
+    def stop_training(self) -> bool:
+        return bool(self.trainer is not None and self.trainer.stop_training)
+
+    @stop_training.setter
+    def stop_training(self, value: bool) -> None:
+        self._require_trainer("stop_training").stop_training = bool(value)
+
+    @property
+    def stop_reason(self) -> str | None:
+        return None if self.trainer is None else self.trainer.stop_reason
+
+    @stop_reason.setter
+    def stop_reason(self, value: str | None) -> None:
+        self._require_trainer("stop_reason").stop_reason = value
+
+    def _require_trainer(self, where: str) -> Trainer:
+        if self.trainer is None:
+            raise RuntimeError(f"{type(self).__name__}.{where}: call model.compile(...) first, "
+                               "e.g. model.compile('adam', metrics=['auc']).")
+        return self.trainer
+
+    def compile(self, optimizer: Any = "adam", loss: Any = None, metrics: Sequence[str] | None = None,
+                loss_weights: Any = None, lr: float | None = None, grad_clip_norm: float | None = None,
+                task_balancer: Any = None, init_output_bias: bool = True) -> None:
+        """Make the model's :class:`~ctrkit.training.Trainer`: optimizer, per-task losses and weights, metrics.
+
+        Args:
+            optimizer: ``"adam"``, ``"adagrad"``, ``"sgd"``, ``"adamw"``, ``"rmsprop"`` or an optimizer instance.
+            loss: None/``"auto"`` (BCE for binary tasks, MSE for regression), one name for every task, a list in
+                task order, or ``{task: name}``. Names: ``binary_crossentropy``, ``mse``, ``mae``, ``huber``,
+                ``categorical_crossentropy`` (the multiclass default).
+            metrics: names computed per task over whole epochs: ``auc``, ``logloss`` (or
+                ``binary_crossentropy``), ``accuracy`` for binary tasks; ``mse``, ``mae`` for regression;
+                ``accuracy``, ``logloss`` (multi-class cross-entropy) and ``auc`` (macro one-vs-rest) for
+                multiclass tasks.
+            loss_weights: ``{task: weight}`` or a list in task order (default 1 each).
+            lr: learning rate when ``optimizer`` is a name.
+            grad_clip_norm: clip the global gradient norm to this value.
+            task_balancer: how task losses are combined: None (fixed ``loss_weights``), ``"uncertainty"``,
+                ``"gradnorm"``, ``"pcgrad"``, or an instance from :mod:`ctrkit.training.balancing` (e.g.
+                ``GradNorm(alpha=1.0)``). Learned weights (uncertainty, GradNorm) appear in the History as
+                ``loss_weight_<task>``; they exclude ``loss_weights``.
+            init_output_bias: on the first ``fit`` of a new model (not one trained or loaded before), start each
+                task's output bias at its label prior (see :meth:`~ctrkit.models.BaseModel.init_output_bias`).
+        """
+        self.trainer = Trainer(self, optimizer, loss, metrics, loss_weights, lr, grad_clip_norm, task_balancer,
+                               init_output_bias)
+
+    def fit(self, x: Any = None, y: Any = None, batch_size: int = 256, epochs: int = 1, verbose: int = 1,
+            initial_epoch: int = 0, validation_split: float = 0.0, validation_data: Any = None,
+            shuffle: bool = True, callbacks: Sequence[Any] | None = None, sample_weight: Any = None,
+            seed: int | None = None, resume_from: Any = None):
+        """Train the model.
+
+        Args:
+            x: DataFrame (raw if the model has an encoder), dict of arrays, or encoder output; or an on-disk
+                store (``ctrkit.data.open("train.h5")``), read in batches with its labels (then ``y`` is None).
+            y: ``{task: array}``, a DataFrame of task columns, or an ``(n, T)`` array in task order.
+            batch_size, epochs, initial_epoch, shuffle: as in Keras.
+            verbose: 0 silent, 1 progress bar, 2 one line per epoch.
+            validation_split: fraction of the **last** rows held out for validation (Keras' rule).
+            validation_data: ``(x_val, y_val)`` or ``(x_val, y_val, sample_weight_val)``, or a store.
+            callbacks: list of :mod:`ctrkit.callbacks` instances.
+            sample_weight: per-row weights.
+            seed: seeds shuffling and dropout for this call (default: the model's ``seed``); the global RNG
+                state is restored afterwards. Each epoch's shuffling depends only on ``(seed, epoch)``.
+            resume_from: a checkpoint file written by :class:`~ctrkit.callbacks.BackupAndRestore`: continue
+                that run (weights, optimizer, callbacks, epoch and step, RNG states) up to ``epochs``.
+
+        Under ``torchrun`` this trains with DistributedDataParallel (see :mod:`ctrkit.distributed`).
+
+        Returns:
+            the :class:`~ctrkit.callbacks.History`.
+        """
+        trainer = self._require_trainer("fit")
+        if not isinstance(validation_split, (int, float)) or not 0.0 <= validation_split < 1.0:
+            raise ValueError(f"fit: validation_split must be a float in [0, 1), got {validation_split!r}.")
+        source = to_source(self, x, y, sample_weight, "fit")
+        validation = None
+        if isinstance(validation_data, DataSource):
+            validation = store_source(self, validation_data, None, None, "fit(validation_data)")
+        elif validation_data is not None:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+                raise ValueError("fit: validation_data must be (x_val, y_val) or (x_val, y_val, sample_weight).")
+            validation = to_source(self, validation_data[0], validation_data[1],
+                                   validation_data[2] if len(validation_data) == 3 else None, "fit(validation_data)")
+        elif validation_split > 0:
+            if not isinstance(source, ArraySource):
+                raise ValueError("fit: validation_split needs in-memory data; with a store pass "
+                                 "validation_data=ctrkit.data.open('val.h5').")
+            n = len(source)
+            k = int(n * (1.0 - validation_split))
+            if k < 1 or k >= n:
+                raise ValueError(f"fit: validation_split={validation_split} leaves {k} of {n} rows for training; "
+                                 "use more data or another split.")
+            source, validation = source.slice(0, k), source.slice(k, n)
+        return trainer.fit(source, batch_size=batch_size, epochs=epochs, verbose=verbose,
+                           initial_epoch=initial_epoch, validation=validation, shuffle=shuffle, callbacks=callbacks,
+                           seed=self.seed if seed is None else seed, resume=resume_from)
+
+    def evaluate(self, x: Any = None, y: Any = None, batch_size: int = 4096, sample_weight: Any = None,
+                 verbose: int = 0) -> dict[str, float]:
+        """Loss and compiled metrics per task on ``(x, y)``: ``{"loss", "ctr_loss", "ctr_auc", ...}``."""
+        trainer = self._require_trainer("evaluate")
+        trainer.check_not_training_elsewhere("evaluate")
+        return trainer.evaluate(to_source(self, x, y, sample_weight, "evaluate"), batch_size)
+
+    def predict(self, x: Any = None, batch_size: int = 4096) -> np.ndarray:
+        """Predictions ``(n, T)`` in task order: probabilities for binary tasks, values for regression.
+
+        A ``"multiclass"`` task takes C columns (its softmax class probabilities) instead of one, so the array
+        is ``(n, output_width)``; :meth:`output_columns` names the columns and :meth:`split_outputs` turns a
+        prediction array back into ``{task: (n,) or (n, C)}``."""
+        return self.logits_to_predictions(self.predict_logits(x, batch_size)).numpy()
+
+    def predict_logits(self, x: Any = None, batch_size: int = 4096) -> Any:
+        """Raw outputs ``(n, output_width)`` on the CPU (logits for binary tasks), in task order."""
+        if self.trainer is not None:
+            self.trainer.check_not_training_elsewhere("predict")
+        source = (store_source(self, x, None, None, "predict") if isinstance(x, DataSource)
+                  else ArraySource(to_data(self, x, "predict")))
+        return predict_logits(self, source, batch_size)
+
+    def predict_records(self, records: Sequence[Mapping[str, Any]], batch_size: int = 4096) -> np.ndarray:
+        """Predict from raw records (dicts of column → value) with the bundled encoder: the serving call.
+
+        Unseen values go to the out-of-vocabulary id, missing values to the missing category / the training
+        mean; a field absent from every record is treated as missing (with a warning). The records are encoded
+        by the same rules as a DataFrame in :meth:`predict` and give the same predictions.
+
+        Returns:
+            ``(n, output_width)`` predictions, as :meth:`predict`.
+        """
+        return self.predict(encode_records(self, records), batch_size)
+
+    @torch.inference_mode()
+    def _map_batches(self, x: Any, fn: Any, where: str, batch_size: int = 4096) -> torch.Tensor:
+        """``fn(batch)`` over ``x`` in eval mode, concatenated on the CPU (gate weights, auxiliary outputs)."""
+        if self.trainer is not None:
+            self.trainer.check_not_training_elsewhere(where)
+        data = to_data(self, x, where)
+        was = self.training
+        self.eval()
+        try:
+            chunks = [fn(data.slice(s, s + batch_size).to(self.device)).float().cpu()
+                      for s in range(0, len(data), batch_size)]
+        finally:
+            self.train(was)
+        return torch.cat(chunks)
+
+    def save(self, path: str) -> None:
+        """Save config, feature columns, encoder and weights to a directory (atomically)."""
+        from ..io import save_model
+        save_model(self, path)
