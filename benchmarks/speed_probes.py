@@ -12,7 +12,7 @@ medians:
   loop), through folded tables with ``embedding_bag``'s own backward (a first attempt), and as ctrkit trains
   now (``FoldedTrainingProjection``), census sizes.
 * ``fold-crossover``: the same at embedding dims 2-16, 144 / 264 outputs, batch 1024 / 256, with the choice
-  ``FoldedTrainingProjection.for_batch`` makes for each (the cost model's calibration).
+  ``FoldedTrainingProjection.pays`` makes for each (the cost model's calibration).
 * ``paired``: ctrkit's MMoE and the hand-written loop of ``speed.py`` trained 3 epochs each, alternating, 6
   pairs; the ratio of epochs 2-3 throughput per pair.
 
@@ -105,8 +105,8 @@ def folded_training() -> None:
     field = torch.as_tensor(np.repeat(np.arange(J), V))
     batch = TensorData(sparse=ids, dense=torch.rand(B, n_dense))
     gy = torch.randn(B, out)
-    assert FoldedTrainingProjection.for_batch(emb, W, batch) is not None
-    plan = FoldedTrainingProjection.plan(emb)
+    plan = FoldedTrainingProjection(emb)
+    assert FoldedTrainingProjection.applicable(emb, W) and plan.pays(W, batch)
 
     def gemm():
         return torch.addmm(b, torch.cat([T[ids + off].reshape(B, -1), batch.dense], 1), W)
@@ -135,7 +135,7 @@ def folded_training() -> None:
 def fold_crossover() -> None:
     """Where the training fold pays: the first layer's forward + backward as the GEMM and through
     ``FoldedTrainingProjection`` at census vocabularies, embedding dims 2-16, 144 / 264 outputs, batch 1024 / 256
-    (3 alternating rounds each); and what ``FoldedTrainingProjection.for_batch`` decides there."""
+    (3 alternating rounds each); and what ``FoldedTrainingProjection.pays`` decides there."""
     from ctrkit import DenseFeat, SparseFeat
     from ctrkit.data import TensorData
     from ctrkit.layers import EmbeddingLayer
@@ -154,7 +154,7 @@ def fold_crossover() -> None:
                 ids = torch.stack([torch.randint(0, v, (B,)) for v in V], 1)
                 batch = TensorData(sparse=ids, dense=torch.rand(B, 7))
                 gy = torch.randn(B, out)
-                plan = FoldedTrainingProjection.plan(emb)
+                plan = FoldedTrainingProjection(emb)
 
                 def gemm():
                     x = torch.cat([_GatherRows.apply(T, ids + off).reshape(B, -1), batch.dense], 1)
@@ -171,7 +171,7 @@ def fold_crossover() -> None:
                             f().backward(gy)
                         times[name].append(_median_us(step, 20) / 1e3)
                 g, f = np.median(times["gemm"]), np.median(times["fold"])
-                used = FoldedTrainingProjection.for_batch(emb, W, batch) is not None
+                used = FoldedTrainingProjection.applicable(emb, W) and plan.pays(W, batch)
                 print(f"fold-crossover  batch {B:4d} dim {d:2d} out {out}: GEMM {g:5.2f} ms, fold {f:5.2f} ms, "
                       f"GEMM/fold {g / f:4.2f}; ctrkit uses {'the fold' if used else 'the GEMM'}", flush=True)
 
