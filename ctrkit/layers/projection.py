@@ -69,6 +69,8 @@ class InputProjection(nn.Module):
     def linear(self, batch: Any, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
         """``input @ weight + bias`` for ``weight`` ``(in, out)``: one GEMM, or folded tables where cheaper."""
         emb = self._embedding
+        if _tracing():  # export / torch.compile: one graph for every batch size, so the plain GEMM
+            return torch.addmm(bias, self(batch), weight)
         if torch.is_grad_enabled():
             if FoldedTrainingProjection.applicable(emb, weight):
                 plan = self._plan
@@ -80,6 +82,12 @@ class InputProjection(nn.Module):
               and FoldedInputProjection.worthwhile(emb, weight.shape[1], batch.sparse.shape[0])):
             return FoldedInputProjection(emb, weight, bias)(batch)
         return torch.addmm(bias, self(batch), weight)
+
+
+def _tracing() -> bool:
+    """True while torch.export, torch.compile or the TorchScript tracer records the forward pass."""
+    compiling = getattr(getattr(torch, "compiler", None), "is_compiling", None)
+    return bool(torch.jit.is_tracing() or (compiling is not None and compiling()))
 
 
 class ModelInput:
