@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from ..data.inputs import TensorData, num_rows, to_sample_weight, to_targets, to_tensor_data
-from ..data.store import DataSource, check_source
+from ..data.source import DataSource, check_source
 from ..exceptions import DataValidationError, SchemaError
 from ..features import DenseFeat, check_feature_columns, config_from_json, config_to_json, split_feature_columns
 from ..layers.core import Towers

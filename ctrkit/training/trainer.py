@@ -28,7 +28,7 @@ import torch
 
 from ..callbacks import Callback, CallbackList, History, ProgressBar
 from ..data.inputs import TensorData
-from ..data.store import DataSource
+from ..data.source import DataSource
 from ..metrics import get_metric
 
 __all__ = ["Trainer"]
