@@ -566,7 +566,7 @@ class BaseModel(nn.Module):
 
         Unseen values go to the out-of-vocabulary id, missing values to the missing category / the training
         mean; a field absent from every record is treated as missing (with a warning). Up to 1,024 records
-        take a lean path without pandas (:mod:`ctrkit.serving`; a single record costs well under a
+        take a lean path without pandas (``FeatureEncoder.transform_records``; a single record costs well under a
         millisecond besides the forward pass); more go through :meth:`predict` on a DataFrame. Both give the
         same predictions.
 
@@ -587,10 +587,8 @@ class BaseModel(nn.Module):
         if absent:
             warnings.warn(f"predict_records: fields {absent} are absent from the records and treated as missing "
                           "(the missing category / the training mean).", stacklevel=2)
-        from ..serving import predict_data_fast, records_plan, records_to_data
-        plan = records_plan(self) if len(records) <= 1024 else None
-        if plan is not None:
-            return predict_data_fast(self, records_to_data(self, records, plan))
+        if len(records) <= 1024:  # no DataFrame: the encoder's records path, the same encoding as transform
+            return self.predict(self.encoder.transform_records(records), batch_size)
         df = pd.DataFrame.from_records(records)
         if absent:
             df = df.assign(**{c: None for c in absent})
