@@ -107,3 +107,16 @@ def test_bad_arguments_are_clear():
     nan = y.clone()
     nan[0, 1] = float("nan")
     assert ArraySource(x, nan).has_nan_labels
+
+
+def test_data_and_preprocessing_import_only_lower_layers():
+    import ast
+    import pathlib
+    root = pathlib.Path(__file__).resolve().parents[1] / "ctrkit"
+    allowed = {"data": {"preprocessing", "features", "exceptions", "_version", "registry", "datasets"},
+               "preprocessing": {"features", "exceptions", "_version", "registry"}}
+    for pkg, ok in allowed.items():
+        for py in (root / pkg).glob("*.py"):
+            for node in ast.walk(ast.parse(py.read_text())):
+                if isinstance(node, ast.ImportFrom) and node.level == 2:
+                    assert (node.module or "").split(".")[0] in ok, (py.name, node.module)

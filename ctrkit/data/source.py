@@ -77,7 +77,6 @@ class DataSource:
 
     def shard_range(self, rank: int = 0, world_size: int = 1) -> tuple[int, int]:
         """Rows ``[lo, hi)`` of ``rank``'s shard: contiguous, disjoint, covering, sizes differ by <= 1."""
-        from ..distributed import shard_range
         return shard_range(len(self), rank, world_size)
 
     def steps_per_epoch(self, batch_size: int, world_size: int = 1) -> int:
