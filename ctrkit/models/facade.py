@@ -12,9 +12,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..data.memory import ArraySource
-from ..data.store import DataSource
-from ..training.trainer import Trainer, predict_logits
+from ..data.arrays import ArraySource
+from ..data.source import DataSource
+from ..training.trainer import Trainer, predict_logits, predict_small
 from .inputs import encode_records, store_source, to_data, to_source
 
 __all__ = ["KerasFacade"]
@@ -171,12 +171,18 @@ class KerasFacade:
 
         Unseen values go to the out-of-vocabulary id, missing values to the missing category / the training
         mean; a field absent from every record is treated as missing (with a warning). The records are encoded
-        by the same rules as a DataFrame in :meth:`predict` and give the same predictions.
+        by the same rules as a DataFrame in :meth:`predict` and give the same predictions; up to 1,024 records
+        take a lean path (no DataFrame, one forward pass), the serving call.
 
         Returns:
             ``(n, output_width)`` predictions, as :meth:`predict`.
         """
-        return self.predict(encode_records(self, records), batch_size)
+        x = encode_records(self, records)
+        if len(records) > 1024:
+            return self.predict(x, batch_size)
+        if self.trainer is not None:
+            self.trainer.check_not_training_elsewhere("predict_records")
+        return predict_small(self, to_data(self, x, "predict_records"))
 
     @torch.inference_mode()
     def _map_batches(self, x: Any, fn: Any, where: str, batch_size: int = 4096) -> torch.Tensor:

@@ -10,8 +10,8 @@ import pandas as pd
 import torch
 
 from ..data.inputs import TensorData, num_rows, to_sample_weight, to_targets, to_tensor_data
-from ..data.memory import ArraySource
-from ..data.store import DataSource, check_source
+from ..data.arrays import ArraySource
+from ..data.source import DataSource, check_source
 from ..exceptions import DataValidationError
 from ..training.tasks import check_class_ids
 
@@ -66,7 +66,7 @@ def to_source(model: Any, x: Any, y: Any, sample_weight: Any, where: str) -> Arr
     return ArraySource(data, to_targets_checked(model, y, n, where), to_sample_weight(sample_weight, n))
 
 
-def encode_records(model: Any, records: Sequence[Mapping[str, Any]]) -> TensorData | pd.DataFrame:
+def encode_records(model: Any, records: Sequence[Mapping[str, Any]]) -> Any:
     """Raw records (dicts of column -> value) as model input, by the model's encoder."""
     name = f"{type(model).__name__}.predict_records"
     if model.encoder is None:
@@ -82,9 +82,7 @@ def encode_records(model: Any, records: Sequence[Mapping[str, Any]]) -> TensorDa
     if absent:
         warnings.warn(f"predict_records: fields {absent} are absent from the records and treated as missing "
                       "(the missing category / the training mean).", stacklevel=3)
-    from ..serving import records_plan, records_to_data
-    plan = records_plan(model) if len(records) <= 1024 else None
-    if plan is not None:
-        return records_to_data(model, records, plan)
+    if len(records) <= 1024:  # no DataFrame: the encoder's records path, the same encoding as transform
+        return model.encoder.transform_records(records)
     df = pd.DataFrame.from_records(records)
     return df.assign(**{c: None for c in absent}) if absent else df

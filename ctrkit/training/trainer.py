@@ -29,14 +29,15 @@ import numpy as np
 import torch
 
 from ..callbacks import Callback, CallbackList, History, ProgressBar
-from ..data.memory import ArraySource, mix_seed
+from ..data.arrays import ArraySource
+from ..data.source import mix_seed
 from ..metrics import get_metric
 from .balancing import get_balancer
 from .losses import TaskLoss, resolve_task_losses
 from .optim import build_optimizer
 from .resume import Distribution, checkpoint_state, restore_after_begin, resume_checkpoint
 
-__all__ = ["Trainer", "check_batch_size", "predict_logits"]
+__all__ = ["Trainer", "check_batch_size", "predict_logits", "predict_small"]
 
 Source = Any  # ArraySource | DataSource
 
@@ -99,6 +100,33 @@ def predict_logits(model: Any, source: Source, batch_size: int = 4096, lo: int =
     if not with_labels:
         return out.cpu()
     return out.cpu(), torch.cat(ys) if ys else None, torch.cat(ws) if ws else None
+
+
+def _set_training(model: Any, mode: bool) -> None:
+    """``model.train(mode)`` without its per-module ``__setattr__`` walk, unless a module overrides ``train``."""
+    mods = list(model.modules())
+    if any(type(m).train is not torch.nn.Module.train for m in mods):
+        model.train(mode)
+        return
+    for m in mods:
+        m.__dict__["training"] = mode
+
+
+def predict_small(model: Any, data: Any) -> np.ndarray:
+    """Predictions ``(n, output_width)`` of a small batch already in the model's input layout, in one forward
+    pass (the serving path of ``predict_records``)."""
+    was_training = model.training
+    if was_training:
+        _set_training(model, False)
+    try:
+        with torch.inference_mode():
+            if model.device.type != "cpu":
+                data = data.to(model.device)
+            z = model.stack_outputs(model(data))
+            return model.logits_to_predictions(z.float().cpu()).numpy()
+    finally:
+        if was_training:
+            _set_training(model, True)
 
 
 class Trainer:

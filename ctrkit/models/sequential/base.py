@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...data.inputs import TensorData
-from ...data.memory import ArraySource
+from ...data.arrays import ArraySource
 from ...features import SparseFeat, VarLenSparseFeat
 from ...training.trainer import Trainer
 from ..base import BaseModel

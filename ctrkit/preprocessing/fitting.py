@@ -1,0 +1,162 @@
+"""Fitting a :class:`~ctrkit.preprocessing.FeatureEncoder`: column roles, vocabulary counts, dense statistics.
+
+``fit`` is one pass of ``partial_fit``: counts, sums and min / max add up exactly over chunks, so a file larger
+than memory can be fitted chunk by chunk and give the same encoder.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..exceptions import DataValidationError, NotFittedError, SchemaError, suggest
+from .categorical import category_keys, infer_column_types
+from .numerical import SCALINGS, dense_stats, new_moments, to_float, update_moments
+from .sequence import split_cells
+
+__all__ = ["EncoderFitting"]
+
+
+def _per_column(value: Any, column: str, default: Any) -> Any:
+    if isinstance(value, Mapping):
+        return value.get(column, default)
+    return default if value is None else value
+
+
+def _count(counts: dict[str, int], keys: np.ndarray) -> None:
+    vc = pd.Series(keys).value_counts(sort=False)
+    for k, v in zip(vc.index.tolist(), vc.to_numpy().tolist()):
+        counts[k] = counts.get(k, 0) + v
+
+
+class EncoderFitting:
+    """The fitting half of :class:`~ctrkit.preprocessing.FeatureEncoder` (a mixin: it reads its parameters)."""
+
+    def _resolve_columns(self, df: pd.DataFrame) -> tuple[list[str], list[str], dict[str, str]]:
+        if isinstance(self.varlen, Mapping):
+            varlen = {str(k): str(v) for k, v in self.varlen.items()}
+        else:
+            varlen = {str(k): "|" for k in (self.varlen or [])}
+        if self.sparse is None and self.dense is None and self.varlen is None:
+            ignore = set(self.ignore or [])
+            sparse, dense = infer_column_types(df, [c for c in df.columns if c not in ignore])
+        else:
+            sparse, dense = list(self.sparse or []), list(self.dense or [])
+        seen: dict[str, str] = {}
+        for role, cols in (("sparse", sparse), ("dense", dense), ("varlen", list(varlen))):
+            for c in cols:
+                if c in seen:
+                    raise SchemaError(f"FeatureEncoder: column {c!r} is listed as both {seen[c]} and {role}. "
+                                      "Give each column one role.")
+                seen[c] = role
+        for arg, val in (("scaling", self.scaling),):
+            for v in (val.values() if isinstance(val, Mapping) else [val]):
+                if v not in SCALINGS:
+                    raise ValueError(f"FeatureEncoder: {arg} must be one of {list(SCALINGS)}, got {v!r}.")
+        if self.handle_unknown not in ("oov", "error"):
+            raise ValueError(f"FeatureEncoder: handle_unknown must be 'oov' or 'error', got {self.handle_unknown!r}.")
+        if self.truncating not in ("pre", "post"):
+            raise ValueError(f"FeatureEncoder: truncating must be 'pre' or 'post', got {self.truncating!r}.")
+        return sparse, dense, varlen
+
+    def _check_frame(self, df: Any, columns: list[str], where: str) -> pd.DataFrame:
+        if isinstance(df, Mapping):
+            df = pd.DataFrame(dict(df))
+        if not isinstance(df, pd.DataFrame):
+            raise TypeError(f"FeatureEncoder.{where}: expected a pandas DataFrame, got {type(df).__name__}. "
+                            "Wrap arrays with pd.DataFrame({...}).")
+        missing = [c for c in columns if c not in df.columns]
+        if missing:
+            hint = suggest(missing[0], df.columns)
+            raise DataValidationError(
+                f"FeatureEncoder.{where}: the DataFrame is missing columns {missing}.{hint} "
+                f"Available columns: {list(df.columns)[:30]}{' ...' if df.shape[1] > 30 else ''}.")
+        return df
+
+    def fit(self, X: pd.DataFrame, y: Any = None) -> Any:
+        """Learn vocabularies, dense statistics and var-length sizes from ``X``. Returns ``self``."""
+        state = self._new_state(X)
+        self._accumulate(state, X)
+        self._finalize(state)
+        return self
+
+    def partial_fit(self, X: pd.DataFrame, y: Any = None) -> Any:
+        """Accumulate statistics from one chunk; call :meth:`finish_partial_fit` after the last chunk.
+
+        Fitting chunk by chunk gives the same encoder as one ``fit`` on the concatenated chunks (counts, sums
+        and min/max add up exactly), so files larger than memory can be fitted in a streaming pass.
+        """
+        if getattr(self, "_partial_state", None) is None:
+            self._partial_state = self._new_state(X)
+        self._accumulate(self._partial_state, X)
+        return self
+
+    def finish_partial_fit(self) -> Any:
+        state = getattr(self, "_partial_state", None)
+        if state is None:
+            raise NotFittedError("FeatureEncoder.finish_partial_fit: call partial_fit on at least one chunk first.")
+        self._finalize(state)
+        self._partial_state = None
+        return self
+
+    def _new_state(self, X: pd.DataFrame) -> dict[str, Any]:
+        if not isinstance(X, pd.DataFrame):
+            X = self._check_frame(X, [], "fit")
+        sparse, dense, varlen = self._resolve_columns(X)
+        return {"sparse": sparse, "dense": dense, "varlen": varlen, "n": 0,
+                "counts": {c: {} for c in sparse + list(varlen)}, "maxlen": {c: 0 for c in varlen},
+                "dstats": {c: new_moments() for c in dense}}
+
+    def _accumulate(self, state: dict[str, Any], X: pd.DataFrame) -> None:
+        cols = state["sparse"] + state["dense"] + list(state["varlen"])
+        X = self._check_frame(X, cols, "fit")
+        state["n"] += len(X)
+        for c in state["sparse"]:
+            if self._buckets(c) is None:
+                _count(state["counts"][c], category_keys(X[c]))
+        for c, sep in state["varlen"].items():
+            tokens, lengths = split_cells(X[c], sep)
+            state["maxlen"][c] = max(state["maxlen"][c], int(lengths.max()) if len(lengths) else 0)
+            if self._buckets(c) is None and len(tokens):
+                _count(state["counts"][c], tokens)
+        for c in state["dense"]:
+            update_moments(state["dstats"][c], to_float(X[c]))
+
+    def _finalize(self, state: dict[str, Any]) -> None:
+        if state["n"] == 0:
+            raise DataValidationError("FeatureEncoder.fit: the DataFrame has no rows. Fit on at least one row.")
+        self.sparse_columns_ = list(state["sparse"])
+        self.dense_columns_ = list(state["dense"])
+        self.varlen_columns_ = dict(state["varlen"])
+        self.feature_names_in_ = np.array(self.sparse_columns_ + self.dense_columns_ + list(self.varlen_columns_),
+                                          dtype=object)
+        self.n_features_in_ = len(self.feature_names_in_)
+        self.hash_buckets_ = {c: b for c in self.sparse_columns_ + list(self.varlen_columns_)
+                              if (b := self._buckets(c)) is not None}
+        self.vocabularies_ = {}
+        for c, cnt in state["counts"].items():
+            if c in self.hash_buckets_:
+                continue
+            min_freq = int(_per_column(self.min_freq, c, 1))
+            max_vocab = _per_column(self.max_vocab, c, None)
+            items = sorted(((k, v) for k, v in cnt.items() if v >= min_freq), key=lambda kv: (-kv[1], kv[0]))
+            if max_vocab is not None:
+                items = items[: int(max_vocab)]
+            self.vocabularies_[c] = [k for k, _ in items]
+        self.dense_stats_ = {}
+        for c, moments in state["dstats"].items():
+            scaling = _per_column(self.scaling, c, self.scaling if not isinstance(self.scaling, Mapping) else None)
+            self.dense_stats_[c] = dense_stats(moments, scaling)
+        self.maxlen_ = {c: int(_per_column(self.maxlen, c, None) or max(state["maxlen"][c], 1))
+                        for c in self.varlen_columns_}
+        self._index_cache = {}
+
+    def _buckets(self, c: str) -> int | None:
+        b = _per_column(self.hash_buckets, c, None) if isinstance(self.hash_buckets, Mapping) else self.hash_buckets
+        if b is None:
+            return None
+        if isinstance(b, bool) or not isinstance(b, (int, np.integer)) or b < 1:
+            raise ValueError(f"FeatureEncoder: hash_buckets for column {c!r} must be an int >= 1, got {b!r}.")
+        return int(b)
