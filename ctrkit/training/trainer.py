@@ -386,7 +386,7 @@ class Trainer:
 
         Called by :class:`~ctrkit.callbacks.BackupAndRestore` from a batch or epoch hook of ``fit``.
         """
-        from ..io_checkpoint import capture_host_rng
+        from ..io.checkpoint import capture_host_rng
         st = self._fit_state
         if st is None:
             raise RuntimeError("Trainer.checkpoint_state: only available while fit is running.")
@@ -429,7 +429,7 @@ class Trainer:
         """Load the checkpoint to resume from (explicit, or a BackupAndRestore file that exists) and put the
         weights and optimizer state in place (before callbacks build LR schedulers on the optimizer)."""
         from ..exceptions import ModelFormatError
-        from ..io_checkpoint import load_checkpoint
+        from ..io.checkpoint import load_checkpoint
         path = resume
         if path is None:
             from ..callbacks import BackupAndRestore
@@ -467,7 +467,7 @@ class Trainer:
 
     def _restore_after_begin(self, ckpt: dict, dist: _Dist) -> tuple[int, int, torch.Tensor | None]:
         """Restore history, callback states and RNG states; return (epoch, step, partial loss sums)."""
-        from ..io_checkpoint import restore_host_rng
+        from ..io.checkpoint import restore_host_rng
         st = self._fit_state
         hist = st["history"]
         hist.epoch = list(ckpt["history"]["epoch"])
