@@ -43,7 +43,8 @@ def get_model_class(name: str) -> Any:
 def model_names(multitask: bool | None = None) -> list[str]:
     """Registered model names, optionally only the multi-task (True) or single-task (False) ones."""
     import ctrkit.models  # noqa: F401
-    return [n for n, c in MODELS.items() if multitask is None or bool(getattr(c, "multitask", False)) == multitask]
+    return [n for n, c in MODELS.items()
+            if multitask is None or bool(getattr(c, "multitask", False)) == multitask]
 
 
 def model_arguments(name: str) -> tuple[list[str], bool]:
@@ -101,8 +102,8 @@ def build_model(name: str, feature_columns: Sequence, task_names: Sequence[str],
                         f"Accepted arguments: {shown}.")
     task_names, task_types = list(task_names), list(task_types)
     if len(task_names) != len(task_types):
-        raise ValueError(f"{name}: {len(task_names)} task names {task_names} but {len(task_types)} task types "
-                         f"{task_types}; give one type per task.")
+        raise ValueError(f"{name}: {len(task_names)} task names {task_names} but {len(task_types)} task "
+                         f"types {task_types}; give one type per task.")
     if getattr(cls, "multitask", False):
         kwargs.update(task_names=task_names, task_types=task_types)
     else:

@@ -57,7 +57,8 @@ def atomic_dir(path: str, write: Callable[[str], None], what: str = "save_model"
 
 
 def atomic_file(path: str, write: Callable[[IO[bytes]], None]) -> str:
-    """Write ``path`` through ``write(binary_file)``: temporary file, flush, fsync, rename. Returns the path."""
+    """Write ``path`` through ``write(binary_file)``: a temporary file, flushed, fsynced and renamed into place.
+    Returns the absolute path."""
     path = os.path.abspath(os.fspath(path))
     parent = os.path.dirname(path)
     os.makedirs(parent, exist_ok=True)
