@@ -85,8 +85,8 @@ def _compare(args: argparse.Namespace) -> int:
                           run_comparison, run_synthetic_sweep, write_report, write_sweep_report)
     from .exceptions import CtrkitError
 
-    if args.data == "movielens-seq":   # sequential recommendation: its own comparison (ctrkit.compare_sequential)
-        from .compare_sequential import compare_from_args
+    if args.data == "movielens-seq":   # sequential recommendation: its own comparison (ctrkit.compare.sequential)
+        from .compare.sequential import compare_from_args
         return compare_from_args(args)
     cfg = CompareConfig()
     if args.data == "synthetic":

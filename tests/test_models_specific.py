@@ -65,12 +65,12 @@ def test_cgc_routes_each_task_to_its_own_and_the_shared_experts(byterec_encoded)
         assert not torch.allclose(after["finish"], shared["finish"])
 
 
-def test_ple_compare_kwargs_match_mmoe_size():
+def test_ple_compare_settings_match_mmoe_size():
     from ctrkit import MMoE
-    from ctrkit.compare import CompareConfig
+    from ctrkit.compare import MODEL_SETTINGS, CompareConfig
     cfg = CompareConfig()
     cols = [SparseFeat(f"f{i}", 50, 4) for i in range(10)] + [DenseFeat("d", 3)]
-    kw = PLE.compare_kwargs(cfg)
+    kw = MODEL_SETTINGS["PLE"](cfg)
     ple = PLE(cols, task_names=["a", "b"], **kw)
     mmoe = MMoE(cols, num_experts=cfg.num_experts, expert_dnn_hidden_units=(cfg.expert_units,),
                 tower_dnn_hidden_units=(cfg.tower_units,), task_names=["a", "b"])
