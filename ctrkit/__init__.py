@@ -52,8 +52,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
                              SchemaError)
     from .features import DenseFeat, SparseFeat, VarLenSparseFeat, get_feature_names  # noqa: F401
     from .export import export_onnx, export_torch  # noqa: F401
-    from .io import load_model, save_model  # noqa: F401
-    from .io import load_checkpoint, save_checkpoint  # noqa: F401
+    from .io import load_checkpoint, load_model, save_checkpoint, save_model  # noqa: F401
     from .models import (DCN, DIN, DNN, ESMM, FAME, FM, LR, MMOE, PLE, WDL, AutoInt, BaseModel,  # noqa: F401
                          DCNMix, DeepFM, MMoE, OMoE, SASRec, SharedBottom, xDeepFM)
     from .preprocessing import FeatureEncoder  # noqa: F401
