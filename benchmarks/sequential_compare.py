@@ -1,6 +1,6 @@
 """`ctrkit compare --data movielens-seq`, with the seeds run in parallel processes (one torch thread each).
 
-Same models, data, budget and report as the CLI command (``ctrkit.compare_sequential``); only the seeds are
+Same models, data, budget and report as the CLI command (``ctrkit.compare.sequential``); only the seeds are
 spread over processes, which on a small shared machine gets the comparison done in a fraction of the time.
 
     python benchmarks/sequential_compare.py --seeds 3 --jobs 3 --out benchmarks/results/movielens_seq
@@ -18,12 +18,12 @@ def _one(args):
     cfg, seed, device = args
     import torch
     torch.set_num_threads(1)
-    from ctrkit.compare_sequential import run_sequential_comparison
+    from ctrkit.compare.sequential import run_sequential_comparison
     return run_sequential_comparison(replace(cfg, seeds=1, first_seed=seed), progress=True, device=device)
 
 
 def main(argv=None) -> int:
-    from ctrkit.compare_sequential import SeqCompareConfig, SeqComparisonResult, write_sequential_report
+    from ctrkit.compare.sequential import SeqCompareConfig, SeqComparisonResult, write_sequential_report
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--jobs", type=int, default=3)

@@ -17,7 +17,7 @@ import time
 import numpy as np
 import torch
 
-from ctrkit.compare import CompareConfig, _train_one, prepare_census
+from ctrkit.compare.tabular import CompareConfig, _train_one, prepare_census
 
 # (class name, constructor arguments): small models of the usual shapes, a 64-32 MLP where there is one
 MODELS = {

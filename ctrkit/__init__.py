@@ -18,9 +18,8 @@ _EXPORTS = {
                       "DeepFM", "DCN", "DCNMix", "xDeepFM", "AutoInt", "DIN", "SASRec", "FAME"],
     "ctrkit.callbacks": ["History", "EarlyStopping", "ModelCheckpoint", "LearningRateScheduler", "LRScheduler",
                          "ReduceLROnPlateau", "TerminateOnNaN", "CSVLogger", "BackupAndRestore"],
-    "ctrkit.io": ["load_model", "save_model"],
+    "ctrkit.io": ["load_model", "save_model", "save_checkpoint", "load_checkpoint"],
     "ctrkit.export": ["export_onnx", "export_torch"],
-    "ctrkit.io_checkpoint": ["save_checkpoint", "load_checkpoint"],
     "ctrkit.exceptions": ["CtrkitError", "SchemaError", "NotFittedError", "DataValidationError", "ModelFormatError"],
 }
 _WHERE = {name: mod for mod, names in _EXPORTS.items() for name in names}
@@ -53,8 +52,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
                              SchemaError)
     from .features import DenseFeat, SparseFeat, VarLenSparseFeat, get_feature_names  # noqa: F401
     from .export import export_onnx, export_torch  # noqa: F401
-    from .io import load_model, save_model  # noqa: F401
-    from .io_checkpoint import load_checkpoint, save_checkpoint  # noqa: F401
+    from .io import load_checkpoint, load_model, save_checkpoint, save_model  # noqa: F401
     from .models import (DCN, DIN, DNN, ESMM, FAME, FM, LR, MMOE, PLE, WDL, AutoInt, BaseModel,  # noqa: F401
                          DCNMix, DeepFM, MMoE, OMoE, SASRec, SharedBottom, xDeepFM)
     from .preprocessing import FeatureEncoder  # noqa: F401

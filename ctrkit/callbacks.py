@@ -368,7 +368,7 @@ class ProgressBar(Callback):
 class BackupAndRestore(Callback):
     """Keep a resumable checkpoint of the run in one file, so a killed job continues where it stopped.
 
-    The checkpoint (see :mod:`ctrkit.io_checkpoint`) holds the weights, the optimizer, the state of stateful
+    The checkpoint (see :mod:`ctrkit.io.checkpoint`) holds the weights, the optimizer, the state of stateful
     callbacks (LR schedulers, early stopping), the history, the epoch and step, and the RNG states; it is
     replaced atomically at every save. When ``fit`` starts and the file exists, training resumes from it (as
     Keras' callback of the same name does); ``fit(..., resume_from=path)`` resumes explicitly. On CPU with the
@@ -406,7 +406,7 @@ class BackupAndRestore(Callback):
 
     def _save(self, epoch: int, steps_done: int) -> None:
         from .distributed import is_main_process
-        from .io_checkpoint import save_checkpoint
+        from .io.checkpoint import save_checkpoint
         state = self.trainer.checkpoint_state(epoch, steps_done)  # a collective in distributed runs
         if is_main_process():
             save_checkpoint(self.filepath, state)

@@ -205,7 +205,8 @@ def _binary_predictions(model: Any, x: Any, y: Any, where: str) -> list[tuple[st
                          f"(task_types={model.task_types}); calibration and ROC curves are defined for "
                          "binary tasks only.")
     p = np.asarray(model.predict(x), dtype=float).reshape(-1, len(model.task_names))
-    yy = model._targets(y, len(p), where).numpy().astype(float)
+    from .models.inputs import to_targets_checked
+    yy = to_targets_checked(model, y, len(p), where).numpy().astype(float)
     out = []
     for i in binary:
         keep = ~np.isnan(yy[:, i])

@@ -163,7 +163,7 @@ def test_resume_restores_the_balancer_state(byterec_encoded, tmp_path):
     """A BackupAndRestore checkpoint carries the learned weights: resuming continues from them, and a run
     resumed after epoch 2 ends where an uninterrupted run ends."""
     from ctrkit.callbacks import BackupAndRestore
-    from ctrkit.io_checkpoint import load_checkpoint
+    from ctrkit.io import load_checkpoint
     enc, df, y = byterec_encoded
     path = str(tmp_path / "ckpt.pt")
 

@@ -12,7 +12,7 @@ import pytest
 
 from ctrkit import load_model
 from ctrkit.cli import main
-from ctrkit.config import ConfigError, load_config
+from ctrkit.cli.config import ConfigError, load_config
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "census_mmoe.toml"
 ONNX_MISSING = [m for m in ("onnx", "onnxscript", "onnxruntime") if importlib.util.find_spec(m) is None]
@@ -201,7 +201,7 @@ def test_data_errors_exit_2(tmp_path, capsys, run):
 
 
 def test_runtime_failure_exits_1(run, tmp_path, capsys, monkeypatch):
-    import ctrkit.cli_train as ct
+    import ctrkit.cli.model_commands as ct
 
     def boom(*a, **k):
         raise RuntimeError("disk on fire")

@@ -4,7 +4,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import importlib.util
-import inspect
 import os
 
 import numpy as np
@@ -16,7 +15,7 @@ import ctrkit.models  # noqa: F401  (registers every model)
 from conftest import constant_logloss
 from ctrkit import DenseFeat, FeatureEncoder, SparseFeat, VarLenSparseFeat, load_model
 from ctrkit.data import to_tensor_data
-from ctrkit.registry import MODELS
+from ctrkit.registry import MODELS, build_model, model_arguments
 
 # CTRKIT_TEST_DEVICE=cuda runs the whole suite on a GPU (the models must run there unchanged); CI uses the CPU.
 DEVICE = os.environ.get("CTRKIT_TEST_DEVICE", "cpu")
@@ -53,16 +52,13 @@ SEQUENCE_MODELS = {"DIN"}
 
 
 def build(name, cols, tasks=("finish", "like"), types=("binary", "binary"), **extra):
-    cls = MODELS[name]
-    params = inspect.signature(cls).parameters
     kw = dict(SMALL[name], **extra)
     kw.setdefault("device", DEVICE)
-    if "dnn_dropout" not in params:      # LR and FM have no MLP to drop out of
+    if "dnn_dropout" not in model_arguments(name)[0]:      # LR and FM have no MLP to drop out of
         kw.pop("dnn_dropout", None)
-    args = (cols, cols) if "linear_feature_columns" in params and "dnn_feature_columns" in params else (cols,)
-    if getattr(cls, "multitask", False):
-        return cls(*args, task_names=list(tasks), task_types=list(types), **kw)
-    return cls(*args, task_name=tasks[0], task=types[0], **kw)
+    if not getattr(MODELS[name], "multitask", False):      # single-task models: the first task
+        tasks, types = tasks[:1], types[:1]
+    return build_model(name, cols, list(tasks), list(types), **kw)
 
 
 def inputs_for(name, enc, df, item, maxlen=5):

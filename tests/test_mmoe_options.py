@@ -9,7 +9,7 @@ import torch
 
 from conftest import constant_logloss
 from ctrkit import MMoE, OMoE, load_model
-from ctrkit.compare import CompareConfig, _model_specs, mmoe_variants, prepare_frame_data
+from ctrkit.compare.tabular import CompareConfig, _model_specs, mmoe_variants, prepare_frame_data
 from ctrkit.layers.moe import MixtureOfExperts
 
 TASKS = ["finish", "like"]

@@ -1,8 +1,6 @@
 """Behaviour specific to one model (the shared contract is in test_conformance.py)."""
 from __future__ import annotations
 
-import inspect
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -16,7 +14,7 @@ from ctrkit.data import to_tensor_data
 from ctrkit.datasets import load_sample
 from ctrkit.layers.interaction import FM as FMLayer
 from ctrkit.models.multitask.esmm import ctcvr_logit
-from ctrkit.registry import MODELS
+from ctrkit.registry import MODELS, build_model
 
 
 def _logloss(y, p):
@@ -65,12 +63,12 @@ def test_cgc_routes_each_task_to_its_own_and_the_shared_experts(byterec_encoded)
         assert not torch.allclose(after["finish"], shared["finish"])
 
 
-def test_ple_compare_kwargs_match_mmoe_size():
+def test_ple_compare_settings_match_mmoe_size():
     from ctrkit import MMoE
-    from ctrkit.compare import CompareConfig
+    from ctrkit.compare import MODEL_SETTINGS, CompareConfig
     cfg = CompareConfig()
     cols = [SparseFeat(f"f{i}", 50, 4) for i in range(10)] + [DenseFeat("d", 3)]
-    kw = PLE.compare_kwargs(cfg)
+    kw = MODEL_SETTINGS["PLE"](cfg)
     ple = PLE(cols, task_names=["a", "b"], **kw)
     mmoe = MMoE(cols, num_experts=cfg.num_experts, expert_dnn_hidden_units=(cfg.expert_units,),
                 tower_dnn_hidden_units=(cfg.tower_units,), task_names=["a", "b"])
@@ -234,11 +232,8 @@ def criteo_encoded(criteo):
 @pytest.mark.parametrize("name", SINGLE_TASK)
 def test_single_task_models_learn_criteo(name, criteo_encoded):
     enc, df, y = criteo_encoded
-    cls = MODELS[name]
     cols = enc.feature_columns
-    params = inspect.signature(cls).parameters
-    args = (cols, cols) if "linear_feature_columns" in params and "dnn_feature_columns" in params else (cols,)
-    m = cls(*args, **CRITEO_SIZES[name])
+    m = build_model(name, cols, ["label"], ["binary"], **CRITEO_SIZES[name])
     m.compile("adam", lr=0.01, metrics=["auc"])
     h = m.fit(df, y, batch_size=32, epochs=8, verbose=0)
     assert h.history["loss"][-1] < h.history["loss"][0]

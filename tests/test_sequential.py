@@ -213,7 +213,7 @@ def test_compare_command_rejects_unknown_models(capsys):
 
 
 def test_sequential_report_has_table_csv_and_gate_plot(tmp_path):
-    from ctrkit.compare_sequential import SeqCompareConfig, SeqComparisonResult, write_sequential_report
+    from ctrkit.compare.sequential import SeqCompareConfig, SeqComparisonResult, write_sequential_report
     rng = np.random.default_rng(0)
     res = SeqComparisonResult(SeqCompareConfig(seeds=2), popularity={"hr@10": .05, "ndcg@10": .02, "hr@20": .08,
                                                                      "ndcg@20": .03})

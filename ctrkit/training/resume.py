@@ -1,6 +1,6 @@
 """Resuming a fit: the checkpoint's content (``checkpoint_state``), reading it back before training starts
 (``resume_checkpoint``) and restoring the loop's state after the callbacks have begun (``restore_after_begin``);
-and the process layout of a fit (:class:`Distribution`). The file format lives in :mod:`ctrkit.io_checkpoint`.
+and the process layout of a fit (:class:`Distribution`). The file format lives in :mod:`ctrkit.io.checkpoint`.
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from ..exceptions import ModelFormatError
-from ..io_checkpoint import capture_host_rng, load_checkpoint, restore_host_rng
+from ..io.checkpoint import capture_host_rng, load_checkpoint, restore_host_rng
 
 __all__ = ["Distribution", "checkpoint_state", "resume_checkpoint", "restore_after_begin"]
 

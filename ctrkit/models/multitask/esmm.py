@@ -74,9 +74,6 @@ class ESMM(BaseModel):
     """
 
     multitask = True
-    #: ESMM's second task must be the post-click conversion of the first; ``ctrkit compare`` should train it only
-    #: when asked for by name (``--models ESMM``), not on arbitrary task pairs (read by compare.py once it does).
-    compare_by_default = False
 
     def __init__(self, dnn_feature_columns, tower_dnn_hidden_units: Sequence[int] = (256, 128),
                  l2_reg_embedding: float = 0.0, l2_reg_dnn: float = 0.0, init_std: float = 0.01, seed: int = 1024,
@@ -97,12 +94,6 @@ class ESMM(BaseModel):
         self.towers = Towers(["ctr", "cvr"], self.input_dim, tuple(tower_dnn_hidden_units), dnn_activation,
                              dnn_dropout, dnn_use_bn)
         self._finish_init()
-
-    @staticmethod
-    def compare_kwargs(cfg) -> dict:
-        """For ``ctrkit compare``: two towers whose first layer is as wide as MMoE's experts together
-        (``num_experts * expert_units / 2`` each), so the parameter counts are close."""
-        return dict(tower_dnn_hidden_units=(max(1, cfg.num_experts * cfg.expert_units // 2), cfg.tower_units))
 
     def forward(self, batch, return_cvr: bool = False):
         t = self.towers(self._input(batch))

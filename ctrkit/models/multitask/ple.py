@@ -140,17 +140,6 @@ class PLE(BaseModel):
                              dnn_use_bn, widths=self.task_widths)
         self._finish_init()
 
-    @staticmethod
-    def compare_kwargs(cfg) -> dict:
-        """Constructor arguments for ``ctrkit compare``, sized like its MMoE (``cfg.num_experts`` experts of
-        ``(cfg.expert_units,)``, linear gates, ``(cfg.tower_units,)`` towers): one CGC level with half the
-        experts shared and the rest split between two tasks, so the expert count (and so the parameter count)
-        is close to MMoE's."""
-        shared = max(1, cfg.num_experts // 2)
-        return dict(num_levels=1, shared_expert_num=shared, specific_expert_num=max(1, (cfg.num_experts - shared) // 2),
-                    expert_dnn_hidden_units=(cfg.expert_units,), gate_dnn_hidden_units=(),
-                    tower_dnn_hidden_units=(cfg.tower_units,))
-
     def forward(self, batch, return_gates: bool = False):
         h = self._input(batch)
         gates = None

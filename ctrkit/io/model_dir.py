@@ -8,23 +8,26 @@ A saved model is a directory::
     encoder.json     the fitted FeatureEncoder (vocabularies, scaler statistics), when the model has one
 
 The directory is written next to its destination and renamed into place, so a crash mid-save never leaves a
-half-written model where a good one was.
+half-written model where a good one was (:func:`ctrkit.io.atomic.atomic_dir`).
+
+Saving works on the model contract alone (``type(model).__name__``, ``get_config()``, ``state_dict()``,
+``encoder``, ``trainer.spec``), and loading finds the class by name in :mod:`ctrkit.registry`: this module
+never imports :mod:`ctrkit.models` or :mod:`ctrkit.training`.
 """
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import sys
-import tempfile
 import time
 from typing import Any
 
 import torch
 
-from ._version import __version__
-from .exceptions import ModelFormatError
-from .registry import get_model_class
+from .._version import __version__
+from ..exceptions import ModelFormatError
+from ..registry import get_model_class
+from .atomic import atomic_dir
 
 __all__ = ["save_model", "load_model", "FORMAT_VERSION"]
 
@@ -32,37 +35,12 @@ FORMAT_VERSION = 1
 _CONFIG, _WEIGHTS, _ENCODER = "config.json", "weights.pt", "encoder.json"
 
 
-def _atomic_dir(path: str, write) -> None:
-    path = os.path.abspath(path)
-    parent = os.path.dirname(path)
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".ctrkit-tmp-", dir=parent)
-    try:
-        write(tmp)
-        for name in os.listdir(tmp):
-            with open(os.path.join(tmp, name), "rb") as fh:
-                os.fsync(fh.fileno())
-        if os.path.exists(path):
-            if not os.path.isdir(path):
-                raise FileExistsError(f"save_model: {path!r} exists and is not a directory.")
-            old = tempfile.mkdtemp(prefix=".ctrkit-old-", dir=parent)
-            os.rmdir(old)
-            os.replace(path, old)
-            os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            shutil.rmtree(tmp, ignore_errors=True)
-
-
 def save_model(model: Any, path: str) -> None:
     """Write ``model`` (config, weights, encoder) to the directory ``path``, atomically.
 
     In a distributed run (``torchrun``) only rank 0 writes; on the other ranks this does nothing.
     """
-    from .distributed import is_main_process
+    from ..distributed import is_main_process
     if not is_main_process():
         return
     config = {
@@ -85,7 +63,7 @@ def save_model(model: Any, path: str) -> None:
             with open(os.path.join(d, _ENCODER), "w") as fh:
                 json.dump(model.encoder.to_dict(), fh)
 
-    _atomic_dir(path, write)
+    atomic_dir(path, write)
 
 
 def load_model(path: str, device: str | None = None, compile: bool = True) -> Any:
@@ -100,7 +78,7 @@ def load_model(path: str, device: str | None = None, compile: bool = True) -> An
         ModelFormatError: the directory is not a ctrkit model, a file is truncated or corrupted, or it was saved
             by a newer format version.
     """
-    from .preprocessing import FeatureEncoder
+    from ..preprocessing import FeatureEncoder
 
     cfg_path = os.path.join(path, _CONFIG)
     if not os.path.isdir(path):
@@ -122,7 +100,7 @@ def load_model(path: str, device: str | None = None, compile: bool = True) -> An
         cls = get_model_class(class_name)
     except KeyError as e:
         raise ModelFormatError(f"load_model: {e.args[0]}") from None
-    from .features import config_from_json
+    from ..features import config_from_json
     kwargs = config_from_json(config)
     if device is not None:
         kwargs["device"] = device

@@ -85,9 +85,9 @@ def run_sequential_comparison(cfg: SeqCompareConfig, progress: bool = True, devi
                               ) -> SeqComparisonResult:
     import torch
 
-    from .callbacks import EarlyStopping
-    from .datasets import load_movielens_sequences
-    from .models.sequential import FAME, SASRec, history_mask, leave_one_out, ranking_metrics
+    from ..callbacks import EarlyStopping
+    from ..datasets import load_movielens_sequences
+    from ..models.sequential import FAME, SASRec, history_mask, leave_one_out, ranking_metrics
 
     classes = {"SASRec": SASRec, "FAME": FAME}
     unknown = [m for m in cfg.models if m not in classes]

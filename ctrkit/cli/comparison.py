@@ -1,12 +1,8 @@
-"""The ``ctrkit`` command line. Exit codes: 0 success, 2 usage or data errors (one line), 1 runtime failure.
+"""``ctrkit compare``: multi-task models side by side on census, the MMoE paper's synthetic data or a file.
 
-``ctrkit compare`` — the main job: compare Single-Task, Shared-Bottom, OMoE, MMoE (and every other registered
-multi-task model) side by side on the bundled Census-Income data, the MMoE paper's synthetic data, or any
-CSV / Parquet file.
-
-``ctrkit train CONFIG``, ``evaluate MODEL DATA``, ``predict MODEL DATA -o OUT``, ``export MODEL --format
-onnx|torch-export -o PATH`` and ``inspect MODEL``: from a config file to batch scores and exported graphs
-(:mod:`ctrkit.cli_train`, :mod:`ctrkit.config`).
+Single-Task, Shared-Bottom, OMoE, MMoE (and every other registered multi-task model) train on the same data
+with the same budget over several seeds (:mod:`ctrkit.compare`); ``--data movielens-seq`` compares the
+next-item models instead (:mod:`ctrkit.compare.sequential`).
 """
 from __future__ import annotations
 
@@ -14,18 +10,24 @@ import argparse
 import os
 import sys
 import time
-from collections.abc import Sequence
+from typing import Any
 
-__all__ = ["main"]
+from .data import read_frame
+
+__all__ = ["add_compare_parser", "run_compare"]
 
 
 def _csv_list(s: str | None) -> list[str] | None:
     return None if s is None else [x.strip() for x in s.split(",") if x.strip()]
 
 
-def _build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="ctrkit", description="ctrkit: CTR prediction and multi-task ranking.")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+def _fail(msg: str) -> int:
+    print(f"ctrkit: error: {msg}", file=sys.stderr)
+    return 2
+
+
+def add_compare_parser(sub: Any) -> None:
+    """Register ``ctrkit compare`` on ``ctrkit``'s subparsers (argparse only; nothing heavy is imported)."""
     c = sub.add_parser("compare", help="compare multi-task models side by side (default: census, group 1)",
                        description="Train every multi-task model (and one single-task DNN per task) on the same "
                                    "data with the same budget over several seeds; print a table and write a "
@@ -53,40 +55,16 @@ def _build_parser() -> argparse.ArgumentParser:
     c.add_argument("--device", default="cpu", help="movielens-seq: where to train (cpu, cuda, auto; default cpu)")
     c.add_argument("--quick", action="store_true", help="one seed, few epochs: a smoke test")
     c.add_argument("--no-progress", action="store_true", help="no progress bar")
-    from .cli_train import add_subcommands  # train, evaluate, predict, export, inspect (argparse only)
-    add_subcommands(sub)
-    return p
 
 
-def _fail(msg: str) -> int:
-    print(f"ctrkit: error: {msg}", file=sys.stderr)
-    return 2
+def run_compare(args: argparse.Namespace) -> int:
+    """The ``ctrkit compare`` command: exit code 0, or 2 with one line on stderr."""
+    from ..compare import (PAPER_CENSUS, CompareConfig, format_sweep, prepare_census, prepare_frame_data,
+                           run_comparison, run_synthetic_sweep, write_report, write_sweep_report)
+    from ..exceptions import CtrkitError
 
-
-def _read_table(path: str, sep: str | None):
-    import pandas as pd
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"--data: file {path!r} does not exist.")
-    if os.path.getsize(path) == 0:
-        raise ValueError(f"--data: {path!r} is empty.")
-    if path.endswith((".parquet", ".pq")):
-        return pd.read_parquet(path)
-    import csv
-    try:
-        return pd.read_csv(path, sep=sep, engine="python" if sep is None else "c")
-    except pd.errors.EmptyDataError:
-        raise ValueError(f"--data: {path!r} is empty.") from None
-    except (csv.Error, pd.errors.ParserError) as e:
-        raise ValueError(f"--data: could not parse {path!r} as CSV ({e}); pass --sep.") from None
-
-
-def _compare(args: argparse.Namespace) -> int:
-    from .compare import (PAPER_CENSUS, CompareConfig, format_sweep, prepare_census, prepare_frame_data,
-                          run_comparison, run_synthetic_sweep, write_report, write_sweep_report)
-    from .exceptions import CtrkitError
-
-    if args.data == "movielens-seq":   # sequential recommendation: its own comparison (ctrkit.compare_sequential)
-        from .compare_sequential import compare_from_args
+    if args.data == "movielens-seq":   # sequential recommendation: its own comparison (ctrkit.compare.sequential)
+        from ..compare.sequential import compare_from_args
         return compare_from_args(args)
     cfg = CompareConfig()
     if args.data == "synthetic":
@@ -120,7 +98,7 @@ def _compare(args: argparse.Namespace) -> int:
         else:
             if not args.tasks:
                 return _fail("--tasks is required with --data FILE (e.g. --tasks click,purchase).")
-            df = _read_table(args.data, args.sep)
+            df = read_frame(args.data, args.sep, what="--data", sniff=True)
             types = _csv_list(args.task_types)
             data = prepare_frame_data(df, _csv_list(args.tasks), sparse=_csv_list(args.sparse),
                                       dense=_csv_list(args.dense), task_types=types,
@@ -136,25 +114,3 @@ def _compare(args: argparse.Namespace) -> int:
     paths = write_report(result, args.out, title=title, paper=paper)
     print(f"\nWall time {result.wall_seconds:.0f} s. Report: {paths[0]} (plots and results.csv beside it)")
     return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = _build_parser()
-    args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_help()
-        return 2
-    try:
-        if args.command == "compare":
-            return _compare(args)
-        if getattr(args, "handler", None) is not None:
-            from .cli_train import run_command
-            return run_command(args)
-    except KeyboardInterrupt:
-        print("ctrkit: interrupted", file=sys.stderr)
-        return 1
-    return 2
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

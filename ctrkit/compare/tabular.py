@@ -18,10 +18,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .exceptions import DataValidationError
+from ..exceptions import DataValidationError
 
 __all__ = ["CompareConfig", "ComparisonResult", "run_comparison", "prepare_frame_data", "prepare_census",
-           "prepare_synthetic", "match_width", "PAPER_CENSUS"]
+           "prepare_synthetic", "match_width", "PAPER_CENSUS", "MODEL_SETTINGS", "ON_REQUEST"]
 
 # MMoE paper (KDD 2018) Table 1/2 "mean over 400 runs" AUCs (original 199,523 / 99,762 split).
 PAPER_CENSUS = {
@@ -81,8 +81,8 @@ class ComparisonResult:
 # ------------------------------------------------------------------------------------------ data preparation
 def _split_encode(X: pd.DataFrame, Y: pd.DataFrame, sparse: list[str], dense: list[str], varlen: dict,
                   embedding_dim: int, fractions=(0.8, 0.1, 0.1), seed: int = 2024):
-    from .datasets import split_indices
-    from .preprocessing import FeatureEncoder
+    from ..datasets import split_indices
+    from ..preprocessing import FeatureEncoder
     tr, va, te = split_indices(len(X), fractions, seed=seed)
     enc = FeatureEncoder(sparse=sparse, dense=dense, varlen=varlen or None, embedding_dim=embedding_dim)
     enc.fit(X.iloc[tr])
@@ -96,7 +96,7 @@ def prepare_census(group: int = 1, embedding_dim: int = 4) -> PreparedData:
     The paper trains on the 199,523-row training file and splits its 99,762-row test file 1:1 into
     validation and test; only the test file ships here, so it is split 80/10/10 instead.
     """
-    from .datasets import census_feature_types, load_census_income
+    from ..datasets import census_feature_types, load_census_income
     X, Y = load_census_income(group=group)
     sparse, dense = census_feature_types()
     enc, (tr, va, te) = _split_encode(X, Y, sparse, dense, {}, embedding_dim)
@@ -109,7 +109,7 @@ def prepare_frame_data(df: pd.DataFrame, tasks: Sequence[str], *, sparse: Sequen
                        dense: Sequence[str] | None = None, task_types: Sequence[str] | None = None,
                        embedding_dim: int = 4, name: str = "data") -> PreparedData:
     """A user's DataFrame: columns typed as given or inferred, labels validated, split 80/10/10."""
-    from .preprocessing import infer_column_types
+    from ..preprocessing import infer_column_types
     if len(df) == 0:
         raise DataValidationError(f"{name}: the file has no rows.")
     tasks = list(tasks)
@@ -117,7 +117,7 @@ def prepare_frame_data(df: pd.DataFrame, tasks: Sequence[str], *, sparse: Sequen
         raise DataValidationError("--tasks: give at least one task column, e.g. --tasks click,purchase.")
     missing = [c for c in tasks + list(sparse or []) + list(dense or []) if c not in df.columns]
     if missing:
-        from .exceptions import suggest
+        from ..exceptions import suggest
         raise DataValidationError(f"{name}: unknown column(s) {missing}.{suggest(missing[0], df.columns)} "
                                   f"Columns in the file: {list(df.columns)[:30]}.")
     feats = [c for c in df.columns if c not in tasks]
@@ -157,8 +157,8 @@ def prepare_frame_data(df: pd.DataFrame, tasks: Sequence[str], *, sparse: Sequen
 def prepare_synthetic(p: float, seed: int, n_train: int = 10000, n_val: int = 2000, n_test: int = 2000,
                       d: int = 100, **gen_kwargs: Any) -> PreparedData:
     """The MMoE paper's synthetic regression tasks with task correlation ``p`` (fresh data per seed)."""
-    from .datasets import make_mmoe_synthetic
-    from .features import DenseFeat
+    from ..datasets import make_mmoe_synthetic
+    from ..features import DenseFeat
     X, Y = make_mmoe_synthetic(n_train + n_val + n_test, p, d=d, seed=seed, **gen_kwargs)
     cols = [DenseFeat("x", d)]
     parts = []
@@ -169,10 +169,6 @@ def prepare_synthetic(p: float, seed: int, n_train: int = 10000, n_val: int = 20
 
 
 # ------------------------------------------------------------------------------------------ model sizing
-def _count(cls, cols, tasks, types, **kw) -> int:
-    return cls(cols, task_names=tasks, task_types=types, **kw).count_params()
-
-
 def match_width(build: Callable[[int], Any], target: int, lo: int = 1, hi: int = 4096) -> int:
     """Smallest width whose model has at least ``target`` parameters' (closest of the two neighbours)."""
     while lo < hi:
@@ -186,44 +182,72 @@ def match_width(build: Callable[[int], Any], target: int, lo: int = 1, hi: int =
     return lo if abs(at - target) <= abs(target - below) else max(lo - 1, 1)
 
 
+def _ple_settings(cfg: CompareConfig) -> dict[str, Any]:
+    """PLE sized like the comparison's MMoE (``cfg.num_experts`` experts of ``(cfg.expert_units,)``, linear
+    gates, ``(cfg.tower_units,)`` towers): one CGC level with half the experts shared and the rest split
+    between two tasks, so the expert count (and so the parameter count) is close to MMoE's."""
+    shared = max(1, cfg.num_experts // 2)
+    return dict(num_levels=1, shared_expert_num=shared,
+                specific_expert_num=max(1, (cfg.num_experts - shared) // 2), expert_dnn_hidden_units=(cfg.expert_units,), gate_dnn_hidden_units=(),
+                tower_dnn_hidden_units=(cfg.tower_units,))
+
+
+def _esmm_settings(cfg: CompareConfig) -> dict[str, Any]:
+    """ESMM's two towers with a first layer as wide as MMoE's experts together (``num_experts * expert_units
+    / 2`` each), so the parameter counts are close."""
+    return dict(tower_dnn_hidden_units=(max(1, cfg.num_experts * cfg.expert_units // 2), cfg.tower_units))
+
+
+#: Constructor arguments of the other registered multi-task models in a comparison, sized like its MMoE:
+#: model name -> ``settings(cfg)``. A multi-task model missing here joins with its defaults.
+MODEL_SETTINGS: dict[str, Callable[[CompareConfig], dict[str, Any]]] = {
+    "PLE": _ple_settings,
+    "ESMM": _esmm_settings,
+}
+#: Multi-task models trained only when named in ``--models``: ESMM assumes task 2 is a post-click event of
+#: task 1, which arbitrary task pairs are not.
+ON_REQUEST = frozenset({"ESMM"})
+_BASELINES = ("SharedBottom", "OMoE", "MMoE")   # the rows every comparison has, under their paper names
+
+
 def _model_specs(data: PreparedData, cfg: CompareConfig) -> dict[str, Callable[[int], list]]:
     """name -> builder(seed) returning a list of (model, task subset) to train for that seed."""
-    from .models import DNN, MMoE, OMoE, SharedBottom
-    from .registry import MODELS
+    from ..registry import MODELS, build_model, model_names
     cols, tasks, types = data.feature_columns, data.task_names, data.task_types
+
+    def build(name: str, **kw: Any) -> Any:
+        return build_model(name, cols, tasks, types, **kw)
+
     moe_kw = dict(num_experts=cfg.num_experts, expert_dnn_hidden_units=(cfg.expert_units,),
                   gate_dnn_hidden_units=(), tower_dnn_hidden_units=(cfg.tower_units,))
-    mmoe_params = _count(MMoE, cols, tasks, types, **moe_kw)
-    sb_width = match_width(lambda w: SharedBottom(cols, bottom_dnn_hidden_units=(w,),
-                                                  tower_dnn_hidden_units=(cfg.tower_units,), task_names=tasks,
-                                                  task_types=types), mmoe_params)
+    mmoe_params = build("MMoE", **moe_kw).count_params()
+    sb_width = match_width(lambda w: build("SharedBottom", bottom_dnn_hidden_units=(w,),
+                                           tower_dnn_hidden_units=(cfg.tower_units,)), mmoe_params)
     # each single-task network gets the Shared-Bottom structure (bottom + tower) for its own task
     specs: dict[str, Callable[[int], list]] = {
-        "Single-Task": lambda seed: [(DNN(cols, dnn_hidden_units=(sb_width, cfg.tower_units), task=typ,
-                                          task_name=t, seed=seed), [t]) for t, typ in zip(tasks, types)],
-        "Shared-Bottom": lambda seed: [(SharedBottom(cols, bottom_dnn_hidden_units=(sb_width,),
-                                                     tower_dnn_hidden_units=(cfg.tower_units,), task_names=tasks,
-                                                     task_types=types, seed=seed), tasks)],
-        "OMoE": lambda seed: [(OMoE(cols, task_names=tasks, task_types=types, seed=seed, **moe_kw), tasks)],
-        "MMoE": lambda seed: [(MMoE(cols, task_names=tasks, task_types=types, seed=seed, **moe_kw), tasks)],
+        "Single-Task": lambda seed: [(build_model("DNN", cols, [t], [typ], seed=seed,
+                                                  dnn_hidden_units=(sb_width, cfg.tower_units)), [t])
+                                     for t, typ in zip(tasks, types)],
+        "Shared-Bottom": lambda seed: [(build("SharedBottom", bottom_dnn_hidden_units=(sb_width,),
+                                              tower_dnn_hidden_units=(cfg.tower_units,), seed=seed), tasks)],
+        "OMoE": lambda seed: [(build("OMoE", seed=seed, **moe_kw), tasks)],
+        "MMoE": lambda seed: [(build("MMoE", seed=seed, **moe_kw), tasks)],
     }
-    # other registered multi-task models join with their own `compare_kwargs` (or defaults)
-    for name, cls in MODELS.items():
-        # ESMM-like models assume task 2 is a post-click event of task 1: only on request
-        if not getattr(cls, "compare_by_default", True) and not (cfg.models and name in cfg.models):
+    # other registered multi-task models join with their MODEL_SETTINGS (or defaults)
+    for name in model_names(multitask=True):
+        if name in ON_REQUEST and not (cfg.models and name in cfg.models):
             continue
-        if getattr(cls, "sequential", False):  # next-item models: `ctrkit compare --data movielens-seq`
+        if getattr(MODELS[name], "sequential", False):  # next-item: `ctrkit compare --data movielens-seq`
             continue
-        if getattr(cls, "multitask", False) and cls not in (SharedBottom, OMoE, MMoE):
-            kw = dict(getattr(cls, "compare_kwargs", lambda c: {})(cfg))
-            specs[name] = (lambda c, k: lambda seed: [(c(cols, task_names=tasks, task_types=types, seed=seed, **k),
-                                                       tasks)])(cls, kw)
+        if name not in _BASELINES:
+            kw = dict(MODEL_SETTINGS.get(name, lambda c: {})(cfg))
+            specs[name] = (lambda n, k: lambda seed: [(build(n, seed=seed, **k), tasks)])(name, kw)
     # the enhanced-MMoE options, one row each (MMoE's settings plus the option): only on request
     variants = mmoe_variants(cfg)
     for vname, vkw in variants.items():
         if cfg.models and vname in cfg.models:
-            specs[vname] = (lambda k: lambda seed: [(MMoE(cols, task_names=tasks, task_types=types, seed=seed,
-                                                          **{**moe_kw, **k}), tasks)])(vkw)
+            specs[vname] = (lambda k: lambda seed: [(build("MMoE", seed=seed, **{**moe_kw, **k}),
+                                                     tasks)])(vkw)
     if cfg.models:
         unknown = [m for m in cfg.models if m not in specs]
         if unknown:
@@ -247,7 +271,7 @@ def mmoe_variants(cfg: CompareConfig) -> dict[str, dict[str, Any]]:
 
 # ------------------------------------------------------------------------------------------ running
 def _train_one(model, task_subset, data: PreparedData, cfg: CompareConfig, seed: int):
-    from .callbacks import EarlyStopping
+    from ..callbacks import EarlyStopping
     types = dict(zip(data.task_names, data.task_types))
     monitor_task = cfg.monitor_task if cfg.monitor_task in task_subset else task_subset[0]
     metric = "auc" if types[monitor_task] == "binary" else "mse"
@@ -427,7 +451,7 @@ def _plots(result: ComparisonResult, out_dir: str) -> list[str]:
         paths.append(os.path.join(out_dir, "validation_curves.png"))
         fig.savefig(paths[-1], dpi=110)
         plt.close(fig)
-    from .viz import _draw_gate_heatmap
+    from ..viz import _draw_gate_heatmap
     for name, g in result.gates.items():
         paths.append(os.path.join(out_dir, f"gates_{name}.png"))
         _draw_gate_heatmap(g, data.task_names, [f"e{i}" for i in range(g.shape[1])],
@@ -452,7 +476,7 @@ def run_synthetic_sweep(ps: Sequence[float] = (0.5, 0.9, 1.0), cfg: CompareConfi
                         n_train: int = 10000, progress: bool = True, **gen_kwargs: Any) -> SweepResult:
     """The MMoE paper's Figure 4 experiment: Shared-Bottom, OMoE and MMoE on two regression tasks whose
     correlation is ``p``, fresh data and initialisation per seed; test MSE averaged over the two tasks."""
-    from .datasets import label_correlation, make_mmoe_synthetic
+    from ..datasets import label_correlation, make_mmoe_synthetic
     cfg = cfg or CompareConfig(num_experts=8, expert_units=16, tower_units=8, batch_size=128, lr=1e-3,
                                max_epochs=200, patience=5, models=("Shared-Bottom", "OMoE", "MMoE"))
     t0 = time.perf_counter()

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 import random
-import tempfile
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -26,8 +25,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._version import __version__
-from .exceptions import ModelFormatError
+from .._version import __version__
+from ..exceptions import ModelFormatError
+from .atomic import atomic_file
 
 __all__ = ["save_checkpoint", "load_checkpoint", "CHECKPOINT_FORMAT", "CHECKPOINT_VERSION",
            "capture_host_rng", "restore_host_rng"]
@@ -72,34 +72,12 @@ def save_checkpoint(path: str, state: Mapping[str, Any]) -> str:
         >>> load_checkpoint(p)["epoch"]
         3
     """
-    path = os.path.abspath(os.fspath(path))
-    parent = os.path.dirname(path)
-    os.makedirs(parent, exist_ok=True)
     payload = dict(state)
     payload.setdefault("format", CHECKPOINT_FORMAT)
     payload.setdefault("format_version", CHECKPOINT_VERSION)
     payload.setdefault("ctrkit_version", __version__)
     payload.setdefault("saved_at", time.strftime("%Y-%m-%dT%H:%M:%S%z"))
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(payload, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    try:  # make the rename itself durable
-        dfd = os.open(parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:  # pragma: no cover - platforms without directory fsync
-        pass
-    return path
+    return atomic_file(path, lambda fh: torch.save(payload, fh))
 
 
 def load_checkpoint(path: str, map_location: Any = "cpu") -> dict[str, Any]:

@@ -50,7 +50,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Union
 
-from .exceptions import CtrkitError, suggest
+from ..exceptions import CtrkitError, suggest
 
 __all__ = ["ConfigError", "TrainConfig", "DataConfig", "FeaturesConfig", "VarLenConfig", "ModelConfig",
            "TrainingConfig", "EarlyStoppingConfig", "OutputConfig", "load_config", "config_from_dict",
@@ -274,7 +274,7 @@ def _build(cls: Any, d: dict[str, Any], where: str) -> Any:
 
 
 def _check_values(cfg: TrainConfig) -> None:
-    from .training.tasks import TASK_TYPES
+    from ..training.tasks import TASK_TYPES
     if not cfg.tasks:
         raise ConfigError("[tasks] is empty: name at least one label column and its type, e.g. click = \"binary\".")
     for t, typ in cfg.tasks.items():

@@ -1,0 +1,114 @@
+"""Reading the CSV / TSV / Parquet files the commands are given, with one-line errors (exit code 2).
+
+:func:`read_frame` is the one reader of whole files for every command (``train``, ``compare``);
+:func:`iter_frames` reads a file chunk by chunk (``evaluate``, ``predict``: files larger than memory work).
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+__all__ = ["UsageError", "read_frame", "iter_frames", "available_columns", "check_file", "is_parquet"]
+
+_PARQUET = (".parquet", ".pq")
+# In CSV files only an empty cell is missing: "NA", "null", "None" ... are values (census has a category "NA"),
+# so a file scores as the frame it was written from.
+_CSV_NA = {"keep_default_na": False, "na_values": [""]}
+
+
+class UsageError(ValueError):
+    """A problem with what the user asked for: exit code 2."""
+
+
+def is_parquet(path: str) -> bool:
+    return path.lower().endswith(_PARQUET)
+
+
+def check_file(path: str, what: str) -> None:
+    """Raise a one-line error unless ``path`` is an existing non-empty file (``what``: the argument)."""
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{what}: file {path!r} does not exist.")
+    if os.path.isdir(path):
+        raise UsageError(f"{what}: {path!r} is a directory; pass a .csv or .parquet file.")
+    if os.path.getsize(path) == 0:
+        raise UsageError(f"{what}: {path!r} is empty.")
+
+
+def _csv_sep(path: str, sep: str | None) -> str:
+    if sep is not None:
+        return sep
+    return "\t" if path.lower().endswith((".tsv", ".tsv.gz", ".tab")) else ","
+
+
+def _parse_error(what: str, path: str, e: Exception) -> UsageError:
+    first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    return UsageError(f"{what}: could not parse {path!r} as CSV ({first}); check the file or pass --sep.")
+
+
+def read_frame(path: str, sep: str | None = None, max_rows: int | None = None, what: str = "data", *,
+               sniff: bool = False):
+    """Read a CSV / TSV / Parquet file (optionally only its first ``max_rows`` rows) into a DataFrame.
+
+    Args:
+        path: a ``.csv`` (``.csv.gz``, ``.tsv``, ...) or ``.parquet`` / ``.pq`` file.
+        sep: the CSV separator (default ``','``, tab for ``.tsv``; sniffed with ``sniff=True``).
+        max_rows: read only the first rows.
+        what: the argument or config key the file came from, for error messages.
+        sniff: ``ctrkit compare``'s reading: without ``sep`` the separator is sniffed, and pandas' default
+            missing-value strings (``NA``, ``null`` ...) are missing. Otherwise only an empty cell is missing.
+
+    Raises:
+        FileNotFoundError: no such file.
+        UsageError: a directory, an empty file, or a CSV that does not parse (one line, exit code 2).
+    """
+    import csv
+
+    import pandas as pd
+    check_file(path, what)
+    if is_parquet(path):
+        if max_rows is None:
+            return pd.read_parquet(path)
+        return next(iter_frames(path, max_rows, what=what))
+    if sniff:
+        kw: dict[str, Any] = {"sep": sep, "engine": "python" if sep is None else "c"}
+    else:
+        kw = {"sep": _csv_sep(path, sep), **_CSV_NA}
+    try:
+        return pd.read_csv(path, nrows=max_rows, **kw)
+    except pd.errors.EmptyDataError:
+        raise UsageError(f"{what}: {path!r} is empty.") from None
+    except (csv.Error, pd.errors.ParserError, UnicodeDecodeError) as e:
+        raise _parse_error(what, path, e) from None
+
+
+def available_columns(path: str, sep: str | None) -> list[str]:
+    """The column names of a CSV / Parquet file, read without its rows."""
+    import pandas as pd
+    if is_parquet(path):
+        import pyarrow.parquet as pq
+        return list(pq.ParquetFile(path).schema_arrow.names)
+    return list(pd.read_csv(path, sep=_csv_sep(path, sep), nrows=0).columns)
+
+
+def iter_frames(path: str, chunk_size: int, sep: str | None = None, columns: Sequence[str] | None = None,
+                what: str = "data") -> Iterator[Any]:
+    """Yield DataFrames of at most ``chunk_size`` rows of a CSV / Parquet file, reading it piece by piece."""
+    import pandas as pd
+    check_file(path, what)
+    if chunk_size < 1:
+        raise UsageError(f"--chunk-size must be >= 1, got {chunk_size}.")
+    if is_parquet(path):
+        try:
+            import pyarrow.parquet as pq
+        except ImportError:
+            raise ImportError("Reading Parquet needs pyarrow: pip install 'ctrkit[parquet]'.") from None
+        pf = pq.ParquetFile(path)
+        for batch in pf.iter_batches(batch_size=chunk_size, columns=list(columns) if columns else None):
+            yield batch.to_pandas()
+        return
+    try:
+        yield from pd.read_csv(path, sep=_csv_sep(path, sep), chunksize=chunk_size,
+                               usecols=list(columns) if columns else None, **_CSV_NA)
+    except (pd.errors.ParserError, UnicodeDecodeError) as e:
+        raise _parse_error(what, path, e) from None
