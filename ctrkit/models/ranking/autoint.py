@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from ...layers.core import MLP
-from ...layers.interaction import InteractingLayer
+from ...layers.attention import InteractingLayer
 from ...registry import register_model
 from .lr import LinearDeepModel
 

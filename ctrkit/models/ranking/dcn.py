@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from ...layers.core import MLP
-from ...layers.interaction import CrossNet
+from ...layers.cross import CrossNet
 from ...registry import register_model
 from .lr import LinearDeepModel
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 
-from ...layers.interaction import CrossNetMix
+from ...layers.cross import CrossNetMix
 from ...registry import register_model
 from .dcn import _CrossDeep
 

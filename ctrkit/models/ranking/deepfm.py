@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 
-from ...layers.interaction import FM as FMLayer
+from ...layers.fm import FM as FMLayer
 from ...registry import register_model
 from .lr import LinearDeepModel
 

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from ...features import SparseFeat, VarLenSparseFeat, split_feature_columns
 from ...layers.core import MLP
-from ...layers.interaction import AttentionSequencePoolingLayer
+from ...layers.attention import AttentionSequencePoolingLayer
 from ...registry import register_model
 from ..base import BaseModel
 

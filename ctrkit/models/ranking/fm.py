@@ -4,7 +4,7 @@ Rendle, "Factorization Machines", ICDM 2010. https://doi.org/10.1109/ICDM.2010.1
 """
 from __future__ import annotations
 
-from ...layers.interaction import FM as FMLayer
+from ...layers.fm import FM as FMLayer
 from ...registry import register_model
 from .lr import LinearDeepModel
 

@@ -17,7 +17,7 @@ from torch import nn
 from ...features import check_feature_columns, split_feature_columns
 from ...layers.core import MLP
 from ...layers.embedding import EmbeddingLayer
-from ...layers.interaction import FeatureSubset, LinearLogit
+from ...layers.linear import FeatureSubset, LinearLogit
 from ...registry import register_model
 from ..base import BaseModel
 
@@ -29,7 +29,7 @@ class LinearDeepModel(BaseModel):
 
     The model's feature columns are the union of both lists. When the deep part reads a strict subset of
     them, ``self.embedding`` holds only that subset's tables and :meth:`_deep` sees the batch through a
-    :class:`~ctrkit.layers.interaction.FeatureSubset`. Subclasses may set ``self._l2_modules = {attribute:
+    :class:`~ctrkit.layers.FeatureSubset`. Subclasses may set ``self._l2_modules = {attribute:
     coefficient}`` before :meth:`_finish_init` to give a submodule its own L2 (``l2_reg_cross``, ``l2_reg_cin``)
     instead of ``l2_reg_dnn``.
     """

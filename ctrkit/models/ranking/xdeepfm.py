@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from torch import nn
 
-from ...layers.interaction import CIN
+from ...layers.cross import CIN
 from ...registry import register_model
 from .lr import LinearDeepModel
 
