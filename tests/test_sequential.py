@@ -11,8 +11,8 @@ import torch
 from ctrkit import load_model
 from ctrkit.data import TensorData
 from ctrkit.datasets import load_movielens_sequences
-from ctrkit.models.sequential import (SASRec, history_mask, leave_one_out, pad_left, ranking_metrics,
-                                      training_windows)
+from ctrkit.metrics import history_mask, ranking_metrics
+from ctrkit.models.sequential import SASRec, leave_one_out, pad_left, training_windows
 from ctrkit.registry import MODELS
 from test_conformance import SMALL
 

@@ -25,7 +25,7 @@ from ...features import SparseFeat, VarLenSparseFeat
 from ..base import BaseModel
 from .data import EvalSet, pad_left
 from ...layers.transformer import PositionalEmbedding, TransformerBlock, causal_mask, scaled_embedding
-from .metrics import TIES, history_mask, ranking_metrics
+from ...metrics.ranking import TIES, history_mask, ranking_metrics
 
 __all__ = ["SequentialModel", "DEFAULT_RANKING_METRICS"]
 
