@@ -9,7 +9,8 @@ The sequential (next-item) models rank each user's target against all items: :fu
 NDCG@k) and :func:`history_mask` live in ``ctrkit.metrics.ranking``, which imports torch; they are loaded on
 first use so that ``import ctrkit.metrics`` needs only numpy.
 
-Modules: ``classification``, ``regression``, ``ranking`` and ``specs`` (the registry behind :func:`get_metric`).
+Modules: ``classification``, ``regression``, ``ranking`` and ``specs`` (the registry behind
+:func:`get_metric`).
 """
 from __future__ import annotations
 

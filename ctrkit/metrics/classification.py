@@ -9,7 +9,8 @@ import numpy as np
 
 from ._arrays import _EPS, _prep
 
-__all__ = ["roc_auc", "log_loss", "accuracy", "multiclass_accuracy", "multiclass_log_loss", "multiclass_roc_auc"]
+__all__ = ["roc_auc", "log_loss", "accuracy", "multiclass_accuracy", "multiclass_log_loss",
+           "multiclass_roc_auc"]
 
 
 def roc_auc(y_true, y_pred, sample_weight=None) -> float:
@@ -72,7 +73,8 @@ def multiclass_log_loss(y_true, y_prob, sample_weight=None) -> float:
 
 
 def multiclass_roc_auc(y_true, y_prob, sample_weight=None) -> float:
-    """Macro one-vs-rest AUC: the mean over classes present (with both classes in the rows) of each class's AUC.
+    """Macro one-vs-rest AUC: the mean over classes present (with both classes in the rows) of each class's
+    AUC.
 
     Example:
         >>> multiclass_roc_auc([0, 1, 2, 2], [[.7, .2, .1], [.2, .7, .1], [.1, .2, .7], [.3, .3, .4]])
