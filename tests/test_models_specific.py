@@ -12,7 +12,7 @@ from ctrkit import (DCN, DIN, ESMM, FM, PLE, WDL, AutoInt, DeepFM, DenseFeat, Fe
                     VarLenSparseFeat, xDeepFM)
 from ctrkit.data import to_tensor_data
 from ctrkit.datasets import load_sample
-from ctrkit.layers.interaction import FM as FMLayer
+from ctrkit.layers.fm import FM as FMLayer
 from ctrkit.models.multitask.esmm import ctcvr_logit
 from ctrkit.registry import MODELS, build_model
 

@@ -11,8 +11,8 @@ import torch
 from ctrkit import load_model
 from ctrkit.data import TensorData
 from ctrkit.datasets import load_movielens_sequences
-from ctrkit.models.sequential import (SASRec, history_mask, leave_one_out, pad_left, ranking_metrics,
-                                      training_windows)
+from ctrkit.metrics import history_mask, ranking_metrics
+from ctrkit.models.sequential import SASRec, leave_one_out, pad_left, training_windows
 from ctrkit.registry import MODELS
 from test_conformance import SMALL
 
@@ -138,7 +138,7 @@ def test_fame_gate_and_router_weights_sum_to_one():
     torch.testing.assert_close(g.sum(1), torch.ones(3))
     seq = torch.from_numpy(pad_left(seqs, 20))
     with torch.no_grad():
-        _, beta = m.facet_attention(m.encode(seq), __import__("ctrkit.models.sequential.layers",
+        _, beta = m.facet_attention(m.encode(seq), __import__("ctrkit.layers.transformer",
                                                               fromlist=["causal_mask"]).causal_mask(seq))
     torch.testing.assert_close(beta.sum(-1), torch.ones_like(beta.sum(-1)))
     p = m.predict(seqs)                                              # the mixture is a distribution over items

@@ -87,7 +87,8 @@ def run_sequential_comparison(cfg: SeqCompareConfig, progress: bool = True, devi
 
     from ..callbacks import EarlyStopping
     from ..datasets import load_movielens_sequences
-    from ..models.sequential import FAME, SASRec, history_mask, leave_one_out, ranking_metrics
+    from ..metrics.ranking import history_mask, ranking_metrics
+    from ..models.sequential import FAME, SASRec, leave_one_out
 
     classes = {"SASRec": SASRec, "FAME": FAME}
     unknown = [m for m in cfg.models if m not in classes]

@@ -1,12 +1,24 @@
-"""Reusable layers: the embedding layer that owns every table, MLPs, towers, mixtures of experts, and the
-feature-interaction layers of the single-task CTR models."""
+"""Reusable layers: the embedding layer that owns every table, MLPs, towers, mixtures of experts, the
+feature-interaction layers of the single-task CTR models and the transformer blocks of the sequential models.
+
+Modules by concern: ``core`` (MLPs, towers, activations), ``embedding``, ``projection`` (the first layer
+over the model input; ``fold`` behind it), ``moe``, ``linear`` (the
+linear / wide part), ``fm``, ``cross`` (CrossNet, CrossNetMix, CIN), ``attention`` (AutoInt, DIN) and
+``transformer`` (SASRec / FAME blocks).
+"""
+from .attention import AttentionSequencePoolingLayer, Dice, InteractingLayer, LocalActivationUnit
 from .core import ACTIVATIONS, MLP, ParallelMLP, Towers, get_activation
+from .cross import CIN, CrossNet, CrossNetMix
 from .embedding import EmbeddingLayer
-from .interaction import (CIN, FM, AttentionSequencePoolingLayer, CrossNet, CrossNetMix, Dice, FeatureSubset,
-                          InteractingLayer, LinearLogit, LocalActivationUnit)
+from .fm import FM
+from .linear import FeatureSubset, LinearLogit
 from .moe import MixtureOfExperts
 from .projection import InputProjection, ModelInput
+from .transformer import (CausalSelfAttention, FeedForward, PositionalEmbedding, TransformerBlock,
+                          causal_mask, scaled_embedding)
 
 __all__ = ["EmbeddingLayer", "InputProjection", "ModelInput", "MLP", "ParallelMLP", "Towers", "MixtureOfExperts",
-           "get_activation", "ACTIVATIONS", "FeatureSubset", "LinearLogit", "FM", "CrossNet", "CrossNetMix", "CIN", "InteractingLayer", "Dice",
-           "LocalActivationUnit", "AttentionSequencePoolingLayer"]
+           "get_activation", "ACTIVATIONS", "FeatureSubset", "LinearLogit", "FM", "CrossNet", "CrossNetMix",
+           "CIN", "InteractingLayer", "Dice", "LocalActivationUnit", "AttentionSequencePoolingLayer",
+           "PositionalEmbedding", "CausalSelfAttention", "FeedForward", "TransformerBlock", "causal_mask",
+           "scaled_embedding"]

@@ -11,8 +11,9 @@ import torch
 from torch import nn
 
 from ...layers.core import MLP
-from ...layers.interaction import InteractingLayer
+from ...layers.attention import InteractingLayer
 from ...registry import register_model
+from .._tasks import single_task
 from .lr import LinearDeepModel
 
 __all__ = ["AutoInt"]
@@ -32,7 +33,7 @@ class AutoInt(LinearDeepModel):
         att_scaling: scale the attention logits by ``1/sqrt(head width)``.
         dnn_hidden_units: MLP layer widths (empty: no MLP).
         l2_reg_linear, l2_reg_embedding, l2_reg_dnn, init_std, seed, dnn_dropout, dnn_activation, dnn_use_bn,
-            task, task_name, device, sparse, gpus: as in :class:`~ctrkit.WDL`.
+            task, task_name, task_names, task_types, device, sparse, gpus: as in :class:`~ctrkit.WDL`.
 
     Raises:
         ValueError: with attention and no sparse feature in ``dnn_feature_columns``, unequal embedding dims, or
@@ -53,8 +54,10 @@ class AutoInt(LinearDeepModel):
                  l2_reg_dnn: float = 0.0, l2_reg_embedding: float = 0.0, dnn_use_bn: bool = False,
                  dnn_dropout: float = 0.0, init_std: float = 0.01, seed: int = 1024, task: str = "binary",
                  task_name: str = "label", device: str = "cpu", sparse: bool = False, l2_reg_linear: float = 0.0,
-                 att_scaling: bool = False, gpus=None) -> None:
-        super().__init__(linear_feature_columns, dnn_feature_columns, task=task, task_name=task_name,
+                 att_scaling: bool = False, gpus=None, *,
+                 task_names: list[str] | None = None, task_types: list[str] | None = None) -> None:
+        super().__init__(linear_feature_columns, dnn_feature_columns,
+                         *single_task(type(self).__name__, task, task_name, task_names, task_types),
                          l2_reg_linear=l2_reg_linear, l2_reg_embedding=l2_reg_embedding, l2_reg_dnn=l2_reg_dnn,
                          init_std=init_std, seed=seed, device=device, sparse=sparse, config=locals())
         name = type(self).__name__

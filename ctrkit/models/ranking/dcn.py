@@ -12,8 +12,9 @@ import torch
 from torch import nn
 
 from ...layers.core import MLP
-from ...layers.interaction import CrossNet
+from ...layers.cross import CrossNet
 from ...registry import register_model
+from .._tasks import single_task
 from .lr import LinearDeepModel
 
 __all__ = ["DCN"]
@@ -62,7 +63,7 @@ class DCN(_CrossDeep):
         dnn_hidden_units: MLP layer widths (empty: no MLP).
         l2_reg_cross: L2 on the cross network's weights (instead of ``l2_reg_dnn``).
         l2_reg_linear, l2_reg_embedding, l2_reg_dnn, init_std, seed, dnn_dropout, dnn_activation, dnn_use_bn,
-            task, task_name, device, sparse, gpus: as in :class:`~ctrkit.WDL`.
+            task, task_name, task_names, task_types, device, sparse, gpus: as in :class:`~ctrkit.WDL`.
 
     Shape:
         ``forward(batch)`` → ``{task_name: logits (B,)}``.
@@ -80,8 +81,10 @@ class DCN(_CrossDeep):
                  l2_reg_linear: float = 0.0, l2_reg_embedding: float = 0.0, l2_reg_cross: float = 0.0,
                  l2_reg_dnn: float = 0.0, init_std: float = 0.01, seed: int = 1024, dnn_dropout: float = 0.0,
                  dnn_activation: str = "relu", dnn_use_bn: bool = False, task: str = "binary",
-                 task_name: str = "label", device: str = "cpu", sparse: bool = False, gpus=None) -> None:
-        super().__init__(linear_feature_columns, dnn_feature_columns, task=task, task_name=task_name,
+                 task_name: str = "label", device: str = "cpu", sparse: bool = False, gpus=None, *,
+                 task_names: list[str] | None = None, task_types: list[str] | None = None) -> None:
+        super().__init__(linear_feature_columns, dnn_feature_columns,
+                         *single_task(type(self).__name__, task, task_name, task_names, task_types),
                          l2_reg_linear=l2_reg_linear, l2_reg_embedding=l2_reg_embedding, l2_reg_dnn=l2_reg_dnn,
                          init_std=init_std, seed=seed, device=device, sparse=sparse, config=locals())
         name = type(self).__name__

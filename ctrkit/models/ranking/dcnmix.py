@@ -8,8 +8,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 
-from ...layers.interaction import CrossNetMix
+from ...layers.cross import CrossNetMix
 from ...registry import register_model
+from .._tasks import single_task
 from .dcn import _CrossDeep
 
 __all__ = ["DCNMix"]
@@ -26,7 +27,7 @@ class DCNMix(_CrossDeep):
         low_rank: rank of each expert.
         num_experts: experts per cross layer.
         l2_reg_linear, l2_reg_embedding, l2_reg_dnn, init_std, seed, dnn_dropout, dnn_activation, dnn_use_bn,
-            task, task_name, device, sparse, gpus: as in :class:`~ctrkit.WDL`.
+            task, task_name, task_names, task_types, device, sparse, gpus: as in :class:`~ctrkit.WDL`.
 
     Shape:
         ``forward(batch)`` → ``{task_name: logits (B,)}``.
@@ -44,8 +45,10 @@ class DCNMix(_CrossDeep):
                  l2_reg_embedding: float = 0.0, l2_reg_cross: float = 0.0, l2_reg_dnn: float = 0.0,
                  init_std: float = 0.01, seed: int = 1024, dnn_dropout: float = 0.0, low_rank: int = 32,
                  num_experts: int = 4, dnn_activation: str = "relu", dnn_use_bn: bool = False, task: str = "binary",
-                 task_name: str = "label", device: str = "cpu", sparse: bool = False, gpus=None) -> None:
-        super().__init__(linear_feature_columns, dnn_feature_columns, task=task, task_name=task_name,
+                 task_name: str = "label", device: str = "cpu", sparse: bool = False, gpus=None, *,
+                 task_names: list[str] | None = None, task_types: list[str] | None = None) -> None:
+        super().__init__(linear_feature_columns, dnn_feature_columns,
+                         *single_task(type(self).__name__, task, task_name, task_names, task_types),
                          l2_reg_linear=l2_reg_linear, l2_reg_embedding=l2_reg_embedding, l2_reg_dnn=l2_reg_dnn,
                          init_std=init_std, seed=seed, device=device, sparse=sparse, config=locals())
         name = type(self).__name__

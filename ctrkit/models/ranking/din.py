@@ -13,8 +13,9 @@ import torch.nn.functional as F
 
 from ...features import SparseFeat, VarLenSparseFeat, split_feature_columns
 from ...layers.core import MLP
-from ...layers.interaction import AttentionSequencePoolingLayer
+from ...layers.attention import AttentionSequencePoolingLayer
 from ...registry import register_model
+from .._tasks import single_task
 from ..base import BaseModel
 
 __all__ = ["DIN"]
@@ -43,6 +44,7 @@ class DIN(BaseModel):
         att_weight_normalization: softmax the attention scores over the valid positions (the paper does not).
         l2_reg_dnn, l2_reg_embedding, init_std, seed, device, sparse: see :class:`~ctrkit.models.BaseModel`.
         task: ``"binary"`` or ``"regression"``; task_name: the output's name; gpus: ignored.
+        task_names, task_types: as in :class:`~ctrkit.WDL`.
 
     Raises:
         ValueError: without sparse features, when a query or ``hist_`` feature is missing, when a query and
@@ -67,10 +69,12 @@ class DIN(BaseModel):
                  att_hidden_size: Sequence[int] = (64, 16), att_activation: str = "dice",
                  att_weight_normalization: bool = False, l2_reg_dnn: float = 0.0, l2_reg_embedding: float = 0.0,
                  dnn_dropout: float = 0.0, init_std: float = 0.01, seed: int = 1024, task: str = "binary",
-                 task_name: str = "label", device: str = "cpu", sparse: bool = False, gpus=None) -> None:
-        super().__init__(dnn_feature_columns, [task_name], [task], l2_reg_embedding=l2_reg_embedding,
-                         l2_reg_dnn=l2_reg_dnn, init_std=init_std, seed=seed, device=device, sparse=sparse,
-                         config=locals())
+                 task_name: str = "label", device: str = "cpu", sparse: bool = False, gpus=None, *,
+                 task_names: list[str] | None = None, task_types: list[str] | None = None) -> None:
+        super().__init__(dnn_feature_columns,
+                         *single_task(type(self).__name__, task, task_name, task_names, task_types),
+                         l2_reg_embedding=l2_reg_embedding, l2_reg_dnn=l2_reg_dnn, init_std=init_std,
+                         seed=seed, device=device, sparse=sparse, config=locals())
         name = type(self).__name__
         split = split_feature_columns(self.feature_columns)
         if not split.sparse and not split.varlen:

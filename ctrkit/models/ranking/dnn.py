@@ -5,6 +5,7 @@ from collections.abc import Sequence
 
 from ...layers.core import MLP, Towers
 from ...registry import register_model
+from .._tasks import single_task
 from ..base import BaseModel
 
 __all__ = ["DNN"]
@@ -20,6 +21,9 @@ class DNN(BaseModel):
         task: ``"binary"``, ``"regression"`` or ``"multiclass"`` (DeepCTR's argument).
         num_classes: the number of classes when ``task="multiclass"`` (the output is then ``C`` logits).
         task_name: the output's name in ``fit`` / ``evaluate`` targets and logs.
+        task_names, task_types: the multi-task models' arguments, one entry each (e.g.
+            ``task_names=["click"]``); when given they win over ``task_name`` / ``task``. More than one task
+            is a ValueError.
         other arguments: as in :class:`~ctrkit.MMoE`.
 
     Example:
@@ -34,10 +38,12 @@ class DNN(BaseModel):
                  l2_reg_embedding: float = 0.0, l2_reg_dnn: float = 0.0, init_std: float = 0.01, seed: int = 1024,
                  dnn_dropout: float = 0.0, dnn_activation: str = "relu", dnn_use_bn: bool = False,
                  task: str = "binary", task_name: str = "label", device: str = "cpu", sparse: bool = False,
-                 gpus=None, num_classes: int | None = None) -> None:
-        super().__init__(dnn_feature_columns, [task_name], [task], l2_reg_embedding=l2_reg_embedding,
-                         l2_reg_dnn=l2_reg_dnn, init_std=init_std, seed=seed, device=device, sparse=sparse,
-                         config=locals(), num_classes=num_classes)
+                 gpus=None, num_classes: int | None = None, *,
+                 task_names: list[str] | None = None, task_types: list[str] | None = None) -> None:
+        super().__init__(dnn_feature_columns,
+                         *single_task(type(self).__name__, task, task_name, task_names, task_types),
+                         l2_reg_embedding=l2_reg_embedding, l2_reg_dnn=l2_reg_dnn, init_std=init_std,
+                         seed=seed, device=device, sparse=sparse, config=locals(), num_classes=num_classes)
         self.dnn = MLP(self.input_dim, tuple(dnn_hidden_units), dnn_activation, dnn_dropout, dnn_use_bn)
         self.towers = Towers(self.task_names, self.dnn.output_dim, (), widths=self.task_widths)
         self._finish_init()

@@ -4,8 +4,9 @@ Rendle, "Factorization Machines", ICDM 2010. https://doi.org/10.1109/ICDM.2010.1
 """
 from __future__ import annotations
 
-from ...layers.interaction import FM as FMLayer
+from ...layers.fm import FM as FMLayer
 from ...registry import register_model
+from .._tasks import single_task
 from .lr import LinearDeepModel
 
 __all__ = ["FM"]
@@ -19,8 +20,8 @@ class FM(LinearDeepModel):
         linear_feature_columns: features of the linear part.
         dnn_feature_columns: features whose embeddings interact (sparse / var-length, all of one
             embedding_dim; dense features here are ignored by the FM term).
-        l2_reg_linear, l2_reg_embedding, init_std, seed, task, task_name, device, sparse, gpus: as in
-            :class:`~ctrkit.DeepFM`.
+        l2_reg_linear, l2_reg_embedding, init_std, seed, task, task_name, task_names, task_types, device,
+            sparse, gpus: as in :class:`~ctrkit.DeepFM`.
 
     Raises:
         ValueError: when ``dnn_feature_columns`` has no sparse feature, or their embedding dims differ.
@@ -37,8 +38,10 @@ class FM(LinearDeepModel):
 
     def __init__(self, linear_feature_columns, dnn_feature_columns, l2_reg_linear: float = 0.0,
                  l2_reg_embedding: float = 0.0, init_std: float = 0.01, seed: int = 1024, task: str = "binary",
-                 task_name: str = "label", device: str = "cpu", sparse: bool = False, gpus=None) -> None:
-        super().__init__(linear_feature_columns, dnn_feature_columns, task=task, task_name=task_name,
+                 task_name: str = "label", device: str = "cpu", sparse: bool = False, gpus=None, *,
+                 task_names: list[str] | None = None, task_types: list[str] | None = None) -> None:
+        super().__init__(linear_feature_columns, dnn_feature_columns,
+                         *single_task(type(self).__name__, task, task_name, task_names, task_types),
                          l2_reg_linear=l2_reg_linear, l2_reg_embedding=l2_reg_embedding, l2_reg_dnn=0.0,
                          init_std=init_std, seed=seed, device=device, sparse=sparse, config=locals())
         self._require_sparse("the FM term interacts their embeddings")

@@ -17,8 +17,9 @@ from torch import nn
 from ...features import check_feature_columns, split_feature_columns
 from ...layers.core import MLP
 from ...layers.embedding import EmbeddingLayer
-from ...layers.interaction import FeatureSubset, LinearLogit
+from ...layers.linear import FeatureSubset, LinearLogit
 from ...registry import register_model
+from .._tasks import single_task
 from ..base import BaseModel
 
 __all__ = ["LR", "LinearDeepModel"]
@@ -29,19 +30,21 @@ class LinearDeepModel(BaseModel):
 
     The model's feature columns are the union of both lists. When the deep part reads a strict subset of
     them, ``self.embedding`` holds only that subset's tables and :meth:`_deep` sees the batch through a
-    :class:`~ctrkit.layers.interaction.FeatureSubset`. Subclasses may set ``self._l2_modules = {attribute:
+    :class:`~ctrkit.layers.FeatureSubset`. Subclasses may set ``self._l2_modules = {attribute:
     coefficient}`` before :meth:`_finish_init` to give a submodule its own L2 (``l2_reg_cross``, ``l2_reg_cin``)
     instead of ``l2_reg_dnn``.
     """
 
-    def __init__(self, linear_feature_columns: Sequence, dnn_feature_columns: Sequence, *, task: str,
-                 task_name: str, l2_reg_linear: float, l2_reg_embedding: float, l2_reg_dnn: float, init_std: float,
-                 seed: int | None, device, sparse: bool, config: dict) -> None:
+    def __init__(self, linear_feature_columns: Sequence, dnn_feature_columns: Sequence,
+                 task_names: Sequence[str], task_types: Sequence[str], *, l2_reg_linear: float,
+                 l2_reg_embedding: float, l2_reg_dnn: float, init_std: float, seed: int | None, device,
+                 sparse: bool, config: dict) -> None:
         lin = list(linear_feature_columns or [])
         dnn = list(dnn_feature_columns or [])
         encoder = getattr(dnn_feature_columns, "encoder", None) or getattr(linear_feature_columns, "encoder", None)
-        super().__init__(lin + dnn, [task_name], [task], l2_reg_embedding=l2_reg_embedding, l2_reg_dnn=l2_reg_dnn,
-                         init_std=init_std, seed=seed, device=device, sparse=sparse, encoder=encoder, config=config)
+        super().__init__(lin + dnn, task_names, task_types, l2_reg_embedding=l2_reg_embedding,
+                         l2_reg_dnn=l2_reg_dnn, init_std=init_std, seed=seed, device=device, sparse=sparse,
+                         encoder=encoder, config=config)
         name = type(self).__name__
         if isinstance(l2_reg_linear, bool) or not isinstance(l2_reg_linear, (int, float)) or l2_reg_linear < 0:
             raise ValueError(f"{name}: l2_reg_linear must be a number >= 0, got {l2_reg_linear!r}.")
@@ -146,6 +149,7 @@ class LR(LinearDeepModel):
         l2_reg_linear: L2 on the linear weights (the looked-up id weights per batch, all dense weights).
         init_std: standard deviation of the weights' normal initialisation.
         task: ``"binary"`` or ``"regression"``; task_name: the output's name.
+        task_names, task_types: as in :class:`~ctrkit.WDL`.
         seed, device, sparse: see :class:`~ctrkit.models.BaseModel`; gpus: ignored (DeepCTR compatibility).
 
     Shape:
@@ -160,10 +164,12 @@ class LR(LinearDeepModel):
 
     def __init__(self, linear_feature_columns, l2_reg_linear: float = 0.0, init_std: float = 0.01,
                  seed: int = 1024, task: str = "binary", task_name: str = "label", device: str = "cpu",
-                 sparse: bool = False, gpus=None) -> None:
-        super().__init__(linear_feature_columns, [], task=task, task_name=task_name, l2_reg_linear=l2_reg_linear,
-                         l2_reg_embedding=0.0, l2_reg_dnn=0.0, init_std=init_std, seed=seed, device=device,
-                         sparse=sparse, config=locals())
+                 sparse: bool = False, gpus=None, *,
+                 task_names: list[str] | None = None, task_types: list[str] | None = None) -> None:
+        super().__init__(linear_feature_columns, [],
+                         *single_task(type(self).__name__, task, task_name, task_names, task_types),
+                         l2_reg_linear=l2_reg_linear, l2_reg_embedding=0.0, l2_reg_dnn=0.0, init_std=init_std,
+                         seed=seed, device=device, sparse=sparse, config=locals())
         self._finish_init()
 
     def forward(self, batch):

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 
 from ...registry import register_model
+from .._tasks import single_task
 from .lr import LinearDeepModel
 
 __all__ = ["WDL"]
@@ -26,6 +27,9 @@ class WDL(LinearDeepModel):
             :class:`~ctrkit.models.BaseModel`.
         dnn_dropout, dnn_activation, dnn_use_bn: for the MLP.
         task: ``"binary"`` or ``"regression"``; task_name: the output's name; gpus: ignored.
+        task_names, task_types: the multi-task models' arguments, one entry each (e.g.
+            ``task_names=["click"]``); when given they win over ``task_name`` / ``task``. More than one task
+            is a ValueError.
 
     Shape:
         ``forward(batch)`` → ``{task_name: logits (B,)}``.
@@ -41,8 +45,10 @@ class WDL(LinearDeepModel):
                  l2_reg_linear: float = 0.0, l2_reg_embedding: float = 0.0, l2_reg_dnn: float = 0.0,
                  init_std: float = 0.01, seed: int = 1024, dnn_dropout: float = 0.0, dnn_activation: str = "relu",
                  dnn_use_bn: bool = False, task: str = "binary", task_name: str = "label", device: str = "cpu",
-                 sparse: bool = False, gpus=None) -> None:
-        super().__init__(linear_feature_columns, dnn_feature_columns, task=task, task_name=task_name,
+                 sparse: bool = False, gpus=None, *,
+                 task_names: list[str] | None = None, task_types: list[str] | None = None) -> None:
+        super().__init__(linear_feature_columns, dnn_feature_columns,
+                         *single_task(type(self).__name__, task, task_name, task_names, task_types),
                          l2_reg_linear=l2_reg_linear, l2_reg_embedding=l2_reg_embedding, l2_reg_dnn=l2_reg_dnn,
                          init_std=init_std, seed=seed, device=device, sparse=sparse, config=locals())
         self._build_dnn(dnn_hidden_units, dnn_activation, dnn_dropout, dnn_use_bn)

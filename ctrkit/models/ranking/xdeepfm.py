@@ -9,8 +9,9 @@ from collections.abc import Sequence
 
 from torch import nn
 
-from ...layers.interaction import CIN
+from ...layers.cross import CIN
 from ...registry import register_model
+from .._tasks import single_task
 from .lr import LinearDeepModel
 
 __all__ = ["xDeepFM"]
@@ -29,7 +30,7 @@ class xDeepFM(LinearDeepModel):  # noqa: N801 (the paper's and DeepCTR's spellin
         cin_activation: activation of the CIN feature maps.
         l2_reg_cin: L2 on the CIN weights (instead of ``l2_reg_dnn``).
         l2_reg_linear, l2_reg_embedding, l2_reg_dnn, init_std, seed, dnn_dropout, dnn_activation, dnn_use_bn,
-            task, task_name, device, sparse, gpus: as in :class:`~ctrkit.WDL`.
+            task, task_name, task_names, task_types, device, sparse, gpus: as in :class:`~ctrkit.WDL`.
 
     Raises:
         ValueError: with a CIN and no sparse feature in ``dnn_feature_columns``, or unequal embedding dims.
@@ -50,8 +51,10 @@ class xDeepFM(LinearDeepModel):  # noqa: N801 (the paper's and DeepCTR's spellin
                  l2_reg_dnn: float = 0.0, l2_reg_cin: float = 0.0, init_std: float = 0.01, seed: int = 1024,
                  dnn_dropout: float = 0.0, dnn_activation: str = "relu", dnn_use_bn: bool = False,
                  task: str = "binary", task_name: str = "label", device: str = "cpu", sparse: bool = False,
-                 gpus=None) -> None:
-        super().__init__(linear_feature_columns, dnn_feature_columns, task=task, task_name=task_name,
+                 gpus=None, *,
+                 task_names: list[str] | None = None, task_types: list[str] | None = None) -> None:
+        super().__init__(linear_feature_columns, dnn_feature_columns,
+                         *single_task(type(self).__name__, task, task_name, task_names, task_types),
                          l2_reg_linear=l2_reg_linear, l2_reg_embedding=l2_reg_embedding, l2_reg_dnn=l2_reg_dnn,
                          init_std=init_std, seed=seed, device=device, sparse=sparse, config=locals())
         self.use_cin = bool(cin_layer_size)

@@ -5,7 +5,7 @@ See ``docs/sequential.md``.
 from .base import SequentialModel
 from .data import EvalSet, SequenceSplit, leave_one_out, pad_left, training_windows
 from .fame import FAME
-from .metrics import history_mask, ranking_metrics
+from ...metrics.ranking import history_mask, ranking_metrics
 from .sasrec import SASRec
 
 __all__ = ["SequentialModel", "SASRec", "FAME", "EvalSet", "SequenceSplit", "leave_one_out",

@@ -27,8 +27,8 @@ from ...features import SparseFeat, VarLenSparseFeat
 from ...training.trainer import Trainer
 from ..base import BaseModel
 from .data import EvalSet, pad_left
-from .layers import PositionalEmbedding, TransformerBlock, causal_mask, scaled_embedding
-from .metrics import TIES, history_mask, ranking_metrics
+from ...layers.transformer import PositionalEmbedding, TransformerBlock, causal_mask, scaled_embedding
+from ...metrics.ranking import TIES, history_mask, ranking_metrics
 
 __all__ = ["SequentialModel", "DEFAULT_RANKING_METRICS"]
 

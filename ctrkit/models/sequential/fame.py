@@ -19,7 +19,7 @@ from torch import nn
 from ...data.inputs import TensorData
 from ...registry import register_model
 from .base import SEQ_FEATURE, SequentialModel
-from .layers import FeedForward, causal_mask
+from ...layers.transformer import FeedForward, causal_mask
 
 __all__ = ["FAME", "FacetMoEAttention", "FacetHeads"]
 

@@ -31,7 +31,8 @@ def history_mask(histories: Sequence[np.ndarray], num_columns: int) -> torch.Ten
     n = len(histories)
     lens = np.fromiter((len(h) for h in histories), dtype=np.int64, count=n)
     rows = np.repeat(np.arange(n), lens)
-    cols = np.concatenate([np.asarray(h, dtype=np.int64) for h in histories]) if lens.sum() else np.zeros(0, np.int64)
+    cols = (np.concatenate([np.asarray(h, dtype=np.int64) for h in histories]) if lens.sum()
+            else np.zeros(0, np.int64))
     mask = torch.zeros(n, num_columns, dtype=torch.bool)
     mask[torch.from_numpy(rows), torch.from_numpy(cols)] = True
     return mask
@@ -64,8 +65,8 @@ def ranking_metrics(scores: torch.Tensor, targets: torch.Tensor, ks: Sequence[in
     if ties not in TIES:
         raise ValueError(f"ranking_metrics: ties must be one of {list(TIES)}, got {ties!r}.")
     if scores.dim() != 2 or targets.dim() != 1 or targets.shape[0] != scores.shape[0]:
-        raise ValueError(f"ranking_metrics: expected scores (n, V) and targets (n,), got {tuple(scores.shape)} and "
-                         f"{tuple(targets.shape)}.")
+        raise ValueError("ranking_metrics: expected scores (n, V) and targets (n,), got "
+                         f"{tuple(scores.shape)} and {tuple(targets.shape)}.")
     ks = [int(k) for k in ks]
     if any(k < 1 for k in ks):
         raise ValueError(f"ranking_metrics: every k must be >= 1, got {ks}.")
@@ -86,7 +87,8 @@ def ranking_metrics(scores: torch.Tensor, targets: torch.Tensor, ks: Sequence[in
     e = (equal.sum(1) - 1).double()                                 # other items tied with it
     kmax = max(ks)
     disc = 1.0 / torch.log2(torch.arange(kmax, dtype=torch.float64) + 2.0)
-    cum = torch.cat([torch.zeros(1, dtype=torch.float64), disc.cumsum(0)]).to(scores.device)  # cum[j] = sum_{i<j}
+    # cum[j] = sum_{i<j} disc[i]
+    cum = torch.cat([torch.zeros(1, dtype=torch.float64), disc.cumsum(0)]).to(scores.device)
     out: dict[str, float] = {}
     for k in ks:
         if ties == "pessimistic":

@@ -1,4 +1,9 @@
-"""Transformer pieces of the sequential models: causal self-attention blocks and the positional table."""
+"""Transformer pieces of the sequential (next-item) models: causal self-attention blocks, the positional table
+and the scaled item embedding.
+
+Reference:
+    Kang and McAuley, "Self-Attentive Sequential Recommendation", ICDM 2018. https://arxiv.org/abs/1808.09781
+"""
 from __future__ import annotations
 
 import math
@@ -7,7 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["PositionalEmbedding", "CausalSelfAttention", "FeedForward", "TransformerBlock", "causal_mask"]
+__all__ = ["PositionalEmbedding", "CausalSelfAttention", "FeedForward", "TransformerBlock", "causal_mask",
+           "scaled_embedding"]
 
 
 def causal_mask(seq: torch.Tensor) -> torch.Tensor:
