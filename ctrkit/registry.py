@@ -61,9 +61,9 @@ def build_model(name: str, feature_columns: Sequence, task_names: Sequence[str],
                 **kwargs: Any) -> Any:
     """Build the registered model ``name`` on ``feature_columns`` for the given tasks.
 
-    Multi-task models (class attribute ``multitask = True``) get ``task_names=`` and ``task_types=``;
-    single-task models get DeepCTR-Torch's ``task=task_types[0]`` and ``task_name=task_names[0]``. Models with
-    separate linear and deep inputs get ``feature_columns`` for both.
+    Every model takes ``task_names=`` and ``task_types=`` (single-task models also DeepCTR-Torch's ``task`` /
+    ``task_name``, and exactly one task). Models with separate linear and deep inputs get ``feature_columns``
+    for both.
 
     Args:
         name: a registered model name (``"MMoE"``, ``"DeepFM"``, ...).
@@ -104,13 +104,10 @@ def build_model(name: str, feature_columns: Sequence, task_names: Sequence[str],
     if len(task_names) != len(task_types):
         raise ValueError(f"{name}: {len(task_names)} task names {task_names} but {len(task_types)} task "
                          f"types {task_types}; give one type per task.")
-    if getattr(cls, "multitask", False):
-        kwargs.update(task_names=task_names, task_types=task_types)
-    else:
-        if len(task_names) != 1:
-            raise ValueError(f"{name} is a single-task model but got {len(task_names)} tasks {task_names}. "
-                             "Keep one task, or use a multi-task model (e.g. MMoE).")
-        kwargs.update(task=task_types[0], task_name=task_names[0])
+    if not getattr(cls, "multitask", False) and len(task_names) != 1:
+        raise ValueError(f"{name} is a single-task model but got {len(task_names)} tasks {task_names}. "
+                         "Keep one task, or use a multi-task model (e.g. MMoE).")
+    kwargs.update(task_names=task_names, task_types=task_types)   # every model takes the same task arguments
     params = inspect.signature(cls).parameters
     n_columns = sum(a in params for a in _COLUMN_ARGS) or 1
     return cls(*([feature_columns] * n_columns), **kwargs)
