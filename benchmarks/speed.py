@@ -230,7 +230,8 @@ def run_ctrkit(D: _Data, args, use_bn: bool = False) -> dict:
     pred = _time_predict(lambda: m.predict(xte, batch_size=PRED_BATCH), args.device)
     probs = m.predict(xte, batch_size=PRED_BATCH)
     return {"epoch_seconds": list(h.history["epoch_seconds"]), "epoch_cpu_seconds": timer.clock.cpu,
-            "fit_wall_s": fit_wall, "predict_seconds": pred.wall, "predict_cpu_seconds": pred.cpu, "probs": probs, "rss_before_model_mb": rss_before_model, "version": ctrkit.__version__,
+            "fit_wall_s": fit_wall, "predict_seconds": pred.wall, "predict_cpu_seconds": pred.cpu, "probs": probs,
+            "rss_before_model_mb": rss_before_model, "version": ctrkit.__version__,
             "params": m.count_params(),
             "notes": ("dnn_use_bn=True (BatchNorm in experts and towers, as torch-rechub forces); " if use_bn else "")
             + "public API; epoch wall seconds from history['epoch_seconds'], CPU seconds from an epoch callback"}
@@ -579,7 +580,8 @@ def build_report(runs: list[dict], skipped: dict[str, str], args, data_info: dic
     for n in names:
         if by[n]:
             r = by[n][0]
-            extra = (f"; RSS before the model was built {statistics.median(x['rss_before_model_mb'] for x in by[n]):,.0f}"
+            rss = statistics.median(x['rss_before_model_mb'] for x in by[n])
+            extra = (f"; RSS before the model was built {rss:,.0f}"
                      f" MB; fit() wall incl. data conversion {statistics.median(x['fit_wall_s'] for x in by[n]):.1f} s")
             lines.append(f"- {n}: {r.get('notes', '')}{extra}.")
     lines.append("")

@@ -46,13 +46,40 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
-    from .callbacks import (BackupAndRestore, CSVLogger, EarlyStopping, History,  # noqa: F401
-                            LearningRateScheduler, LRScheduler, ModelCheckpoint, ReduceLROnPlateau, TerminateOnNaN)
-    from .exceptions import (CtrkitError, DataValidationError, ModelFormatError, NotFittedError,  # noqa: F401
-                             SchemaError)
-    from .features import DenseFeat, SparseFeat, VarLenSparseFeat, get_feature_names  # noqa: F401
+    from .callbacks import (  # noqa: F401
+        BackupAndRestore,
+        CSVLogger,
+        EarlyStopping,
+        History,
+        LearningRateScheduler,
+        LRScheduler,
+        ModelCheckpoint,
+        ReduceLROnPlateau,
+        TerminateOnNaN,
+    )
+    from .exceptions import CtrkitError, DataValidationError, ModelFormatError, NotFittedError, SchemaError  # noqa: F401
     from .export import export_onnx, export_torch  # noqa: F401
+    from .features import DenseFeat, SparseFeat, VarLenSparseFeat, get_feature_names  # noqa: F401
     from .io import load_checkpoint, load_model, save_checkpoint, save_model  # noqa: F401
-    from .models import (DCN, DIN, DNN, ESMM, FAME, FM, LR, MMOE, PLE, WDL, AutoInt, BaseModel,  # noqa: F401
-                         DCNMix, DeepFM, MMoE, OMoE, SASRec, SharedBottom, xDeepFM)
+    from .models import (  # noqa: F401
+        DCN,
+        DIN,
+        DNN,
+        ESMM,
+        FAME,
+        FM,
+        LR,
+        MMOE,
+        PLE,
+        WDL,
+        AutoInt,
+        BaseModel,
+        DCNMix,
+        DeepFM,
+        MMoE,
+        OMoE,
+        SASRec,
+        SharedBottom,
+        xDeepFM,
+    )
     from .preprocessing import FeatureEncoder  # noqa: F401

@@ -6,8 +6,12 @@ import torch
 from sklearn.metrics import log_loss, roc_auc_score
 from sklearn.preprocessing import LabelEncoder, MinMaxScaler
 
-from ctrkit import SparseFeat, DenseFeat, get_feature_names   # was: from deepctr_torch.inputs import ...
-from ctrkit import MMOE                                         # was: from deepctr_torch.models import MMOE
+from ctrkit import (  # was: from deepctr_torch.inputs import ...
+    MMOE,  # was: from deepctr_torch.models import MMOE
+    DenseFeat,
+    SparseFeat,
+    get_feature_names,
+)
 
 if __name__ == "__main__":
     # data description can be found in https://www.biendata.xyz/competition/icmechallenge2019/

@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from conftest import constant_logloss
-from ctrkit import MMoE, PLE, SharedBottom, load_model
+
+from ctrkit import PLE, MMoE, SharedBottom, load_model
 from ctrkit.data import to_tensor_data
 from ctrkit.training.balancing import GradNorm, PCGrad, UncertaintyWeighting, get_balancer, project_conflicting
 

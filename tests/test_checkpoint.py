@@ -170,7 +170,7 @@ def test_checkpoint_write_is_atomic_and_corruption_is_reported(tmp_path, monkeyp
 
 
 def test_resume_mismatches_are_explained(tmp_path):
-    from ctrkit import BackupAndRestore, DNN, ModelFormatError
+    from ctrkit import DNN, BackupAndRestore, ModelFormatError
     enc, x, y = _data()
     path = str(tmp_path / "c.pt")
     m = _model(enc)

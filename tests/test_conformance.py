@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import constant_logloss
 
 import ctrkit.models  # noqa: F401  (registers every model)
-from conftest import constant_logloss
 from ctrkit import DenseFeat, FeatureEncoder, SparseFeat, VarLenSparseFeat, load_model
 from ctrkit.data import to_tensor_data
 from ctrkit.registry import MODELS, build_model, model_arguments
@@ -389,7 +389,8 @@ def test_folding_with_mixed_dims_shared_tables_and_hashing(name, monkeypatch):
          "h": rng.integers(0, 10**6, n), "x": rng.random((n, 2)).astype("float32")}
     cols = [SparseFeat("a", 40, 4), SparseFeat("b", 25, 8), SparseFeat("c", 30, 4, embedding_name="a"),
             SparseFeat("h", 60, 8, use_hash=True), DenseFeat("x", 2)]
-    y = pd.DataFrame({"t1": ((x["a"] + x["b"]) % 3 == 0).astype("float32"), "t2": (x["x"][:, 0] > 0.5).astype("float32")})
+    y = pd.DataFrame({"t1": ((x["a"] + x["b"]) % 3 == 0).astype("float32"),
+                      "t2": (x["x"][:, 0] > 0.5).astype("float32")})
     model = build(name, cols, tasks=("t1", "t2"))
     assert len(model.embedding.group_dims) == 2
     model.compile("adam", lr=0.01)

@@ -28,8 +28,8 @@ def _metric(out: str, task: str, metric: str) -> float:
 
 
 def test_census_mmoe_learns_both_tasks(capsys, tmp_path):
-    res, out = run_example("census_mmoe.py", ["--rows", "6000", "--epochs", "2", "--batch-size", "256", "--experts", "4",
-                                              "--plots", str(tmp_path)], capsys)
+    res, out = run_example("census_mmoe.py", ["--rows", "6000", "--epochs", "2", "--batch-size", "256",
+                                              "--experts", "4", "--plots", str(tmp_path)], capsys)
     assert out.count("Epoch ") == 2
     income, marital = _metric(out, "income", "AUC"), _metric(out, "marital", "AUC")
     assert income == pytest.approx(res["income_auc"], abs=1e-4)

@@ -15,9 +15,21 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ctrkit import DNN, MMoE, FeatureEncoder, load_model
-from ctrkit.export import (DENSE_INPUT, SPARSE_INPUT, ExportError, ServingModule, example_inputs, export_onnx,
-                           export_torch, input_contract, load_exported, parity, run_onnx, serving_inputs)
+from ctrkit import DNN, FeatureEncoder, MMoE, load_model
+from ctrkit.export import (
+    DENSE_INPUT,
+    SPARSE_INPUT,
+    ExportError,
+    ServingModule,
+    example_inputs,
+    export_onnx,
+    export_torch,
+    input_contract,
+    load_exported,
+    parity,
+    run_onnx,
+    serving_inputs,
+)
 
 ONNX_MISSING = [m for m in ("onnx", "onnxscript", "onnxruntime") if importlib.util.find_spec(m) is None]
 needs_onnx = pytest.mark.skipif(bool(ONNX_MISSING), reason=f"needs the 'export' extra; missing {ONNX_MISSING}")

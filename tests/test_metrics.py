@@ -2,8 +2,15 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from ctrkit.metrics import (accuracy, get_metric, log_loss, mean_absolute_error, mean_squared_error,
-                            metric_direction, roc_auc)
+from ctrkit.metrics import (
+    accuracy,
+    get_metric,
+    log_loss,
+    mean_absolute_error,
+    mean_squared_error,
+    metric_direction,
+    roc_auc,
+)
 
 
 @pytest.mark.parametrize("seed", range(5))

@@ -6,8 +6,8 @@ import math
 import numpy as np
 import pytest
 import torch
-
 from conftest import constant_logloss
+
 from ctrkit import MMoE, OMoE, load_model
 from ctrkit.compare.tabular import CompareConfig, _model_specs, mmoe_variants, prepare_frame_data
 from ctrkit.layers.moe import MixtureOfExperts

@@ -5,11 +5,24 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import constant_logloss
 
 import ctrkit.models  # noqa: F401  (registers every model)
-from conftest import constant_logloss
-from ctrkit import (DCN, DIN, ESMM, FM, PLE, WDL, AutoInt, DeepFM, DenseFeat, FeatureEncoder, SparseFeat,
-                    VarLenSparseFeat, xDeepFM)
+from ctrkit import (
+    DCN,
+    DIN,
+    ESMM,
+    FM,
+    PLE,
+    WDL,
+    AutoInt,
+    DeepFM,
+    DenseFeat,
+    FeatureEncoder,
+    SparseFeat,
+    VarLenSparseFeat,
+    xDeepFM,
+)
 from ctrkit.data import to_tensor_data
 from ctrkit.datasets import load_sample
 from ctrkit.layers.fm import FM as FMLayer

@@ -10,8 +10,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ctrkit import (DataValidationError, DenseFeat, DNN, FeatureEncoder, MMoE, SchemaError, SparseFeat,
-                    VarLenSparseFeat, load_model)
+from ctrkit import (
+    DNN,
+    DataValidationError,
+    DenseFeat,
+    FeatureEncoder,
+    MMoE,
+    SchemaError,
+    SparseFeat,
+    VarLenSparseFeat,
+    load_model,
+)
 
 
 @pytest.fixture(scope="module")

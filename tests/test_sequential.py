@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from test_conformance import SMALL
 
 from ctrkit import load_model
 from ctrkit.data import TensorData
@@ -14,7 +15,6 @@ from ctrkit.datasets import load_movielens_sequences
 from ctrkit.metrics import history_mask, ranking_metrics
 from ctrkit.models.sequential import SASRec, leave_one_out, pad_left, training_windows
 from ctrkit.registry import MODELS
-from test_conformance import SMALL
 
 SEQUENTIAL = sorted(n for n, c in MODELS.items() if getattr(c, "sequential", False))
 

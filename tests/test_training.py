@@ -6,8 +6,17 @@ import pandas as pd
 import pytest
 import torch
 
-from ctrkit import (CSVLogger, DataValidationError, EarlyStopping, LearningRateScheduler, LRScheduler, MMoE,
-                    ModelCheckpoint, TerminateOnNaN, load_model)
+from ctrkit import (
+    CSVLogger,
+    DataValidationError,
+    EarlyStopping,
+    LearningRateScheduler,
+    LRScheduler,
+    MMoE,
+    ModelCheckpoint,
+    TerminateOnNaN,
+    load_model,
+)
 from ctrkit.callbacks import Callback
 
 

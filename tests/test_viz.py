@@ -13,8 +13,7 @@ from matplotlib.image import imread  # noqa: E402
 import ctrkit  # noqa: E402
 from ctrkit import DNN, PLE, FeatureEncoder, MMoE  # noqa: E402
 from ctrkit.datasets import census_feature_types, load_census_income, split_indices  # noqa: E402
-from ctrkit.viz import (plot_calibration, plot_gate_weights, plot_learning_curves, plot_roc,  # noqa: E402
-                        save_training_plots)
+from ctrkit.viz import plot_calibration, plot_gate_weights, plot_learning_curves, plot_roc, save_training_plots  # noqa: E402
 
 
 @pytest.fixture(scope="module")

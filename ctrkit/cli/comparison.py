@@ -59,8 +59,17 @@ def add_compare_parser(sub: Any) -> None:
 
 def run_compare(args: argparse.Namespace) -> int:
     """The ``ctrkit compare`` command: exit code 0, or 2 with one line on stderr."""
-    from ..compare import (PAPER_CENSUS, CompareConfig, format_sweep, prepare_census, prepare_frame_data,
-                           run_comparison, run_synthetic_sweep, write_report, write_sweep_report)
+    from ..compare import (
+        PAPER_CENSUS,
+        CompareConfig,
+        format_sweep,
+        prepare_census,
+        prepare_frame_data,
+        run_comparison,
+        run_synthetic_sweep,
+        write_report,
+        write_sweep_report,
+    )
     from ..exceptions import CtrkitError
 
     if args.data == "movielens-seq":   # sequential recommendation: its own comparison (ctrkit.compare.sequential)

@@ -7,10 +7,28 @@ request) lives here, in :data:`~ctrkit.compare.tabular.MODEL_SETTINGS`, not in t
 """
 from __future__ import annotations
 
-from .tabular import (MODEL_SETTINGS, ON_REQUEST, PAPER_CENSUS, CompareConfig, ComparisonResult, PreparedData,
-                      SweepResult, config_dict, format_sweep, format_table, match_width, mmoe_variants,
-                      prepare_census, prepare_frame_data, prepare_synthetic, run_comparison, run_synthetic_sweep,
-                      summarise, write_report, write_sweep_report)
+from .tabular import (
+                      MODEL_SETTINGS,
+                      ON_REQUEST,
+                      PAPER_CENSUS,
+                      CompareConfig,
+                      ComparisonResult,
+                      PreparedData,
+                      SweepResult,
+                      config_dict,
+                      format_sweep,
+                      format_table,
+                      match_width,
+                      mmoe_variants,
+                      prepare_census,
+                      prepare_frame_data,
+                      prepare_synthetic,
+                      run_comparison,
+                      run_synthetic_sweep,
+                      summarise,
+                      write_report,
+                      write_sweep_report,
+)
 
 __all__ = ["CompareConfig", "ComparisonResult", "run_comparison", "prepare_frame_data", "prepare_census",
            "prepare_synthetic", "match_width", "PAPER_CENSUS", "MODEL_SETTINGS", "ON_REQUEST", "PreparedData",

@@ -188,7 +188,8 @@ def _ple_settings(cfg: CompareConfig) -> dict[str, Any]:
     between two tasks, so the expert count (and so the parameter count) is close to MMoE's."""
     shared = max(1, cfg.num_experts // 2)
     return dict(num_levels=1, shared_expert_num=shared,
-                specific_expert_num=max(1, (cfg.num_experts - shared) // 2), expert_dnn_hidden_units=(cfg.expert_units,), gate_dnn_hidden_units=(),
+                specific_expert_num=max(1, (cfg.num_experts - shared) // 2),
+                expert_dnn_hidden_units=(cfg.expert_units,), gate_dnn_hidden_units=(),
                 tower_dnn_hidden_units=(cfg.tower_units,))
 
 

@@ -91,7 +91,8 @@ class ArraySource(DataSource):
     def to(self, device: Any, non_blocking: bool = False) -> ArraySource:
         """The same rows on ``device`` (in-memory data goes to an accelerator once, not per batch)."""
         y, w = self.y, self.w
-        return self._new(self.x.to(device, non_blocking), None if y is None else y.to(device, non_blocking=non_blocking),
+        return self._new(self.x.to(device, non_blocking),
+                         None if y is None else y.to(device, non_blocking=non_blocking),
                          None if w is None else w.to(device, non_blocking=non_blocking))
 
     def read(self, start: int = 0, stop: int | None = None) -> Batch:
@@ -111,9 +112,9 @@ class ArraySource(DataSource):
         """One epoch of ``rank``'s shard as ``(TensorData, labels, weights)`` batches (views).
 
         Every rank yields :meth:`steps_per_epoch` batches (or ``steps``, when the caller sharded the rows
-        itself): ``batch_size`` rows each except the last, which holds the rest of the shard. With ``shuffle`` the shard's rows are permuted by
-        ``epoch_permutation(n, seed, epoch, rank)`` first (the in-memory trainer's order); ``start_step``
-        skips the first batches.
+        itself): ``batch_size`` rows each except the last, which holds the rest of the shard. With ``shuffle``
+        the shard's rows are permuted by ``epoch_permutation(n, seed, epoch, rank)`` first (the in-memory
+        trainer's order); ``start_step`` skips the first batches.
         """
         batch_size = check_batch_size(batch_size, "ArraySource.batches")
         lo, hi = self.shard_range(rank, world_size) if world_size > 1 else (0, len(self))  # else: pre-sharded

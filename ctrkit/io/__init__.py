@@ -7,8 +7,14 @@ This layer sits below the models and the training loop: it never imports :mod:`c
 """
 from __future__ import annotations
 
-from .checkpoint import (CHECKPOINT_FORMAT, CHECKPOINT_VERSION, capture_host_rng, load_checkpoint,
-                         restore_host_rng, save_checkpoint)
+from .checkpoint import (
+                         CHECKPOINT_FORMAT,
+                         CHECKPOINT_VERSION,
+                         capture_host_rng,
+                         load_checkpoint,
+                         restore_host_rng,
+                         save_checkpoint,
+)
 from .model_dir import FORMAT_VERSION, load_model, save_model
 
 __all__ = ["save_model", "load_model", "FORMAT_VERSION", "save_checkpoint", "load_checkpoint",

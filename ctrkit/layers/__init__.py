@@ -14,8 +14,14 @@ from .fm import FM
 from .linear import FeatureSubset, LinearLogit
 from .moe import MixtureOfExperts
 from .projection import InputProjection, ModelInput
-from .transformer import (CausalSelfAttention, FeedForward, PositionalEmbedding, TransformerBlock,
-                          causal_mask, scaled_embedding)
+from .transformer import (
+                          CausalSelfAttention,
+                          FeedForward,
+                          PositionalEmbedding,
+                          TransformerBlock,
+                          causal_mask,
+                          scaled_embedding,
+)
 
 __all__ = ["EmbeddingLayer", "InputProjection", "ModelInput", "MLP", "ParallelMLP", "Towers", "MixtureOfExperts",
            "get_activation", "ACTIVATIONS", "FeatureSubset", "LinearLogit", "FM", "CrossNet", "CrossNetMix",

@@ -17,8 +17,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from .classification import (accuracy, log_loss, multiclass_accuracy, multiclass_log_loss, multiclass_roc_auc,
-                             roc_auc)
+from .classification import accuracy, log_loss, multiclass_accuracy, multiclass_log_loss, multiclass_roc_auc, roc_auc
 from .regression import mean_absolute_error, mean_squared_error
 from .specs import METRICS, MetricSpec, get_metric, metric_direction
 

@@ -6,8 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..exceptions import suggest
-from .classification import (accuracy, log_loss, multiclass_accuracy, multiclass_log_loss, multiclass_roc_auc,
-                             roc_auc)
+from .classification import accuracy, log_loss, multiclass_accuracy, multiclass_log_loss, multiclass_roc_auc, roc_auc
 from .regression import mean_absolute_error, mean_squared_error
 
 __all__ = ["MetricSpec", "METRICS", "get_metric", "metric_direction"]

@@ -9,8 +9,8 @@ from typing import Any
 import pandas as pd
 import torch
 
-from ..data.inputs import TensorData, num_rows, to_sample_weight, to_targets, to_tensor_data
 from ..data.arrays import ArraySource
+from ..data.inputs import TensorData, num_rows, to_sample_weight, to_targets, to_tensor_data
 from ..data.source import DataSource, check_source
 from ..exceptions import DataValidationError
 from ..training.tasks import check_class_ids

@@ -46,7 +46,7 @@ def checkpoint_state(trainer: Any, epoch: int, steps_done: int) -> dict[str, Any
     Called by :class:`~ctrkit.callbacks.BackupAndRestore` (through ``Trainer.checkpoint_state``) from a batch or
     epoch hook of ``fit``.
     """
-    
+
     st = trainer._fit_state
     if st is None:
         raise RuntimeError("Trainer.checkpoint_state: only available while fit is running.")

@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from ...layers.core import MLP
 from ...layers.attention import InteractingLayer
+from ...layers.core import MLP
 from ...registry import register_model
 from .._tasks import single_task
 from .lr import LinearDeepModel

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-
 from ...layers.cross import CrossNetMix
 from ...registry import register_model
 from .._tasks import single_task

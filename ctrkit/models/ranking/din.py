@@ -8,12 +8,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
 from ...features import SparseFeat, VarLenSparseFeat, split_feature_columns
-from ...layers.core import MLP
 from ...layers.attention import AttentionSequencePoolingLayer
+from ...layers.core import MLP
 from ...registry import register_model
 from .._tasks import single_task
 from ..base import BaseModel

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-
 from ...registry import register_model
 from .._tasks import single_task
 from .lr import LinearDeepModel

@@ -21,14 +21,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ...data.inputs import TensorData
 from ...data.arrays import ArraySource
+from ...data.inputs import TensorData
 from ...features import SparseFeat, VarLenSparseFeat
+from ...layers.transformer import PositionalEmbedding, TransformerBlock, causal_mask, scaled_embedding
+from ...metrics.ranking import TIES, history_mask, ranking_metrics
 from ...training.trainer import Trainer
 from ..base import BaseModel
 from .data import EvalSet, pad_left
-from ...layers.transformer import PositionalEmbedding, TransformerBlock, causal_mask, scaled_embedding
-from ...metrics.ranking import TIES, history_mask, ranking_metrics
 
 __all__ = ["SequentialModel", "DEFAULT_RANKING_METRICS"]
 

@@ -17,9 +17,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...data.inputs import TensorData
+from ...layers.transformer import FeedForward, causal_mask
 from ...registry import register_model
 from .base import SEQ_FEATURE, SequentialModel
-from ...layers.transformer import FeedForward, causal_mask
 
 __all__ = ["FAME", "FacetMoEAttention", "FacetHeads"]
 
