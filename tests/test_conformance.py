@@ -284,20 +284,24 @@ TABULAR = [n for n in ALL if n not in SEQUENCE_MODELS]   # the census split has 
 FOLDED = {"DNN", "SharedBottom", "MMoE", "OMoE"}
 
 
+def _count_inference_folds(monkeypatch) -> list:
+    """Record every forward pass computed through folded tables without autograd (predict / evaluate)."""
+    from ctrkit.layers import fold
+    calls: list = []
+    init = fold.FoldedInputProjection.__init__
+    monkeypatch.setattr(fold.FoldedInputProjection, "__init__", lambda self, *a: (calls.append(1), init(self, *a))[1])
+    apply = fold._FoldedProjection.apply
+    monkeypatch.setattr(fold._FoldedProjection, "apply",
+                        lambda *a: (torch.is_grad_enabled() or calls.append(1), apply(*a))[1])
+    return calls
+
+
 @pytest.mark.parametrize("name", TABULAR)
 def test_predict_equals_plain_forward(name, census_parity_data, monkeypatch):
     """``predict`` (which may fold the first layer into the embedding tables) gives the plain forward pass's
     probabilities; the folded tables are rebuilt after the weights change (fused Adam leaves tensor version
     counters alone, so a cache keyed on them would serve stale tables)."""
-    from ctrkit.layers import fold
-    built = []
-    init = fold.FoldedInputProjection.__init__
-
-    def spy(self, *a, **k):
-        built.append(1)
-        init(self, *a, **k)
-
-    monkeypatch.setattr(fold.FoldedInputProjection, "__init__", spy)
+    built = _count_inference_folds(monkeypatch)
     enc, x_tr, y_tr, x_te = census_parity_data
     model = build(name, enc.feature_columns, tasks=("income", "marital"))
     model.compile("adam", lr=0.01)
@@ -399,10 +403,7 @@ def test_folding_with_mixed_dims_shared_tables_and_hashing(name, monkeypatch):
     model.eval()
     with torch.inference_mode():
         ref = model.logits_to_predictions(model.stack_outputs(model(data))).cpu().numpy()
-    from ctrkit.layers import fold
-    built = []
-    init = fold.FoldedInputProjection.__init__
-    monkeypatch.setattr(fold.FoldedInputProjection, "__init__", lambda self, *a: (built.append(1), init(self, *a))[1])
+    built = _count_inference_folds(monkeypatch)
     np.testing.assert_allclose(model.predict(x), ref, rtol=0, atol=1e-5)
     assert built, "predict did not fold"
 

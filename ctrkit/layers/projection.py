@@ -66,6 +66,13 @@ class InputProjection(nn.Module):
         """The batch as a :class:`ModelInput` for a layer that starts with a linear map of the input."""
         return ModelInput(self, batch)
 
+    def _training_plan(self, weight: torch.Tensor) -> FoldedTrainingProjection:
+        """The per-step folding plan (it depends only on the feature layout): built once per device."""
+        plan = self._plan
+        if plan is None or plan.base.device != weight.device:
+            plan = self.__dict__["_plan"] = FoldedTrainingProjection(self._embedding)
+        return plan
+
     def linear(self, batch: Any, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
         """``input @ weight + bias`` for ``weight`` ``(in, out)``: one GEMM, or folded tables where cheaper."""
         emb = self._embedding
@@ -73,13 +80,13 @@ class InputProjection(nn.Module):
             return torch.addmm(bias, self(batch), weight)
         if torch.is_grad_enabled():
             if FoldedTrainingProjection.applicable(emb, weight):
-                plan = self._plan
-                if plan is None or plan.base.device != weight.device:
-                    plan = self.__dict__["_plan"] = FoldedTrainingProjection(emb)
+                plan = self._training_plan(weight)
                 if plan.pays(weight, batch):
                     return plan(emb, batch, weight, bias)
         elif (FoldedInputProjection.supported(emb)
               and FoldedInputProjection.worthwhile(emb, weight.shape[1], batch.sparse.shape[0])):
+            if weight.device.type == "cpu":   # the bucketed plan: a few bmm calls build the tables
+                return self._training_plan(weight)(emb, batch, weight, bias)
             return FoldedInputProjection(emb, weight, bias)(batch)
         return torch.addmm(bias, self(batch), weight)
 
