@@ -73,6 +73,8 @@ class ESMM(BaseModel):
         True
     """
 
+    conformance_tags = {"binary_only": True, "nested_tasks": True}   # CTR, then CTCVR within it
+
     multitask = True
     #: ESMM's second task must be the post-click conversion of the first; ``ctrkit compare`` should train it only
     #: when asked for by name (``--models ESMM``), not on arbitrary task pairs (read by compare.py once it does).
