@@ -59,7 +59,7 @@ def test_iter_checks_and_export_flag():
 
 
 def test_tags_come_from_the_model_not_its_name():
-    from ctrkit import DIN, FM, LR, ESMM
+    from ctrkit import DIN, ESMM, FM, LR
     assert FM.conformance_tags["needs_sparse"] and DIN.conformance_tags["needs_sequence"]
     assert ESMM.conformance_tags["binary_only"] and LR.conformance_tags == {}
 
