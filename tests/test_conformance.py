@@ -82,7 +82,8 @@ _EXPORT_CHECKS = {"check_onnx_parity", "check_torch_export_parity"}
 
 
 def test_every_model_has_a_config():
-    assert set(MODELS) <= set(SMALL), f"add conformance sizes for {set(MODELS) - set(SMALL)}"
+    built_in = {n for n, c in MODELS.items() if c.__module__.startswith("ctrkit.")}  # not docs' own models
+    assert built_in <= set(SMALL), f"add conformance sizes for {built_in - set(SMALL)}"
 
 
 @parametrize_with_checks({name: factory_for(name) for name in ALL})
