@@ -24,7 +24,9 @@ def test_is_a_data_source_with_the_store_interface():
     src, _, y, _ = _source()
     assert isinstance(src, DataSource) and len(src) == 103
     assert src.has_sample_weight and not src.has_nan_labels and src.labels() is y
-    assert src.shard_range(1, 2) == (51, 103) and src.steps_per_epoch(10, 2) == 6
+    assert src.shard_range(1, 2) == (51, 103)
+    assert src.steps_per_epoch(10, 2) == 5   # 51 rows per rank: a last batch of one row is merged (5 x 10 + 1)
+    assert src.steps_per_epoch(10, 1) == 11 and src.steps_per_epoch(16, 1) == 7
 
 
 @pytest.mark.parametrize("shuffle", [False, True])

@@ -49,6 +49,18 @@ def shard_range(n: int, rank: int, world_size: int) -> tuple[int, int]:
     return (n * rank) // world_size, (n * (rank + 1)) // world_size
 
 
+def epoch_steps(rows: int, batch_size: int) -> int:
+    """Training batches per epoch over ``rows`` rows: ``ceil(rows / batch_size)``, except that a last batch of
+    a single row is merged into the one before (BatchNorm cannot normalise one row in training mode).
+
+    Example:
+        >>> epoch_steps(10, 4), epoch_steps(9, 4), epoch_steps(1, 4)
+        (3, 2, 1)
+    """
+    steps = math.ceil(rows / batch_size)
+    return steps - 1 if steps > 1 and batch_size > 1 and rows % batch_size == 1 else steps
+
+
 def batch_size_of(k: int, steps: int, n: int, batch_size: int) -> int:
     """Rows of batch ``k`` of ``steps`` over ``n`` rows: ``batch_size``, the last one takes the rows left."""
     return batch_size if k < steps - 1 else n - (steps - 1) * batch_size
@@ -80,8 +92,8 @@ class DataSource:
         return shard_range(len(self), rank, world_size)
 
     def steps_per_epoch(self, batch_size: int, world_size: int = 1) -> int:
-        """Batches per epoch on every rank: ``ceil(smallest shard / batch_size)`` (the last absorbs the rest)."""
-        return math.ceil((len(self) // world_size) / batch_size)
+        """Batches per epoch on every rank: :func:`epoch_steps` of the smallest shard (the last absorbs the rest)."""
+        return epoch_steps(len(self) // world_size, batch_size)
 
     def batches(self, batch_size: int, *, shuffle: bool = True, seed: int = 0, epoch: int = 0, rank: int = 0,
                 world_size: int = 1, start_step: int = 0) -> Iterator[Batch]:  # pragma: no cover - abstract

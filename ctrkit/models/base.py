@@ -50,6 +50,9 @@ class BaseModel(KerasFacade, TaskOutputs, nn.Module):
 
     multitask = False
     supports_multiclass = False   # True for models whose task heads are ``Towers`` built with ``task_widths``
+    #: what the conformance checks (``ctrkit.testing``) must know about the model's inputs and tasks, e.g.
+    #: ``{"needs_sparse": True}``; the tags and their defaults: ``ctrkit.testing.DEFAULT_TAGS``
+    conformance_tags: dict = {}
 
     def __init__(self, feature_columns: Sequence, task_names: Sequence[str], task_types: Sequence[str], *,
                  l2_reg_embedding: float = 0.0, l2_reg_dnn: float = 0.0, init_std: float = 0.01,

@@ -30,7 +30,7 @@ import torch
 
 from ..callbacks import Callback, CallbackList, History, ProgressBar
 from ..data.arrays import ArraySource
-from ..data.source import mix_seed
+from ..data.source import epoch_steps, mix_seed
 from ..metrics import get_metric
 from .balancing import get_balancer
 from .losses import TaskLoss, resolve_task_losses
@@ -312,7 +312,7 @@ class Trainer:
         else:
             lo, hi = source.shard_range(dist.rank, dist.world)
             n = hi - lo
-        steps = math.ceil((total // dist.world) / batch_size)  # the same on every rank
+        steps = epoch_steps(total // dist.world, batch_size)  # the same on every rank; no last batch of one row
         if steps == 0 and total > 0:
             raise ValueError(f"fit: {total} training rows cannot be split over {dist.world} processes.")
         history = History()

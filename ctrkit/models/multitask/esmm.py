@@ -73,6 +73,8 @@ class ESMM(BaseModel):
         True
     """
 
+    conformance_tags = {"binary_only": True, "nested_tasks": True}   # CTR, then CTCVR within it
+
     multitask = True
 
     def __init__(self, dnn_feature_columns, tower_dnn_hidden_units: Sequence[int] = (256, 128),

@@ -49,6 +49,8 @@ class AutoInt(LinearDeepModel):
         2
     """
 
+    conformance_tags = {"needs_sparse": True}   # the attention is over field embeddings
+
     def __init__(self, linear_feature_columns, dnn_feature_columns, att_layer_num: int = 3, att_head_num: int = 2,
                  att_res: bool = True, dnn_hidden_units: Sequence[int] = (256, 128), dnn_activation: str = "relu",
                  l2_reg_dnn: float = 0.0, l2_reg_embedding: float = 0.0, dnn_use_bn: bool = False,

@@ -42,6 +42,8 @@ class DeepFM(LinearDeepModel):
         9
     """
 
+    conformance_tags = {"needs_sparse": True}   # the FM part is over field embeddings
+
     def __init__(self, linear_feature_columns, dnn_feature_columns, use_fm: bool = True,
                  dnn_hidden_units: Sequence[int] = (256, 128), l2_reg_linear: float = 0.0,
                  l2_reg_embedding: float = 0.0, l2_reg_dnn: float = 0.0, init_std: float = 0.01, seed: int = 1024,

@@ -64,6 +64,8 @@ class DIN(BaseModel):
         (2, 1)
     """
 
+    conformance_tags = {"needs_sparse": True, "needs_sequence": True}   # attention over behaviour sequences
+
     def __init__(self, dnn_feature_columns, history_feature_list: Sequence[str], dnn_use_bn: bool = False,
                  dnn_hidden_units: Sequence[int] = (256, 128), dnn_activation: str = "relu",
                  att_hidden_size: Sequence[int] = (64, 16), att_activation: str = "dice",

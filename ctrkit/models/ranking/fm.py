@@ -36,6 +36,8 @@ class FM(LinearDeepModel):
         152
     """
 
+    conformance_tags = {"needs_sparse": True}   # the pairwise interactions are over field embeddings
+
     def __init__(self, linear_feature_columns, dnn_feature_columns, l2_reg_linear: float = 0.0,
                  l2_reg_embedding: float = 0.0, init_std: float = 0.01, seed: int = 1024, task: str = "binary",
                  task_name: str = "label", device: str = "cpu", sparse: bool = False, gpus=None, *,

@@ -45,6 +45,8 @@ class xDeepFM(LinearDeepModel):  # noqa: N801 (the paper's and DeepCTR's spellin
         4
     """
 
+    conformance_tags = {"needs_sparse": True}   # the CIN is over field embeddings
+
     def __init__(self, linear_feature_columns, dnn_feature_columns, dnn_hidden_units: Sequence[int] = (256, 256),
                  cin_layer_size: Sequence[int] = (256, 128), cin_split_half: bool = True,
                  cin_activation: str = "relu", l2_reg_linear: float = 0.0, l2_reg_embedding: float = 0.0,
