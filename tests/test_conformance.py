@@ -58,7 +58,7 @@ def build(name, cols, tasks=("finish", "like"), types=("binary", "binary"), **ex
 def factory_for(name):
     """``factory(feature_columns, task_names, task_types) -> model`` for registered model ``name`` (small)."""
     def factory(cols, tasks, types):
-        return build_model(name, cols, tasks, types, **dict(SMALL[name], device=DEVICE))
+        return build(name, cols, tasks, types)      # a single-task model takes the first task
     factory.__name__ = name
     return factory
 
