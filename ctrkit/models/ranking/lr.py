@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from ...data.inputs import TensorData
 from ...features import check_feature_columns, split_feature_columns
 from ...layers.core import MLP
 from ...layers.embedding import EmbeddingLayer
@@ -111,8 +112,9 @@ class LinearDeepModel(BaseModel):
         self.dnn = dnn
         self.dnn_linear = nn.Linear(dnn.output_dim, 1, bias=False) if dnn is not None else None
 
-    def _dnn_logit(self, flat: torch.Tensor) -> torch.Tensor:
-        assert self.dnn is not None and self.dnn_linear is not None  # only called when use_dnn
+    def _dnn_logit(self, flat: torch.Tensor | None) -> torch.Tensor:
+        # only called when use_dnn, which needs a deep input (input_dim > 0)
+        assert self.dnn is not None and self.dnn_linear is not None and flat is not None
         return self.dnn_linear(self.dnn(flat))[:, 0]
 
     def _output(self, logit: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -176,5 +178,5 @@ class LR(LinearDeepModel):
                          seed=seed, device=device, sparse=sparse, config=locals())
         self._finish_init()
 
-    def forward(self, batch):
+    def forward(self, batch: TensorData) -> dict[str, torch.Tensor]:
         return self._output(self.linear(batch))
