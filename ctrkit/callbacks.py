@@ -282,9 +282,10 @@ class ReduceLROnPlateau(LRScheduler):
     def __init__(self, monitor: str = "val_loss", factor: float = 0.1, patience: int = 10, mode: str = "auto",
                  min_lr: float = 0.0) -> None:
         import torch
-        mode = metric_direction(monitor) if mode == "auto" else mode
+        direction = metric_direction(monitor) if mode == "auto" else mode
         super().__init__(lambda opt: torch.optim.lr_scheduler.ReduceLROnPlateau(
-            opt, mode=mode, factor=factor, patience=patience, min_lr=min_lr), monitor=monitor)
+            opt, mode=direction,  # type: ignore[arg-type]  # a str; torch checks it is 'min' or 'max'
+            factor=factor, patience=patience, min_lr=min_lr), monitor=monitor)
 
 
 class TerminateOnNaN(Callback):

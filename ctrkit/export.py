@@ -40,7 +40,7 @@ import logging
 import os
 import warnings
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -50,6 +50,9 @@ from ._version import __version__
 from .data.inputs import TensorData, to_tensor_data
 from .exceptions import CtrkitError
 from .features import DenseFeat, split_feature_columns
+
+if TYPE_CHECKING:
+    from .models.base import BaseModel
 
 __all__ = ["ServingModule", "ExportError", "input_contract", "serving_inputs", "example_inputs", "export_onnx",
            "export_torch", "load_exported", "run_onnx", "parity", "SPARSE_INPUT", "DENSE_INPUT"]
@@ -93,7 +96,7 @@ class ServingModule(nn.Module):
         (['sparse_ids'], ['ctr'])
     """
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: BaseModel) -> None:
         super().__init__()
         self.model = model
         split = split_feature_columns(model.feature_columns)
@@ -190,8 +193,10 @@ def _data_to_inputs(model: Any, data: TensorData) -> dict[str, np.ndarray]:
 def _tensors(s: ServingModule, data: TensorData) -> tuple[torch.Tensor, ...]:
     out: list[torch.Tensor] = []
     if s.has_sparse:
+        assert data.sparse is not None  # the model has sparse features, so the data has ids
         out.append(data.sparse)
     if s.has_dense:
+        assert data.dense is not None
         out.append(data.dense)
     out += [data.varlen[n] for n in s.varlen_names]
     out += [data.lengths[n] for n, _ in s.length_features]
@@ -250,6 +255,7 @@ def _serving_mode(model: Any) -> Iterator[ServingModule]:
     levels = [lg.level for lg in loggers]
     model.eval()
     if keep_last is not None:
+        assert emb is not None  # keep_last was read from it
         emb.keep_last = False
     try:
         for lg in loggers:
@@ -262,6 +268,7 @@ def _serving_mode(model: Any) -> Iterator[ServingModule]:
         for lg, lv in zip(loggers, levels):
             lg.setLevel(lv)
         if keep_last is not None:
+            assert emb is not None
             emb.keep_last = keep_last
         model.train(was_training)
 
@@ -338,6 +345,7 @@ def export_onnx(model: Any, path: str, *, opset_version: int | None = None, veri
         except Exception as e:  # noqa: BLE001
             raise ExportError(f"export_onnx: the ONNX conversion of {type(model).__name__} failed "
                               f"({type(e).__name__}: {str(e).strip().splitlines()[0][:300]}).") from e
+        assert prog is not None  # dynamo=True always returns an ONNXProgram
         _mkdir_for(path)
         with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
             prog.save(path)

@@ -256,7 +256,7 @@ def check_feature_columns(feature_columns: Sequence[Feature], where: str = "feat
         raise SchemaError(f"{where}: expected a list of SparseFeat / DenseFeat / VarLenSparseFeat, got None.")
     out: list[Feature] = []
     by_name: dict[str, Feature] = {}
-    tables: dict[str, Feature] = {}
+    tables: dict[str, SparseFeat | VarLenSparseFeat] = {}
     for f in feature_columns:
         if not isinstance(f, (SparseFeat, DenseFeat, VarLenSparseFeat)):
             raise SchemaError(f"{where}: expected SparseFeat, DenseFeat or VarLenSparseFeat entries, "
@@ -268,13 +268,15 @@ def check_feature_columns(feature_columns: Sequence[Feature], where: str = "feat
                               f"({by_name[f.name]!r} and {f!r}). Give each feature a unique name.")
         by_name[f.name] = f
         if not isinstance(f, DenseFeat):
-            other = tables.get(f.embedding_name)
+            table = f.embedding_name
+            assert table is not None  # SparseFeat.__post_init__ defaults it to the feature name
+            other = tables.get(table)
             if other is not None and other.embedding_dim != f.embedding_dim:
                 raise SchemaError(
                     f"{where}: features {other.name!r} and {f.name!r} share embedding_name "
                     f"{f.embedding_name!r} but have embedding_dim {other.embedding_dim} and {f.embedding_dim}. "
                     "Shared tables need one embedding_dim; give them equal dims or different embedding_names.")
-            tables.setdefault(f.embedding_name, f)
+            tables.setdefault(table, f)
         out.append(f)
     return out
 

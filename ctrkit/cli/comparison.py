@@ -10,11 +10,19 @@ import argparse
 import os
 import sys
 import time
-from typing import Any
+from typing import Any, overload
 
 from .data import read_frame
 
 __all__ = ["add_compare_parser", "run_compare"]
+
+
+@overload
+def _csv_list(s: str) -> list[str]: ...
+
+
+@overload
+def _csv_list(s: None) -> None: ...
 
 
 def _csv_list(s: str | None) -> list[str] | None:

@@ -13,7 +13,7 @@ import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -164,7 +164,8 @@ def prepare_synthetic(p: float, seed: int, n_train: int = 10000, n_val: int = 20
     parts = []
     for s, e in ((0, n_train), (n_train, n_train + n_val), (n_train + n_val, len(X))):
         parts.append(({"x": X[s:e]}, pd.DataFrame(Y[s:e], columns=["task1", "task2"])))
-    return PreparedData(cols, *parts, ["task1", "task2"], ["regression", "regression"],
+    train, val, test = parts
+    return PreparedData(cols, train, val, test, ["task1", "task2"], ["regression", "regression"],
                         f"MMoE synthetic, p={p}, d={d}, {n_train}/{n_val}/{n_test} rows", {"p": p})
 
 
@@ -262,7 +263,7 @@ def mmoe_variants(cfg: CompareConfig) -> dict[str, dict[str, Any]]:
     """The enhanced-MMoE rows of a comparison (``--models MMoE+BN,...``): name -> MMoE arguments added to the
     comparison's MMoE settings. ``MMoE+all`` switches every option on."""
     deep = (2 * cfg.tower_units, cfg.tower_units)
-    v = {"MMoE+BN": dict(input_bn=True, input_dropout=0.1),
+    v: dict[str, dict[str, Any]] = {"MMoE+BN": dict(input_bn=True, input_dropout=0.1),
          "MMoE+residual": dict(residual_experts=True),
          "MMoE+attn-gates": dict(attention_gates=True),
          "MMoE+deep-towers": dict(tower_dnn_hidden_units=deep)}
@@ -274,7 +275,8 @@ def mmoe_variants(cfg: CompareConfig) -> dict[str, dict[str, Any]]:
 def _train_one(model, task_subset, data: PreparedData, cfg: CompareConfig, seed: int):
     from ..callbacks import EarlyStopping
     types = dict(zip(data.task_names, data.task_types))
-    monitor_task = cfg.monitor_task if cfg.monitor_task in task_subset else task_subset[0]
+    monitor_task = cfg.monitor_task if cfg.monitor_task is not None and cfg.monitor_task in task_subset \
+        else task_subset[0]
     metric = "auc" if types[monitor_task] == "binary" else "mse"
     metrics = sorted({"auc", "logloss"} if "binary" in [types[t] for t in task_subset] else set()) + (
         ["mse"] if "regression" in [types[t] for t in task_subset] else [])
@@ -313,13 +315,16 @@ def run_comparison(data_factory: Callable[[int], PreparedData] | PreparedData, c
     cfg = cfg or CompareConfig()
     t_start = time.perf_counter()
     fixed = data_factory if isinstance(data_factory, PreparedData) else None
-    first = fixed or data_factory(0)
+    make = cast(Callable[[int], PreparedData], data_factory)  # called only when it is not a PreparedData
+    first = fixed or make(0)
     specs = _model_specs(first, cfg)
-    runs, curves, gates = [], {}, {}
+    runs: list[dict[str, Any]] = []
+    curves: dict[str, dict[str, Any]] = {}
+    gates: dict[str, Any] = {}
     from tqdm.auto import tqdm
     bar = tqdm(total=cfg.seeds * len(specs), desc="compare", unit="run", disable=not progress, dynamic_ncols=True)
     for seed in range(cfg.seeds):
-        data = fixed or (first if seed == 0 else data_factory(seed))
+        data = fixed or (first if seed == 0 else make(seed))
         if data is not first:
             specs = _model_specs(data, cfg)
         for name, build in specs.items():
@@ -483,8 +488,10 @@ def run_synthetic_sweep(ps: Sequence[float] = (0.5, 0.9, 1.0), cfg: CompareConfi
     t0 = time.perf_counter()
     rows = []
     for p in ps:
-        res = run_comparison(lambda seed, p=p: prepare_synthetic(p, 1000 + seed, n_train=n_train, **gen_kwargs),
-                             cfg, progress=progress)
+        def factory(seed: int, p: float = p) -> PreparedData:
+            return prepare_synthetic(p, 1000 + seed, n_train=n_train, **gen_kwargs)
+
+        res = run_comparison(factory, cfg, progress=progress)
         r = res.runs.copy()
         r["p"] = p
         r["mse"] = r[["task1_mse", "task2_mse"]].mean(axis=1)

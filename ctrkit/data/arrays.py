@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -105,7 +105,8 @@ class ArraySource(DataSource):
 
     @staticmethod
     def _rows(x: TensorData, y: torch.Tensor | None, w: torch.Tensor | None, s: int, e: int) -> Batch:
-        return x.slice(s, e), None if y is None else y[s:e], None if w is None else w[s:e]
+        # y is None only for an unlabeled source (predict), whose readers do not use the labels
+        return cast(Batch, (x.slice(s, e), None if y is None else y[s:e], None if w is None else w[s:e]))
 
     def batches(self, batch_size: int, *, shuffle: bool = True, seed: int = 0, epoch: int = 0, rank: int = 0,
                 world_size: int = 1, start_step: int = 0, steps: int | None = None) -> Iterator[Batch]:

@@ -253,7 +253,7 @@ class H5Store(DataSource):
             return [([b], None) for b in blocks]
         order = np.random.default_rng([int(seed) & 0xFFFFFFFFFFFF, int(epoch), int(rank)]).permutation(len(blocks))
         per = max(1, self.buffer_rows // self.block_rows)
-        wins = []
+        wins: list[tuple[list[tuple[int, int]], int | None]] = []
         for i, w in enumerate(range(0, len(order), per)):
             wins.append(([blocks[j] for j in order[w:w + per]], i))
         return wins

@@ -113,7 +113,7 @@ def cut_batches(windows: Iterable[Batch], sizes: Callable[[int], int], steps: in
                 yield _cat(pending)
                 pending, have = [], 0
                 k += 1
-        win = x = y = w = piece = None  # drop this window before the next one is fetched
+        win = x = y = w = piece = None  # type: ignore[assignment]  # drop this window before the next is fetched
         if k >= steps:
             return
     if pending and k < steps:  # only reached if the windows held fewer rows than promised

@@ -128,7 +128,7 @@ class StoreWriter:
             if f.length_name:
                 arrs[f"lengths/{i}"] = td.lengths[f.name].numpy()
         arrs["labels"] = Y.numpy()
-        if has_w:
+        if W is not None:  # has_w
             arrs["weight"] = W.numpy()
         if self.n_rows == 0 and "labels" not in self._f:
             self._create(arrs)

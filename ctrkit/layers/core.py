@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import cast
 
 import torch
 from torch import nn
@@ -79,7 +80,7 @@ class MLP(nn.Module):
             return self.net(x)
         if not len(self.net):
             return x.tensor()
-        first = self.net[0]
+        first = cast(nn.Linear, self.net[0])  # the net starts with its first nn.Linear
         return self.net[1:](x.linear(first.weight.t(), first.bias))
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
+from typing import cast
 
 import torch
 from torch import nn
@@ -42,6 +43,9 @@ class FeatureSubset(nn.Module):
         [[2]]
     """
 
+    sparse_index: torch.Tensor  # buffers, registered in __init__
+    dense_index: torch.Tensor
+
     def __init__(self, feature_columns: Sequence, subset: Sequence) -> None:
         super().__init__()
         full = split_feature_columns(check_feature_columns(feature_columns))
@@ -69,8 +73,10 @@ class FeatureSubset(nn.Module):
             return batch
         sparse = dense = None
         if self.has_sparse:
+            assert batch.sparse is not None  # the columns include sparse features, so the batch has ids
             sparse = batch.sparse if self.sparse_all else batch.sparse.index_select(1, self.sparse_index)
         if self.has_dense:
+            assert batch.dense is not None  # likewise for dense values
             dense = batch.dense if self.dense_all else batch.dense.index_select(1, self.dense_index)
         return TensorData(sparse, dense, batch.varlen, batch.lengths)
 
@@ -146,10 +152,10 @@ class LinearLogit(nn.Module):
     def l2_penalty(self) -> torch.Tensor | None:
         """Sum of squares of the dense weights plus the batch mean of the squared id weights looked up last
         (set ``self.embedding.keep_last = True`` to record them); None when there is nothing to penalise."""
-        terms = []
+        terms: list[torch.Tensor] = []
         if self.dense_weight is not None:
             terms.append((self.dense_weight * self.dense_weight).sum())
         last = self.embedding.last if self.embedding is not None else None
         if last:
             terms.append(sum((g * g).sum() for g in last) / last[0].shape[0])
-        return sum(terms) if terms else None
+        return cast(torch.Tensor, sum(terms)) if terms else None  # non-empty: a tensor, never sum's 0

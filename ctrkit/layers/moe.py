@@ -109,9 +109,10 @@ class MixtureOfExperts(nn.Module):
         the input projection computes. Returns the mixtures ``(G, B, H)`` and the gate weights ``(B, G, E)``."""
         if isinstance(x, ModelInput):
             h = x.linear(self.w_in, self.b_in)    # h: (B, E*u0 [+ E*H] [+ G*E])
-            x = x.tensor() if self.hidden_gates else None
+            xt = x.tensor() if self.hidden_gates else None
         else:
             h = torch.addmm(self.b_in, x, self.w_in)
+            xt = x
         E, G, u0 = self.num_experts, self.num_gates, self.first_units
         B = h.shape[0]
         # split (its backward is a cat) rather than slicing (backward zero-fills the whole h per slice)
@@ -130,7 +131,7 @@ class MixtureOfExperts(nn.Module):
         elif self.linear_gates:
             gate_logits = gate_logits.reshape(B, G, E)
         else:
-            gate_logits = torch.baddbmm(self.gate_bias, self.gate_hidden(x), self.gate_weight).transpose(0, 1)
+            gate_logits = torch.baddbmm(self.gate_bias, self.gate_hidden(xt), self.gate_weight).transpose(0, 1)
         gates = torch.softmax(gate_logits, dim=-1)                  # (B, G, E)
         mix = torch.bmm(gates, experts)                             # (B, G, H)
         return mix.transpose(0, 1), gates

@@ -13,12 +13,15 @@ a tensor and call :meth:`ModelInput.linear` (see :class:`~ctrkit.layers.MLP`).
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from .fold import FoldedInputProjection, FoldedTrainingProjection
+
+if TYPE_CHECKING:
+    from .embedding import EmbeddingLayer
 
 __all__ = ["InputProjection", "ModelInput"]
 
@@ -41,6 +44,10 @@ class InputProjection(nn.Module):
         >>> proj.linear(batch, torch.ones(4, 3), torch.zeros(3)).shape
         torch.Size([2, 3])
     """
+
+    # kept in __dict__ by __init__ (not submodules); declared here for the type checker only
+    _embedding: EmbeddingLayer
+    _plan: FoldedTrainingProjection | None
 
     def __init__(self, embedding: nn.Module, dense_dim: int) -> None:
         super().__init__()

@@ -27,7 +27,8 @@ def roc_auc(y_true, y_pred, sample_weight=None) -> float:
         return float("nan")
     tpr = np.r_[0.0, tps] / tps[-1]
     fpr = np.r_[0.0, fps] / fps[-1]
-    return float(np.trapezoid(tpr, fpr) if hasattr(np, "trapezoid") else np.trapz(tpr, fpr))
+    # np.trapz is the numpy < 2.0 name; the installed numpy 2 stubs no longer declare it
+    return float(np.trapezoid(tpr, fpr) if hasattr(np, "trapezoid") else np.trapz(tpr, fpr))  # type: ignore[attr-defined]
 
 
 def log_loss(y_true, y_pred, sample_weight=None) -> float:

@@ -98,7 +98,7 @@ class BaseModel(KerasFacade, TaskOutputs, nn.Module):
                 torch.manual_seed(int(self.seed))
             for m in self.modules():
                 if m is not self and m is not self.embedding and hasattr(m, "reset_parameters"):
-                    m.reset_parameters()
+                    m.reset_parameters()  # type: ignore[operator]  # hasattr-checked; stubs say Tensor | Module
         self._dnn_weights = [p for n, p in self.named_parameters()
                              if not n.startswith("embedding.") and p.dim() >= 2]
         self.embedding.keep_last = self.l2_reg_embedding > 0
@@ -200,12 +200,13 @@ class BaseModel(KerasFacade, TaskOutputs, nn.Module):
         total, per_task = self.compute_loss(outputs, y, sample_weight, loss)
         return total, per_task, outputs
 
-    def regularization_loss(self) -> torch.Tensor | None:
-        reg = None
+    def regularization_loss(self) -> torch.Tensor | float | None:
+        """The L2 terms to add to the loss, or None; a float only when there is nothing to sum."""
+        reg: torch.Tensor | float | None = None
         if self.l2_reg_dnn > 0:
             reg = self.l2_reg_dnn * sum((p * p).sum() for p in self._dnn_weights)
-        if self.l2_reg_embedding > 0 and getattr(self.embedding, "last", None):
-            last = self.embedding.last
+        last = getattr(self.embedding, "last", None)
+        if self.l2_reg_embedding > 0 and last:
             r = self.l2_reg_embedding * sum((g * g).sum() for g in last) / last[0].shape[0]
             reg = r if reg is None else reg + r
         return reg

@@ -7,7 +7,7 @@ task balancer, label masks, callbacks, the History and resume all live there, no
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import torch
@@ -17,13 +17,29 @@ from ..data.source import DataSource
 from ..training.trainer import Trainer, predict_logits, predict_small
 from .inputs import encode_records, store_source, to_data, to_source
 
+if TYPE_CHECKING:
+    from ..callbacks import History
+
 __all__ = ["KerasFacade"]
+
+_M = TypeVar("_M")
 
 
 class KerasFacade:
     """``compile / fit / evaluate / predict / predict_records / save`` on a model (see the module docstring)."""
 
     trainer: Trainer | None = None
+
+    if TYPE_CHECKING:  # provided by BaseModel / nn.Module / TaskOutputs, which this is mixed with
+        seed: int | None
+        device: torch.device
+        training: bool
+
+        def train(self: _M, mode: bool = True) -> _M: ...
+
+        def eval(self: _M) -> _M: ...
+
+        def logits_to_predictions(self, logits: torch.Tensor) -> torch.Tensor: ...
 
     # Keras names that callbacks and users read on the model; they are the trainer's state
     @property
@@ -94,7 +110,7 @@ class KerasFacade:
     def fit(self, x: Any = None, y: Any = None, batch_size: int = 256, epochs: int = 1, verbose: int = 1,
             initial_epoch: int = 0, validation_split: float = 0.0, validation_data: Any = None,
             shuffle: bool = True, callbacks: Sequence[Any] | None = None, sample_weight: Any = None,
-            seed: int | None = None, resume_from: Any = None):
+            seed: int | None = None, resume_from: Any = None) -> History:
         """Train the model.
 
         Args:
@@ -158,7 +174,7 @@ class KerasFacade:
         prediction array back into ``{task: (n,) or (n, C)}``."""
         return self.logits_to_predictions(self.predict_logits(x, batch_size)).numpy()
 
-    def predict_logits(self, x: Any = None, batch_size: int = 4096) -> Any:
+    def predict_logits(self, x: Any = None, batch_size: int = 4096) -> torch.Tensor:
         """Raw outputs ``(n, output_width)`` on the CPU (logits for binary tasks), in task order."""
         if self.trainer is not None:
             self.trainer.check_not_training_elsewhere("predict")

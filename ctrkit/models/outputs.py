@@ -12,6 +12,13 @@ class TaskOutputs:
     """Mixed into :class:`~ctrkit.models.BaseModel`; reads ``task_names``, ``task_types``, ``task_widths``,
     ``num_classes`` and ``_binary_mask``."""
 
+    # set by BaseModel.__init__ (annotations only, no class attributes: nn.Module keeps the buffer)
+    task_names: list[str]
+    task_types: list[str]
+    task_widths: list[int]
+    num_classes: dict[str, int]
+    _binary_mask: torch.Tensor
+
     def stack_outputs(self, outputs: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """``{task: (B,) or (B, C)}`` → one ``(B, output_width)`` tensor: tasks in order, a multiclass task's
         C columns side by side (``(B, T)`` when no task is multiclass)."""
@@ -22,7 +29,8 @@ class TaskOutputs:
 
     def split_outputs(self, logits: torch.Tensor) -> dict[str, torch.Tensor]:
         """The inverse of :meth:`stack_outputs`: ``(N, output_width)`` → ``{task: (N,) or (N, C)}``."""
-        out, c = {}, 0
+        out: dict[str, torch.Tensor] = {}
+        c = 0
         for t, w in zip(self.task_names, self.task_widths):
             out[t] = logits[:, c] if w == 1 and t not in self.num_classes else logits[:, c:c + w]
             c += w

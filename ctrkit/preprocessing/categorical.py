@@ -107,6 +107,7 @@ def lookup_ids(keys: np.ndarray, column: str, vocabulary: Sequence[str] | None, 
     """
     if buckets is not None:
         return N_RESERVED + hash_keys(keys, buckets)
+    assert vocabulary is not None, f"column {column!r} has neither hash buckets nor a vocabulary"
     n = len(keys)
     if n <= _SMALL:
         lookup = cache.get(("dict", column))
@@ -137,7 +138,8 @@ def infer_column_types(df: pd.DataFrame, columns: Iterable[str] | None = None) -
     Floats are dense; strings, booleans and categoricals are sparse; integer columns are sparse when their
     name ends in ``id`` or they have at most 20 distinct values, and dense otherwise.
     """
-    sparse, dense = [], []
+    sparse: list[str] = []
+    dense: list[str] = []
     for c in (list(df.columns) if columns is None else list(columns)):
         s = df[c]
         if pd.api.types.is_bool_dtype(s.dtype):

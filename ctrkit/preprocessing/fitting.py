@@ -6,7 +6,7 @@ than memory can be fitted chunk by chunk and give the same encoder.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -17,6 +17,8 @@ from .numerical import SCALINGS, dense_stats, new_moments, to_float, update_mome
 from .sequence import split_cells
 
 __all__ = ["EncoderFitting"]
+
+_E = TypeVar("_E", bound="EncoderFitting")
 
 
 def _per_column(value: Any, column: str, default: Any) -> Any:
@@ -33,6 +35,33 @@ def _count(counts: dict[str, int], keys: np.ndarray) -> None:
 
 class EncoderFitting:
     """The fitting half of :class:`~ctrkit.preprocessing.FeatureEncoder` (a mixin: it reads its parameters)."""
+
+    # parameters, set by FeatureEncoder.__init__ (annotations only: sklearn reads the __init__ signature)
+    sparse: Any
+    dense: Any
+    varlen: Any
+    embedding_dim: Any
+    min_freq: Any
+    hash_buckets: Any
+    max_vocab: Any
+    scaling: Any
+    maxlen: Any
+    combiner: str
+    truncating: str
+    handle_unknown: str
+    ignore: Any
+    # fitted state, set by _finalize
+    sparse_columns_: list[str]
+    dense_columns_: list[str]
+    varlen_columns_: dict[str, str]
+    feature_names_in_: np.ndarray
+    n_features_in_: int
+    hash_buckets_: dict[str, int]
+    vocabularies_: dict[str, list[Any]]
+    dense_stats_: dict[str, dict[str, Any]]
+    maxlen_: dict[str, int]
+    _index_cache: dict[Any, Any]
+    _partial_state: dict[str, Any] | None
 
     def _resolve_columns(self, df: pd.DataFrame) -> tuple[list[str], list[str], dict[str, str]]:
         if isinstance(self.varlen, Mapping):
@@ -75,25 +104,26 @@ class EncoderFitting:
                 f"Available columns: {list(df.columns)[:30]}{' ...' if df.shape[1] > 30 else ''}.")
         return df
 
-    def fit(self, X: pd.DataFrame, y: Any = None) -> Any:
+    def fit(self: _E, X: pd.DataFrame, y: Any = None) -> _E:
         """Learn vocabularies, dense statistics and var-length sizes from ``X``. Returns ``self``."""
         state = self._new_state(X)
         self._accumulate(state, X)
         self._finalize(state)
         return self
 
-    def partial_fit(self, X: pd.DataFrame, y: Any = None) -> Any:
+    def partial_fit(self: _E, X: pd.DataFrame, y: Any = None) -> _E:
         """Accumulate statistics from one chunk; call :meth:`finish_partial_fit` after the last chunk.
 
         Fitting chunk by chunk gives the same encoder as one ``fit`` on the concatenated chunks (counts, sums
         and min/max add up exactly), so files larger than memory can be fitted in a streaming pass.
         """
-        if getattr(self, "_partial_state", None) is None:
-            self._partial_state = self._new_state(X)
-        self._accumulate(self._partial_state, X)
+        state = getattr(self, "_partial_state", None)
+        if state is None:
+            state = self._partial_state = self._new_state(X)
+        self._accumulate(state, X)
         return self
 
-    def finish_partial_fit(self) -> Any:
+    def finish_partial_fit(self: _E) -> _E:
         state = getattr(self, "_partial_state", None)
         if state is None:
             raise NotFittedError("FeatureEncoder.finish_partial_fit: call partial_fit on at least one chunk first.")

@@ -74,7 +74,8 @@ class TaskBalancer:
         """The current per-task loss weights ``(T,)``."""
         return self.trainer.loss.weights
 
-    def backward(self, per_task: torch.Tensor, total: torch.Tensor, reg: torch.Tensor | None) -> torch.Tensor:
+    def backward(self, per_task: torch.Tensor, total: torch.Tensor, reg: torch.Tensor | float | None
+                 ) -> torch.Tensor:
         """Fill the parameters' ``.grad`` (they were zeroed) and return the step's loss for the logs.
 
         Args:

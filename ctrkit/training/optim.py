@@ -80,7 +80,7 @@ def build_optimizer(spec: Any, model: torch.nn.Module, lr: float | None = None) 
     if key in _SPARSE_OK and key != "sparse_adam":
         return OPTIMIZERS[key](sparse_params + dense_params, lr=lr)
     dense_cls = torch.optim.Adam if key == "sparse_adam" else OPTIMIZERS[key]
-    opts = [torch.optim.SparseAdam(sparse_params, lr=lr)]
+    opts: list[torch.optim.Optimizer] = [torch.optim.SparseAdam(sparse_params, lr=lr)]
     if dense_params:
         opts.append(_make(dense_cls, dense_params, lr))
     return MultiOptimizer(*opts)

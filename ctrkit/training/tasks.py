@@ -42,6 +42,7 @@ def resolve_num_classes(name: str, num_classes: Any, task_names: list[str], task
     if num_classes is None:
         raise ValueError(f"{name}: task(s) {mc} are 'multiclass'; pass num_classes, e.g. num_classes={{{mc[0]!r}: 5}}"
                          " (or one int for every multiclass task).")
+    out: dict[str, Any]
     if isinstance(num_classes, Mapping):
         unknown = [k for k in num_classes if k not in mc]
         if unknown:

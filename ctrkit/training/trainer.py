@@ -202,7 +202,8 @@ class Trainer:
         """:func:`predict_logits` of this trainer's model."""
         return predict_logits(self.model, source, batch_size, lo, hi, with_labels)
 
-    def _gathered(self, source: Source, batch_size: int, dist: Distribution | None = None) -> tuple:
+    def _gathered(self, source: Source, batch_size: int, dist: Distribution | None = None
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """Logits, labels, weights of a whole evaluation set. Distributed: each rank predicts a contiguous shard
         and the shards are all-gathered in rank order, so every rank gets the full set's predictions."""
         from ..distributed import all_gather_rows, shard_range
@@ -234,6 +235,7 @@ class Trainer:
                 if typ not in spec.task_types:
                     continue
                 fn = spec.multiclass if typ == "multiclass" else spec.fn
+                assert fn is not None  # a spec lists "multiclass" in task_types only with a multiclass fn
                 logs[f"{prefix}{t}_{name}"] = fn(ynp[mask, i], probs[t][mask], None if wnp is None else wnp[mask])
         return logs
 
@@ -337,7 +339,8 @@ class Trainer:
         self._fit_state = {"seed": seed, "dist": dist, "batch_size": batch_size, "steps": steps,
                            "callbacks": callbacks, "history": history, "epoch": initial_epoch, "sums": None}
         cblist.on_train_begin({})
-        first_step, ckpt_sums = 0, None
+        first_step = 0
+        ckpt_sums: torch.Tensor | None = None
         if ckpt is not None:
             initial_epoch, first_step, ckpt_sums = restore_after_begin(self, ckpt, dist)
         for epoch in range(initial_epoch, epochs):
@@ -359,6 +362,7 @@ class Trainer:
             model.train()
             sums = torch.zeros(T + 1, device=device)
             if first:
+                assert ckpt_sums is not None  # a run starts mid-epoch only when resumed from a checkpoint
                 sums += ckpt_sums.to(device)
             self._fit_state.update(epoch=epoch, sums=sums)
             train_logits = torch.empty(n, model.output_width, device=device) if keep_logits else None
@@ -382,7 +386,7 @@ class Trainer:
                 with torch.no_grad():
                     sums[0] += loss.detach() * (e - s)
                     sums[1:] += per_task.detach() * (e - s)
-                    if keep_logits and out is not None:
+                    if train_logits is not None and out is not None:  # i.e. keep_logits
                         train_logits[s:e] = model.stack_outputs(out).detach()
                         ys.append(yb)
                         if wb is not None:
@@ -396,13 +400,13 @@ class Trainer:
                 from ..distributed import all_reduce_max, all_reduce_sum
                 sums = all_reduce_sum(sums)
                 self.stop_training = all_reduce_max(float(self.stop_training)) > 0
-            sums = (sums / max(total, 1)).cpu().tolist()
-            logs: dict[str, Any] = {"loss": sums[0]}
+            means = (sums / max(total, 1)).cpu().tolist()
+            logs: dict[str, Any] = {"loss": means[0]}
             if T > 1:
                 for i, t in enumerate(model.task_names):
-                    logs[f"{t}_loss"] = sums[1 + i]
+                    logs[f"{t}_loss"] = means[1 + i]
             logs.update(balancer.epoch_logs())
-            if keep_logits and ys and not self.stop_training:
+            if train_logits is not None and ys and not self.stop_training:
                 logs.update(self._train_metrics(train_logits[first * batch_size:s], torch.cat(ys),
                                                 torch.cat(ws) if ws else None, dist))
             if validation is not None and not self.stop_training:

@@ -28,6 +28,9 @@ class _CGC(nn.Module):
     experts) and the task gates ``(B, T, S + K)``.
     """
 
+    task_experts: torch.Tensor  # buffers, registered in __init__
+    owner: torch.Tensor
+
     def __init__(self, in_features: int, num_tasks: int, specific: int, shared: int, expert_units, gate_units,
                  activation: str, dropout: float, use_bn: bool, last: bool) -> None:
         super().__init__()
@@ -48,6 +51,7 @@ class _CGC(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         T = self.T
+        shared_in: torch.Tensor | None
         if x.dim() == 2:                                   # level 0: one shared input
             experts = self.experts(x)                      # (n, B, H)
             task_logits = self.task_gates(x)               # (T, B, S+K)

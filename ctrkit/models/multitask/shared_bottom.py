@@ -6,6 +6,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import torch
+
+from ...data.inputs import TensorData
 from ...layers.core import MLP, Towers
 from ...registry import register_model
 from ..base import BaseModel
@@ -47,5 +50,5 @@ class SharedBottom(BaseModel):
                              dnn_activation, dnn_dropout, dnn_use_bn, widths=self.task_widths)
         self._finish_init()
 
-    def forward(self, batch):
+    def forward(self, batch: TensorData) -> dict[str, torch.Tensor]:
         return self.towers(self.bottom(self.inputs(batch)))

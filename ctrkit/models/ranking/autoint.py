@@ -10,6 +10,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from ...data.inputs import TensorData
 from ...layers.attention import InteractingLayer
 from ...layers.core import MLP
 from ...registry import register_model
@@ -87,7 +88,7 @@ class AutoInt(LinearDeepModel):
         self.dnn_linear = nn.Linear(width, 1, bias=False)
         self._finish_init()
 
-    def forward(self, batch):
+    def forward(self, batch: TensorData) -> dict[str, torch.Tensor]:
         groups, flat = self._deep(batch)
         parts = []
         if len(self.int_layers):
@@ -98,4 +99,5 @@ class AutoInt(LinearDeepModel):
         if self.dnn is not None:
             parts.append(self.dnn(flat))
         h = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
+        assert self.dnn_linear is not None  # always built here (LinearDeepModel types it optional)
         return self._output(self.linear(batch) + self.dnn_linear(h)[:, 0])

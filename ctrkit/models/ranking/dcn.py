@@ -11,6 +11,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from ...data.inputs import TensorData
 from ...layers.core import MLP
 from ...layers.cross import CrossNet
 from ...registry import register_model
@@ -39,10 +40,11 @@ class _CrossDeep(LinearDeepModel):
             self._l2_modules = {"crossnet": float(l2_reg_cross)}
         self._finish_init()
 
-    def forward(self, batch):
+    def forward(self, batch: TensorData) -> dict[str, torch.Tensor]:
         x0 = self._deep(batch)[1]
         parts = ([self.crossnet(x0)] if self.crossnet is not None else []) + ([self.dnn(x0)] if self.dnn else [])
         h = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
+        assert self.dnn_linear is not None  # always built here (LinearDeepModel types it optional)
         return self._output(self.linear(batch) + self.dnn_linear(h)[:, 0])
 
 

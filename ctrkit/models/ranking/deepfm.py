@@ -7,6 +7,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import torch
+
+from ...data.inputs import TensorData
 from ...layers.fm import FM as FMLayer
 from ...registry import register_model
 from .._tasks import single_task
@@ -63,11 +66,12 @@ class DeepFM(LinearDeepModel):
         self._build_dnn(dnn_hidden_units, dnn_activation, dnn_dropout, dnn_use_bn)
         self._finish_init()
 
-    def forward(self, batch):
+    def forward(self, batch: TensorData) -> dict[str, torch.Tensor]:
         logit = self.linear(batch)
         if self.use_fm or self.use_dnn:
             groups, flat = self._deep(batch)
             if self.use_fm:
+                assert self.fm is not None
                 logit = logit + self.fm(groups[0])
             if self.use_dnn:
                 logit = logit + self._dnn_logit(flat)

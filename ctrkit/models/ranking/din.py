@@ -6,6 +6,7 @@ https://arxiv.org/abs/1706.06978
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -108,11 +109,12 @@ class DIN(BaseModel):
             raise ValueError(f"{name}: the behaviour sequences need one maxlen, got "
                              f"{ {k.name: k.maxlen for k in keys} }.")
         self.history_feature_list = list(history_feature_list)
-        self._queries = [(split.sparse.index(q), self.embedding.group_dims.index(q.embedding_dim),
-                          q.embedding_name) for q in queries]
+        # SparseFeat.__post_init__ made each embedding_dim an int and each embedding_name a str
+        self._queries = [(split.sparse.index(q), self.embedding.group_dims.index(int(q.embedding_dim)),
+                          cast(str, q.embedding_name)) for q in queries]
         self._keys = [(k.name, self.embedding.group_dims.index(k.embedding_dim), k.embedding_name) for k in keys]
         self._length_name = keys[0].length_name
-        att_dim = sum(q.embedding_dim for q in queries)
+        att_dim = sum(int(q.embedding_dim) for q in queries)
         # fields of the embedding layer's output that are not histories (those are replaced by the attention)
         hist = {k.name for k in keys}
         self._keep: list[list[int] | None] = []

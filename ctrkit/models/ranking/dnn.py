@@ -3,6 +3,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import torch
+
+from ...data.inputs import TensorData
 from ...layers.core import MLP, Towers
 from ...registry import register_model
 from .._tasks import single_task
@@ -48,5 +51,5 @@ class DNN(BaseModel):
         self.towers = Towers(self.task_names, self.dnn.output_dim, (), widths=self.task_widths)
         self._finish_init()
 
-    def forward(self, batch):
+    def forward(self, batch: TensorData) -> dict[str, torch.Tensor]:
         return self.towers(self.dnn(self.inputs(batch)))

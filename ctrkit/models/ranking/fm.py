@@ -4,6 +4,9 @@ Rendle, "Factorization Machines", ICDM 2010. https://doi.org/10.1109/ICDM.2010.1
 """
 from __future__ import annotations
 
+import torch
+
+from ...data.inputs import TensorData
 from ...layers.fm import FM as FMLayer
 from ...registry import register_model
 from .._tasks import single_task
@@ -51,6 +54,6 @@ class FM(LinearDeepModel):
         self.fm = FMLayer()
         self._finish_init()
 
-    def forward(self, batch):
+    def forward(self, batch: TensorData) -> dict[str, torch.Tensor]:
         groups, _ = self._deep(batch)
         return self._output(self.linear(batch) + self.fm(groups[0]))

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from ...data.inputs import TensorData
 from ...features import check_feature_columns, split_feature_columns
 from ...layers.core import MLP
 from ...layers.embedding import EmbeddingLayer
@@ -100,15 +101,20 @@ class LinearDeepModel(BaseModel):
         return groups, flat
 
     def _input(self, batch) -> torch.Tensor:
-        return self._deep(batch)[1]
+        flat = self._deep(batch)[1]
+        assert flat is not None, f"{type(self).__name__}: the deep part has no input features"
+        return flat
 
     def _build_dnn(self, dnn_hidden_units, activation, dropout, use_bn) -> None:
         """The optional deep part shared by WDL / DeepFM / xDeepFM: an MLP over the deep input, then one logit."""
         self.use_dnn = bool(dnn_hidden_units) and self.input_dim > 0
-        self.dnn = MLP(self.input_dim, tuple(dnn_hidden_units), activation, dropout, use_bn) if self.use_dnn else None
-        self.dnn_linear = nn.Linear(self.dnn.output_dim, 1, bias=False) if self.use_dnn else None
+        dnn = MLP(self.input_dim, tuple(dnn_hidden_units), activation, dropout, use_bn) if self.use_dnn else None
+        self.dnn = dnn
+        self.dnn_linear = nn.Linear(dnn.output_dim, 1, bias=False) if dnn is not None else None
 
-    def _dnn_logit(self, flat: torch.Tensor) -> torch.Tensor:
+    def _dnn_logit(self, flat: torch.Tensor | None) -> torch.Tensor:
+        # only called when use_dnn, which needs a deep input (input_dim > 0)
+        assert self.dnn is not None and self.dnn_linear is not None and flat is not None
         return self.dnn_linear(self.dnn(flat))[:, 0]
 
     def _output(self, logit: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -126,9 +132,9 @@ class LinearDeepModel(BaseModel):
         if self.linear.embedding is not None:
             self.linear.embedding.keep_last = self.l2_reg_linear > 0
 
-    def regularization_loss(self) -> torch.Tensor | None:
+    def regularization_loss(self) -> torch.Tensor | float | None:
         reg = super().regularization_loss()
-        terms = [] if reg is None else [reg]
+        terms: list[torch.Tensor | float] = [] if reg is None else [reg]
         if self.l2_reg_linear > 0:
             pen = self.linear.l2_penalty()
             if pen is not None:
@@ -172,5 +178,5 @@ class LR(LinearDeepModel):
                          seed=seed, device=device, sparse=sparse, config=locals())
         self._finish_init()
 
-    def forward(self, batch):
+    def forward(self, batch: TensorData) -> dict[str, torch.Tensor]:
         return self._output(self.linear(batch))

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import torch
+
+from ...data.inputs import TensorData
 from ...registry import register_model
 from .._tasks import single_task
 from .lr import LinearDeepModel
@@ -53,7 +56,7 @@ class WDL(LinearDeepModel):
         self._build_dnn(dnn_hidden_units, dnn_activation, dnn_dropout, dnn_use_bn)
         self._finish_init()
 
-    def forward(self, batch):
+    def forward(self, batch: TensorData) -> dict[str, torch.Tensor]:
         logit = self.linear(batch)
         if self.use_dnn:
             logit = logit + self._dnn_logit(self._deep(batch)[1])

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import torch
 from torch import nn
 
+from ...data.inputs import TensorData
 from ...layers.cross import CIN
 from ...registry import register_model
 from .._tasks import single_task
@@ -60,7 +62,8 @@ class xDeepFM(LinearDeepModel):  # noqa: N801 (the paper's and DeepCTR's spellin
                          l2_reg_linear=l2_reg_linear, l2_reg_embedding=l2_reg_embedding, l2_reg_dnn=l2_reg_dnn,
                          init_std=init_std, seed=seed, device=device, sparse=sparse, config=locals())
         self.use_cin = bool(cin_layer_size)
-        self.cin = self.cin_linear = None
+        self.cin: CIN | None = None
+        self.cin_linear: nn.Linear | None = None
         if self.use_cin:
             self._require_sparse("the CIN interacts their embeddings")
             self._require_equal_dims("the CIN")
@@ -70,11 +73,12 @@ class xDeepFM(LinearDeepModel):  # noqa: N801 (the paper's and DeepCTR's spellin
         self._build_dnn(dnn_hidden_units, dnn_activation, dnn_dropout, dnn_use_bn)
         self._finish_init()
 
-    def forward(self, batch):
+    def forward(self, batch: TensorData) -> dict[str, torch.Tensor]:
         logit = self.linear(batch)
         if self.use_cin or self.use_dnn:
             groups, flat = self._deep(batch)
             if self.use_cin:
+                assert self.cin is not None and self.cin_linear is not None
                 logit = logit + self.cin_linear(self.cin(groups[0]))[:, 0]
             if self.use_dnn:
                 logit = logit + self._dnn_logit(flat)

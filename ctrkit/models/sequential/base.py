@@ -14,7 +14,7 @@ trainer calls for ``val_*`` logs. ``save`` / :func:`~ctrkit.load_model` are the 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -29,6 +29,9 @@ from ...metrics.ranking import TIES, history_mask, ranking_metrics
 from ...training.trainer import Trainer
 from ..base import BaseModel
 from .data import EvalSet, pad_left
+
+if TYPE_CHECKING:
+    from ...callbacks import History
 
 __all__ = ["SequentialModel", "DEFAULT_RANKING_METRICS"]
 
@@ -176,7 +179,10 @@ class SequentialModel(BaseModel):
         return scores
 
     # ------------------------------------------------------------------ facade
-    def compile(self, optimizer: Any = "adam", loss: Any = None, metrics: Sequence[str] | None = None,
+    # the facade methods below take item sequences, not feature frames, so their signatures differ from
+    # KerasFacade's (different arguments, no sample weights): the overrides are deliberate
+    def compile(self, optimizer: Any = "adam", loss: Any = None,  # type: ignore[override]
+                metrics: Sequence[str] | None = None,
                 loss_weights: Any = None, lr: float | None = None, grad_clip_norm: float | None = None,
                 num_negatives: int | None = None, task_balancer: Any = None) -> None:
         """Set the optimizer, the loss and the ranking metrics.
@@ -232,9 +238,10 @@ class SequentialModel(BaseModel):
                              f"padding); got ids in [{int(arr.min())}, {int(arr.max())}].")
         return torch.from_numpy(arr)
 
-    def fit(self, x: Any = None, y: Any = None, batch_size: int = 128, epochs: int = 1, verbose: int = 1,
+    def fit(self, x: Any = None, y: Any = None, batch_size: int = 128,  # type: ignore[override]
+            epochs: int = 1, verbose: int = 1,
             validation_data: EvalSet | None = None, shuffle: bool = True, callbacks: Sequence[Any] | None = None,
-            seed: int | None = None, **unsupported: Any):
+            seed: int | None = None, **unsupported: Any) -> History:
         """Train on users' item sequences (next-item targets at every position).
 
         Args:
@@ -291,7 +298,7 @@ class SequentialModel(BaseModel):
             self.train(was)
         return torch.cat(chunks) if chunks else torch.empty(0, width)
 
-    def predict_logits(self, sequences: Any, batch_size: int = 1024) -> torch.Tensor:
+    def predict_logits(self, sequences: Any, batch_size: int = 1024) -> torch.Tensor:  # type: ignore[override]
         """Next-item logits ``(n, num_items + 1)`` on the CPU, for each sequence's last position."""
         return self._map_sequences(sequences, "predict", lambda b: self(TensorData(None, None, {SEQ_FEATURE: b}))[
             "next_item"], self.num_items + 1, batch_size)
@@ -309,8 +316,8 @@ class SequentialModel(BaseModel):
             logits = logits.masked_fill(history_mask(list(hist), logits.shape[1]), float("-inf"))
         return logits.topk(int(k), dim=1).indices.numpy()
 
-    def evaluate(self, x: Any = None, y: Any = None, batch_size: int = 1024, verbose: int = 0,
-                 exclude_history: bool = True, ties: str = "average") -> dict[str, float]:
+    def evaluate(self, x: Any = None, y: Any = None, batch_size: int = 1024,  # type: ignore[override]
+                 verbose: int = 0, exclude_history: bool = True, ties: str = "average") -> dict[str, float]:
         """Full-ranking metrics and the cross-entropy of the targets on an :class:`EvalSet`.
 
         Args:
