@@ -38,5 +38,5 @@ echo "(seq: exit $?, $((SECONDS - t0)) s)"; tar czf "$OUT/seq.tgz" -C /tmp seq-r
 
 echo "== 4. conformance suite on cuda"; t0=$SECONDS
 CTRKIT_TEST_DEVICE=cuda timeout ${CONFORMANCE_TIMEOUT:-170} $PY -m pytest -q -p no:cacheprovider -o addopts="" \
-  -n ${XDIST:-8} tests/test_conformance.py > "$OUT/conformance_cuda.log" 2>&1
+  -n ${XDIST:-8} tests/models/test_conformance.py > "$OUT/conformance_cuda.log" 2>&1
 echo "(conformance: exit $?, $((SECONDS - t0)) s)"; tail -30 "$OUT/conformance_cuda.log"

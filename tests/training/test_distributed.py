@@ -1,7 +1,7 @@
 """Data-parallel training with torchrun: 2 CPU processes (gloo) on a real sample (Census-Income).
 
 This file is also the training script: ``python -m torch.distributed.run --nproc_per_node=2 --standalone
-tests/test_distributed.py worker OUT DATA``; the single-process reference runs the same function, unchanged,
+tests/training/test_distributed.py worker OUT DATA``; the single-process reference runs the same function, unchanged,
 in the test process (no torchrun environment: no process group).
 """
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Checkpoints that survive a crash: atomic writes, and resumed runs that end with the uninterrupted run's weights.
 
-This file is also the worker of the kill test: ``python tests/test_checkpoint.py worker OUT_DIR`` trains with a
+This file is also the worker of the kill test: ``python tests/training/test_checkpoint.py worker OUT_DIR`` trains with a
 BackupAndRestore checkpoint every few steps (slowed down so the test can kill it mid-epoch).
 """
 from __future__ import annotations

@@ -14,7 +14,7 @@ from ctrkit import load_model
 from ctrkit.cli import main
 from ctrkit.cli.config import ConfigError, load_config
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "census_mmoe.toml"
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "census_mmoe.toml"
 ONNX_MISSING = [m for m in ("onnx", "onnxscript", "onnxruntime") if importlib.util.find_spec(m) is None]
 
 

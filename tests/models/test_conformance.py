@@ -41,7 +41,7 @@ SMALL = {
     "AutoInt": dict(att_layer_num=2, att_head_num=2, dnn_hidden_units=(32, 16)),
     "DIN": dict(dnn_hidden_units=(32, 16), att_hidden_size=(16, 8), history_feature_list=["item_id"]),
     # sequential (next-item) models read item sequences, not tabular rows: their own conformance suite is in
-    # tests/test_sequential.py (these sizes are used there)
+    # tests/models/test_sequential.py (these sizes are used there)
     "SASRec": dict(embedding_dim=16, max_len=20, num_blocks=1, num_heads=2),
     "FAME": dict(embedding_dim=16, max_len=20, num_blocks=2, num_heads=2, num_experts=2),
 }

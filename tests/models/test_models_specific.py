@@ -225,7 +225,7 @@ def test_din_errors_name_the_features(ml_behaviour):
 
 # ------------------------------------------------------------------------------------------------ single-task on Criteo
 SINGLE_TASK = sorted(n for n, c in MODELS.items() if not getattr(c, "multitask", False) and n != "DIN"
-                     and not getattr(c, "sequential", False))   # sequential models: tests/test_sequential.py
+                     and not getattr(c, "sequential", False))   # sequential models: tests/models/test_sequential.py
 CRITEO_SIZES = {  # DIN needs behaviour sequences, which Criteo has not: it is covered above
     "DNN": dict(dnn_hidden_units=(32, 16)), "LR": {}, "FM": {}, "WDL": dict(dnn_hidden_units=(32, 16)),
     "DeepFM": dict(dnn_hidden_units=(32, 16)), "DCN": dict(cross_num=2, dnn_hidden_units=(32, 16)),

@@ -114,7 +114,7 @@ def test_bad_arguments_are_clear():
 def test_data_and_preprocessing_import_only_lower_layers():
     import ast
     import pathlib
-    root = pathlib.Path(__file__).resolve().parents[1] / "ctrkit"
+    root = pathlib.Path(__file__).resolve().parents[2] / "ctrkit"
     allowed = {"data": {"preprocessing", "features", "exceptions", "_version", "registry", "datasets"},
                "preprocessing": {"features", "exceptions", "_version", "registry"}}
     for pkg, ok in allowed.items():
