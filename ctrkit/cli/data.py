@@ -5,7 +5,6 @@
 """
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -27,12 +26,8 @@ def is_parquet(path: str) -> bool:
 
 def check_file(path: str, what: str) -> None:
     """Raise a one-line error unless ``path`` is an existing non-empty file (``what``: the argument)."""
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"{what}: file {path!r} does not exist.")
-    if os.path.isdir(path):
-        raise UsageError(f"{what}: {path!r} is a directory; pass a .csv or .parquet file.")
-    if os.path.getsize(path) == 0:
-        raise UsageError(f"{what}: {path!r} is empty.")
+    from ..data.readers import check_table_path
+    check_table_path(path, what)
 
 
 def _csv_sep(path: str, sep: str | None) -> str:
@@ -41,14 +36,10 @@ def _csv_sep(path: str, sep: str | None) -> str:
     return "\t" if path.lower().endswith((".tsv", ".tsv.gz", ".tab")) else ","
 
 
-def _parse_error(what: str, path: str, e: Exception) -> UsageError:
-    first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-    return UsageError(f"{what}: could not parse {path!r} as CSV ({first}); check the file or pass --sep.")
-
-
 def read_frame(path: str, sep: str | None = None, max_rows: int | None = None, what: str = "data", *,
                sniff: bool = False):
-    """Read a CSV / TSV / Parquet file (optionally only its first ``max_rows`` rows) into a DataFrame.
+    """Read a CSV / TSV / Parquet file (optionally only its first ``max_rows`` rows) into a DataFrame, with the
+    package's one reader (:func:`ctrkit.data.readers.read_table`).
 
     Args:
         path: a ``.csv`` (``.csv.gz``, ``.tsv``, ...) or ``.parquet`` / ``.pq`` file.
@@ -60,26 +51,14 @@ def read_frame(path: str, sep: str | None = None, max_rows: int | None = None, w
 
     Raises:
         FileNotFoundError: no such file.
-        UsageError: a directory, an empty file, or a CSV that does not parse (one line, exit code 2).
+        DataValidationError: a directory, an empty file, or a CSV that does not parse (one line, exit code 2).
     """
-    import csv
-
-    import pandas as pd
-    check_file(path, what)
+    from ..data.readers import read_table
     if is_parquet(path):
-        if max_rows is None:
-            return pd.read_parquet(path)
-        return next(iter_frames(path, max_rows, what=what))
-    if sniff:
-        kw: dict[str, Any] = {"sep": sep, "engine": "python" if sep is None else "c"}
+        options = None
     else:
-        kw = {"sep": _csv_sep(path, sep), **_CSV_NA}
-    try:
-        return pd.read_csv(path, nrows=max_rows, **kw)
-    except pd.errors.EmptyDataError:
-        raise UsageError(f"{what}: {path!r} is empty.") from None
-    except (csv.Error, pd.errors.ParserError, UnicodeDecodeError) as e:
-        raise _parse_error(what, path, e) from None
+        options = ({"sep": None, "engine": "python"} if sep is None else {}) if sniff else dict(_CSV_NA)
+    return read_table(path, sep=sep, nrows=max_rows, options=options, where=what)
 
 
 def available_columns(path: str, sep: str | None) -> list[str]:
@@ -94,21 +73,8 @@ def available_columns(path: str, sep: str | None) -> list[str]:
 def iter_frames(path: str, chunk_size: int, sep: str | None = None, columns: Sequence[str] | None = None,
                 what: str = "data") -> Iterator[Any]:
     """Yield DataFrames of at most ``chunk_size`` rows of a CSV / Parquet file, reading it piece by piece."""
-    import pandas as pd
-    check_file(path, what)
+    from ..data.readers import read_table
     if chunk_size < 1:
         raise UsageError(f"--chunk-size must be >= 1, got {chunk_size}.")
-    if is_parquet(path):
-        try:
-            import pyarrow.parquet as pq
-        except ImportError:
-            raise ImportError("Reading Parquet needs pyarrow: pip install 'ctrkit[parquet]'.") from None
-        pf = pq.ParquetFile(path)
-        for batch in pf.iter_batches(batch_size=chunk_size, columns=list(columns) if columns else None):
-            yield batch.to_pandas()
-        return
-    try:
-        yield from pd.read_csv(path, sep=_csv_sep(path, sep), chunksize=chunk_size,
-                               usecols=list(columns) if columns else None, **_CSV_NA)
-    except (pd.errors.ParserError, UnicodeDecodeError) as e:
-        raise _parse_error(what, path, e) from None
+    options = None if is_parquet(path) else dict(_CSV_NA)
+    yield from read_table(path, columns=columns, chunksize=chunk_size, sep=sep, options=options, where=what)

@@ -14,7 +14,7 @@ import pandas as pd
 
 from ..exceptions import DataValidationError
 
-__all__ = ["read_table", "PARQUET_SUFFIXES", "TSV_SUFFIXES"]
+__all__ = ["read_table", "check_table_path", "PARQUET_SUFFIXES", "TSV_SUFFIXES"]
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
 TSV_SUFFIXES = (".tsv", ".tsv.gz", ".tab")
@@ -23,6 +23,17 @@ TSV_SUFFIXES = (".tsv", ".tsv.gz", ".tab")
 def _first_line(e: BaseException) -> str:
     s = str(e).strip()
     return s.splitlines()[0] if s else type(e).__name__
+
+
+def check_table_path(path: str | os.PathLike, where: str = "read_table") -> None:
+    """Raise a one-line error unless ``path`` is an existing, non-empty file (``where``: the caller/argument)."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{where}: file {path!r} does not exist.")
+    if os.path.isdir(path):
+        raise DataValidationError(f"{where}: {path!r} is a directory; pass a .csv or .parquet file.")
+    if os.path.getsize(path) == 0:
+        raise DataValidationError(f"{where}: {path!r} is empty.")
 
 
 def read_table(path: str | os.PathLike, columns: Sequence[str] | None = None, chunksize: int | None = None, *,
@@ -66,12 +77,7 @@ def read_table(path: str | os.PathLike, columns: Sequence[str] | None = None, ch
         [2, 2, 1]
     """
     path = os.fspath(path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"{where}: no such file {path!r}.")
-    if os.path.isdir(path):
-        raise DataValidationError(f"{where}: {path!r} is a directory; pass a .csv or .parquet file.")
-    if os.path.getsize(path) == 0:
-        raise DataValidationError(f"{where}: {path!r} is empty.")
+    check_table_path(path, where)
     bad_chunks = isinstance(chunksize, bool) or not isinstance(chunksize, int) or chunksize < 1
     if chunksize is not None and bad_chunks:
         raise ValueError(f"{where}: chunksize must be an int >= 1 or None, got {chunksize!r}.")
