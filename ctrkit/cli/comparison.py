@@ -59,6 +59,9 @@ def add_compare_parser(sub: Any) -> None:
     c.add_argument("--experts", type=int, default=None, help="number of experts (default 8)")
     c.add_argument("--expert-units", type=int, default=None, help="units per expert (default 16)")
     c.add_argument("--correlations", default="0.5,0.9,1.0", help="synthetic: task correlations to sweep")
+    c.add_argument("--baselines", default="lr,gbdt",
+                   help="reference rows trained on the same split and features: lr (one-hot logistic regression), "
+                        "gbdt (gradient-boosted trees), comma-separated, or none (default lr,gbdt)")
     c.add_argument("--out", default="ctrkit-report", help="report folder (default ./ctrkit-report)")
     c.add_argument("--device", default="cpu", help="movielens-seq: where to train (cpu, cuda, auto; default cpu)")
     c.add_argument("--quick", action="store_true", help="one seed, few epochs: a smoke test")
@@ -98,6 +101,11 @@ def run_compare(args: argparse.Namespace) -> int:
             setattr(cfg, attr, val)
     if args.models:
         cfg.models = tuple(_csv_list(args.models))
+    from ..compare.baselines import parse_baselines
+    try:
+        cfg.baselines = parse_baselines(args.baselines)
+    except ValueError as e:
+        return _fail(str(e))
     progress = not args.no_progress
     t0 = time.perf_counter()
     try:

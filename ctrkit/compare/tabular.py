@@ -47,6 +47,7 @@ class CompareConfig:
     seeds: int = 5
     models: tuple[str, ...] | None = None   # None: Single-Task + every registered multi-task model
     monitor_task: str | None = None         # early stopping on this task's validation metric (default: first)
+    baselines: tuple[str, ...] = ("lr", "gbdt")   # one-hot LR and gradient-boosted trees rows (compare.baselines)
     verbose: bool = True
 
 
@@ -322,6 +323,8 @@ def run_comparison(data_factory: Callable[[int], PreparedData] | PreparedData, c
     curves: dict[str, dict[str, Any]] = {}
     gates: dict[str, Any] = {}
     from tqdm.auto import tqdm
+
+    from .baselines import run_baselines
     bar = tqdm(total=cfg.seeds * len(specs), desc="compare", unit="run", disable=not progress, dynamic_ncols=True)
     for seed in range(cfg.seeds):
         data = fixed or (first if seed == 0 else make(seed))
@@ -344,6 +347,9 @@ def run_comparison(data_factory: Callable[[int], PreparedData] | PreparedData, c
                     gates[name] = g
             runs.append(row)
             bar.update(1)
+        if cfg.baselines and (seed == 0 or fixed is None):   # deterministic: once on a fixed split
+            bar.set_postfix_str(f"baselines seed {seed}")
+            runs += run_baselines(data, cfg.baselines, seed)
     bar.close()
     runs_df = pd.DataFrame(runs)
     summary = summarise(runs_df, first.task_names)
@@ -376,7 +382,8 @@ def format_table(summary: pd.DataFrame, tasks: Sequence[str], types: Sequence[st
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for _, r in summary.iterrows():
         cells = [r["model"]] + [_pm(r.get(f"{t}_{m}_mean"), r.get(f"{t}_{m}_std")) for t, m in metrics]
-        cells += [f"{int(r['params']):,}", f"{r['seconds']:.1f}", f"{r['epochs']:.1f}"]
+        epochs = "-" if pd.isna(r["epochs"]) else f"{r['epochs']:.1f}"
+        cells += [f"{int(r['params']):,}", f"{r['seconds']:.1f}", epochs]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -403,7 +410,10 @@ def write_report(result: ComparisonResult, out_dir: str, title: str = "ctrkit co
              f"dim {cfg.embedding_dim}, Adam lr {cfg.lr}, batch {cfg.batch_size}, early stopping on the first "
              f"task's validation metric (patience {cfg.patience}, best weights restored, at most {cfg.max_epochs} "
              f"epochs), {cfg.seeds} seed(s). Shared-Bottom's bottom width (and each single-task network's first "
-             "layer) is sized to match MMoE's parameter count; Single-Task counts both networks.", "",
+             "layer) is sized to match MMoE's parameter count; Single-Task counts both networks."
+             + (" Baseline rows (LR (one-hot), GBDT (trees): scikit-learn, per task, the same split and features; "
+                "deterministic, so run once; params: coefficients / tree leaves) come from "
+                "`ctrkit.compare.baselines`." if cfg.baselines else ""), "",
              result.table(), "", f"Wall time: {result.wall_seconds:.0f} s.", ""]
     if paper:
         lines += ["Published (MMoE paper, mean of 400 runs on the original 199,523/99,762 split):", "",
@@ -430,12 +440,21 @@ def _plots(result: ComparisonResult, out_dir: str) -> list[str]:
     s, data = result.summary, result.data
     metric = [("auc" if typ == "binary" else "mse") for typ in data.task_types]
     fig, axes = plt.subplots(1, len(data.task_names), figsize=(5 * len(data.task_names), 3.8), squeeze=False)
+    from .baselines import is_baseline
+    base = s[s["model"].map(is_baseline)]
+    s = s[~s["model"].map(is_baseline)]
     for ax, t, m in zip(axes[0], data.task_names, metric):
         means, stds = s[f"{t}_{m}_mean"].to_numpy(), s[f"{t}_{m}_std"].fillna(0).to_numpy()
         ax.bar(range(len(s)), means, yerr=stds, capsize=4, color="tab:blue", alpha=0.8)
         ax.set_xticks(range(len(s)), s["model"], rotation=20)
+        refs = base[f"{t}_{m}_mean"].to_numpy() if f"{t}_{m}_mean" in base else np.array([])
+        for (_, b), v, style in zip(base.iterrows(), refs, ("--", ":", "-.")):
+            ax.axhline(v, color="tab:red", linestyle=style, linewidth=1.2, label=f"{b['model']} {v:.4f}")
+        if len(refs):
+            ax.legend(fontsize=8, loc="lower right")
         if np.isfinite(means).any():  # a tiny split can leave a task with one class (AUC undefined)
-            lo, hi = np.nanmin(means - stds), np.nanmax(means + stds)
+            lo = np.nanmin(np.concatenate([means - stds, refs]))
+            hi = np.nanmax(np.concatenate([means + stds, refs]))
             pad = (hi - lo) * 0.3 + 1e-4
             ax.set_ylim(lo - pad, hi + pad)
         ax.set_title(f"{t}: test {m.upper()} (mean ± std, {int(s['seeds'].iloc[0])} seeds)")
