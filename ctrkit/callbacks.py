@@ -1,8 +1,10 @@
 """Callbacks with Keras' hook names and semantics.
 
 ``on_train_begin(logs)``, ``on_epoch_begin(epoch, logs)``, ``on_train_batch_end(step, logs)``,
-``on_epoch_end(epoch, logs)``, ``on_train_end(logs)``. Log keys are ``"loss"``, ``"ctr_loss"``,
-``"ctr_auc"`` and, for validation, ``"val_ctr_auc"``. A callback stops training with
+``on_epoch_end(epoch, logs)``, ``on_train_end(logs)``. Log keys are Keras': ``"loss"``, ``"auc"`` and, for
+validation, ``"val_auc"`` for a single-task model; a multi-task model adds the task name, ``"ctr_loss"``,
+``"ctr_auc"``, ``"val_ctr_auc"``. A monitored key that is not in the logs gives a warning (Keras does the
+same) naming the keys that are. A callback stops training with
 ``self.model.stop_training = True``. Batch hooks are only dispatched when some callback overrides them,
 and the batch loss in their logs is a device tensor (call ``float()`` only when you need it).
 
@@ -58,6 +60,21 @@ class Callback:
     def on_test_end(self, logs=None): ...
 
 
+def _monitored(cb: Any, logs: dict | None) -> float | None:
+    """The monitored value, or None with a warning (once per fit) when it is not in the logs (Keras' rule)."""
+    logs = logs or {}
+    if cb.monitor in logs:
+        return float(logs[cb.monitor])
+    if not getattr(cb, "_warned_missing", False):
+        cb._warned_missing = True
+        hint = (" Validation keys need validation_split or validation_data." if cb.monitor.startswith("val_")
+                else "")
+        warnings.warn(f"{type(cb).__name__}: monitor {cb.monitor!r} is not in the logs {sorted(logs)}; it does "
+                      f"nothing this run.{hint} A multi-task model's keys name the task (val_<task>_<metric>).",
+                      RuntimeWarning, stacklevel=4)
+    return None
+
+
 def _overrides(cb: Callback, name: str) -> bool:
     method = getattr(cb, name)
     return getattr(method, "__func__", method) is not getattr(Callback, name)
@@ -90,7 +107,7 @@ class CallbackList:
 
 
 class History(Callback):
-    """Records the logs of every epoch: ``history.history["val_ctr_auc"]`` is a list, one value per epoch."""
+    """Records the logs of every epoch: ``history.history["val_auc"]`` is a list, one value per epoch."""
 
     def on_train_begin(self, logs=None):
         self.epoch: list[int] = []
@@ -110,9 +127,10 @@ class EarlyStopping(Callback):
     """Stop when a monitored value stops improving.
 
     Args:
-        monitor: log key, e.g. ``"val_loss"`` or ``"val_cvr_auc"``.
+        monitor: log key, e.g. ``"val_loss"``, ``"val_auc"`` or, for a multi-task model, ``"val_cvr_auc"``.
         min_delta: smallest change that counts as an improvement.
-        patience: epochs without improvement before stopping.
+        patience: epochs without improvement before stopping (Keras: training stops at the end of the
+            ``patience``-th epoch in a row without improvement; ``patience=0`` stops at the first).
         mode: ``"min"``, ``"max"`` or ``"auto"`` (from the metric: AUC/accuracy up, losses/errors down).
         restore_best_weights: load the best epoch's weights when training ends.
         start_from_epoch: epochs to wait before monitoring.
@@ -143,22 +161,19 @@ class EarlyStopping(Callback):
         self.best = self.baseline if self.baseline is not None else (math.inf if self.mode == "min" else -math.inf)
         self.best_epoch = None
         self.best_weights = None
+        self._warned_missing = False
 
     def on_epoch_end(self, epoch, logs=None):
-        logs = logs or {}
-        if self.monitor not in logs:
-            raise KeyError(f"EarlyStopping: monitor {self.monitor!r} is not in the logs {sorted(logs)}. "
-                           "Validation keys need validation_split or validation_data.")
-        if epoch < self.start_from_epoch:
+        value = _monitored(self, logs)
+        if value is None or epoch < self.start_from_epoch:
             return
-        value = float(logs[self.monitor])
         if not math.isnan(value) and self._better(value, self.best):
             self.best, self.best_epoch, self.wait = value, epoch, 0
             if self.restore_best_weights:
                 self.best_weights = copy.deepcopy(self.model.state_dict())
             return
         self.wait += 1
-        if self.wait > self.patience:
+        if self.wait >= max(self.patience, 1):  # Keras: wait >= patience (and never on the first epoch)
             self.stopped_epoch = epoch
             self.model.stop_training = True
 
@@ -179,12 +194,17 @@ class EarlyStopping(Callback):
 
 
 class ModelCheckpoint(Callback):
-    """Save the model (``model.save``, written atomically) after epochs, optionally only when it improves.
+    """Save the model after epochs, optionally only when it improves (Keras' and DeepCTR-Torch's arguments).
 
     Args:
-        filepath: directory; may contain ``{epoch}`` and log keys, e.g. ``"ckpt/ep{epoch:02d}"``.
+        filepath: where to save; may contain ``{epoch}`` and log keys, e.g. ``"ckpt/ep{epoch:02d}"``.
         monitor, mode: as in :class:`EarlyStopping`.
         save_best_only: only save when ``monitor`` improved.
+        save_weights_only: write ``torch.save(model.state_dict())`` to the file ``filepath`` (load it with
+            ``model.load_state_dict(torch.load(filepath))``); otherwise write a ctrkit model directory
+            (``model.save``, read back with ``ctrkit.load_model``). Both are written atomically.
+        period: save every ``period`` epochs (DeepCTR-Torch's and old Keras' argument).
+        save_freq: ``"epoch"`` (default) or an int ``N``: save every ``N`` training steps (Keras).
 
     For a checkpoint that resumes training (optimizer, epoch and step, RNG states), use
     :class:`BackupAndRestore`.
@@ -193,15 +213,32 @@ class ModelCheckpoint(Callback):
     main_process_only = True
 
     def __init__(self, filepath: str, monitor: str = "val_loss", verbose: int = 0, save_best_only: bool = False,
-                 mode: str = "auto") -> None:
+                 save_weights_only: bool = False, mode: str = "auto", period: int = 1,
+                 save_freq: Any = "epoch") -> None:
         super().__init__()
-        self.filepath, self.monitor, self.verbose, self.save_best_only = str(filepath), monitor, verbose, save_best_only
+        self.filepath, self.monitor, self.verbose = os.fspath(filepath), monitor, verbose
+        self.save_best_only, self.save_weights_only = save_best_only, save_weights_only
+        if mode not in ("auto", "min", "max"):
+            raise ValueError(f"ModelCheckpoint: mode must be 'auto', 'min' or 'max', got {mode!r}.")
         self.mode = metric_direction(monitor) if mode == "auto" else mode
         if self.save_best_only and self.mode not in ("min", "max"):
             raise ValueError(f"ModelCheckpoint: cannot infer the direction of {monitor!r}; pass mode='min'/'max'.")
+        if isinstance(period, bool) or not isinstance(period, int) or period < 1:
+            raise ValueError(f"ModelCheckpoint: period must be an int >= 1 (epochs), got {period!r}.")
+        if not (save_freq == "epoch" or (isinstance(save_freq, int) and not isinstance(save_freq, bool)
+                                         and save_freq >= 1)):
+            raise ValueError(f"ModelCheckpoint: save_freq must be 'epoch' or an int >= 1 (steps), got {save_freq!r}.")
+        self.period, self.save_freq = period, save_freq
+        if save_freq != "epoch":
+            self.on_train_batch_end = self._save_on_step  # type: ignore[method-assign]
 
     def on_train_begin(self, logs=None):
         self.best = math.inf if self.mode == "min" else -math.inf
+        self._steps, self._epoch = 0, 0
+        self._warned_missing = False
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
 
     def state_dict(self) -> dict:
         return {"best": float(self.best)}
@@ -209,19 +246,34 @@ class ModelCheckpoint(Callback):
     def load_state_dict(self, state: dict) -> None:
         self.best = state["best"]
 
+    def _save_on_step(self, step, logs=None):
+        self._steps += 1
+        if self._steps % self.save_freq == 0:
+            self._save(self._epoch, {k: float(v) for k, v in (logs or {}).items()})
+
     def on_epoch_end(self, epoch, logs=None):
-        logs = logs or {}
+        if self.save_freq == "epoch" and (epoch + 1) % self.period == 0:
+            self._save(epoch, logs or {})
+
+    def _save(self, epoch: int, logs: dict) -> None:
         if self.save_best_only:
-            v = logs.get(self.monitor)
-            if v is None:
-                raise KeyError(f"ModelCheckpoint: monitor {self.monitor!r} is not in the logs {sorted(logs)}.")
-            if math.isnan(v) or not (v < self.best if self.mode == "min" else v > self.best):
+            v = _monitored(self, logs)
+            if v is None or math.isnan(v) or not (v < self.best if self.mode == "min" else v > self.best):
                 return
+            if self.verbose:
+                print(f"Epoch {epoch + 1}: {self.monitor} improved from {self.best:.5f} to {v:.5f}")
             self.best = v
         path = self.filepath.format(epoch=epoch + 1, **logs)
-        self.model.save(path)
+        if self.save_weights_only:
+            import torch
+
+            from .io.atomic import atomic_file
+            state = self.model.state_dict()
+            atomic_file(path, lambda fh: torch.save(state, fh))
+        else:
+            self.model.save(path)
         if self.verbose:
-            print(f"Epoch {epoch + 1}: saved model to {path}")
+            print(f"Epoch {epoch + 1}: saved {'weights' if self.save_weights_only else 'model'} to {path}")
 
 
 class LearningRateScheduler(Callback):
@@ -358,9 +410,9 @@ class ProgressBar(Callback):
     def on_epoch_end(self, epoch, logs=None):
         text = " - ".join(f"{k}: {v:.4f}" for k, v in (logs or {}).items() if isinstance(v, (int, float)))
         if self.bar is not None:
-            self.bar.set_postfix_str(text[:200], refresh=True)
-            self.bar.close()
+            self.bar.close()   # a bar is cut to the terminal's width: every task's metrics go on their own line
             self.bar = None
+            print(text, flush=True)
         elif self.verbose == 2:
             print(f"Epoch {epoch + 1}/{self.params.get('epochs')} - {self.params.get('steps')} steps - {text}",
                   flush=True)

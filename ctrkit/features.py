@@ -46,6 +46,23 @@ def _check_name(kind: str, name: Any) -> None:
         raise SchemaError(f"{kind}: name must be a non-empty str, got {name!r}.")
 
 
+def _dtype_name(where: str, value: Any) -> str:
+    """A dtype given as a string, ``torch.int32``, ``np.int32`` or ``np.dtype`` as its plain name (``"int32"``),
+    so the spec stays JSON-serialisable and equal to its round trip."""
+    if isinstance(value, str) and value:
+        try:
+            return np.dtype(value).name
+        except TypeError:
+            return value  # e.g. DeepCTR's "string": kept as written
+    if type(value).__name__ == "dtype" and type(value).__module__ == "torch":
+        return str(value).removeprefix("torch.")
+    try:
+        return np.dtype(value).name
+    except TypeError:
+        raise SchemaError(f"{where}: dtype must be a dtype name (e.g. 'int32'), a torch or numpy dtype, "
+                          f"got {value!r}.") from None
+
+
 def _check_int(where: str, arg: str, value: Any, minimum: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise SchemaError(f"{where}: {arg} must be an int >= {minimum}, got {value!r}.")
@@ -61,7 +78,8 @@ class SparseFeat:
         embedding_dim: embedding width, or ``"auto"`` for DeepCTR's ``6 * int(vocabulary_size ** 0.25)``.
         use_hash: if True, raw values (ints or strings) given directly to the model are hashed into
             ``vocabulary_size`` buckets at the data boundary instead of being used as ids.
-        dtype: kept for DeepCTR compatibility; ids always travel as int64.
+        dtype: kept for DeepCTR compatibility (a name, ``torch.int32`` or ``np.int32``, stored as its name,
+            ``"int32"``); ids always travel as int64.
         embedding_name: table name; features with the same ``embedding_name`` share one table.
         group_name: free-form group label (DeepCTR compatibility).
 
@@ -81,6 +99,7 @@ class SparseFeat:
     def __post_init__(self) -> None:
         _check_name("SparseFeat", self.name)
         where = f"SparseFeat({self.name!r})"
+        object.__setattr__(self, "dtype", _dtype_name(where, self.dtype))
         # numpy integers (e.g. ``df[col].max() + 1``) are accepted and stored as int
         if hasattr(self.vocabulary_size, "__index__") and not isinstance(self.vocabulary_size, bool):
             object.__setattr__(self, "vocabulary_size", int(self.vocabulary_size))
@@ -104,7 +123,8 @@ class DenseFeat:
     Args:
         name: column name in the input.
         dimension: number of values per row (a column of 1-D vectors when > 1).
-        dtype: kept for DeepCTR compatibility; dense values travel as float32.
+        dtype: kept for DeepCTR compatibility (a name or a torch / numpy dtype, stored as its name); dense
+            values travel as float32.
 
     Example:
         >>> DenseFeat("age").dimension
@@ -117,6 +137,7 @@ class DenseFeat:
 
     def __post_init__(self) -> None:
         _check_name("DenseFeat", self.name)
+        object.__setattr__(self, "dtype", _dtype_name(f"DenseFeat({self.name!r})", self.dtype))
         if hasattr(self.dimension, "__index__") and not isinstance(self.dimension, bool):
             object.__setattr__(self, "dimension", int(self.dimension))
         _check_int(f"DenseFeat({self.name!r})", "dimension", self.dimension, 1)

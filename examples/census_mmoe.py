@@ -17,6 +17,7 @@ import torch
 
 from ctrkit import EarlyStopping, FeatureEncoder, MMoE
 from ctrkit.datasets import census_feature_types, load_census_income, split_indices
+from ctrkit.training import log_key
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
@@ -43,13 +44,14 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     model.compile("adam", lr=3e-3, metrics=["auc", "logloss"])
     history = model.fit(X.iloc[tr], y.iloc[tr], batch_size=args.batch_size, epochs=args.epochs, verbose=2,
                         validation_data=(X.iloc[va], y.iloc[va]),
-                        callbacks=[EarlyStopping(f"val_{tasks[0]}_auc", patience=3,
+                        callbacks=[EarlyStopping(log_key(tasks, tasks[0], "auc", "val_"), patience=3,
                                                  restore_best_weights=True)])
     res = model.evaluate(X.iloc[te], y.iloc[te])
     print(f"MMoE on census group {args.group}: {len(tr):,} training rows, {len(te):,} test rows, "
           f"{model.count_params():,} parameters")
     for t in tasks:
-        print(f"{t}: test AUC {res[f'{t}_auc']:.4f}  test logloss {res[f'{t}_logloss']:.4f}")
+        auc, ll = res[log_key(tasks, t, "auc")], res[log_key(tasks, t, "logloss")]
+        print(f"{t}: test AUC {auc:.4f}  test logloss {ll:.4f}")
     if args.plots:
         from ctrkit.viz import save_training_plots
         for p in save_training_plots(args.plots, model, history, X.iloc[te], y.iloc[te]):

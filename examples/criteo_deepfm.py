@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     res = model.evaluate(test_df, test_df["label"])
     print(f"DeepFM on {'the bundled Criteo sample' if args.data is None else args.data}: {len(train_df):,} "
           f"training rows, {len(test_df):,} test rows, {model.count_params():,} parameters")
-    print(f"click: test AUC {res['click_auc']:.4f}  test logloss {res['click_logloss']:.4f}")
+    print(f"click: test AUC {res['auc']:.4f}  test logloss {res['logloss']:.4f}")
     return res
 
 

@@ -54,11 +54,11 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     print(f"DeepFM on MovieLens-100K ({args.task}): {len(train):,} training ratings, "
           f"{len(test):,} later test ratings, {model.count_params():,} parameters")
     if binary:
-        print(f"like: test AUC {res['like_auc']:.4f}  test logloss {res['like_logloss']:.4f} "
+        print(f"like: test AUC {res['auc']:.4f}  test logloss {res['logloss']:.4f} "
               f"(share of likes in test: {test['like'].mean():.3f})")
     else:
         base = float(np.sqrt(((test["rating"] - train["rating"].mean()) ** 2).mean()))
-        print(f"rating: test RMSE {np.sqrt(res['rating_mse']):.4f}  test MAE {res['rating_mae']:.4f} "
+        print(f"rating: test RMSE {np.sqrt(res['mse']):.4f}  test MAE {res['mae']:.4f} "
               f"(predicting the training mean: RMSE {base:.4f})")
     return res
 

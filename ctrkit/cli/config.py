@@ -24,7 +24,7 @@ A config has six sections (only ``[data]``, ``[tasks]`` and ``[model]`` are requ
 
     [training]
     epochs = 10
-    early_stopping = { monitor = "val_click_auc", patience = 2 }
+    early_stopping = { monitor = "val_auc", patience = 2 }   # one task: Keras' key
 
     [output]
     dir = "runs/mmoe"              # relative to the current directory

@@ -275,6 +275,7 @@ def mmoe_variants(cfg: CompareConfig) -> dict[str, dict[str, Any]]:
 # ------------------------------------------------------------------------------------------ running
 def _train_one(model, task_subset, data: PreparedData, cfg: CompareConfig, seed: int):
     from ..callbacks import EarlyStopping
+    from ..training import log_key
     types = dict(zip(data.task_names, data.task_types))
     monitor_task = cfg.monitor_task if cfg.monitor_task is not None and cfg.monitor_task in task_subset \
         else task_subset[0]
@@ -286,17 +287,19 @@ def _train_one(model, task_subset, data: PreparedData, cfg: CompareConfig, seed:
     ytr, yva, yte = ytr[task_subset], yva[task_subset], yte[task_subset]
     t0 = time.perf_counter()
     h = model.fit(xtr, ytr, batch_size=cfg.batch_size, epochs=cfg.max_epochs, verbose=0, validation_data=(xva, yva),
-                  callbacks=[EarlyStopping(f"val_{monitor_task}_{metric}", patience=cfg.patience,
+                  callbacks=[EarlyStopping(log_key(task_subset, monitor_task, metric, "val_"), patience=cfg.patience,
                                            restore_best_weights=True)], seed=seed)
     seconds = time.perf_counter() - t0
     res = model.evaluate(xte, yte)
     out = {"epochs": len(h.epoch), "seconds": seconds, "params": model.count_params()}
     for t in task_subset:
         for m in ("auc", "logloss", "mse"):
-            key = f"{t}_{m}" if f"{t}_{m}" in res else (m if m in res and len(task_subset) == 1 else None)
-            if key is not None and key in res:
+            key = log_key(task_subset, t, m)
+            if key in res:
                 out[f"{t}_{m}"] = res[key]
-    curve = {k: v for k, v in h.history.items() if k.startswith("val_")}
+    # curves always name the task (val_<task>_<metric>), so single-task runs plot next to multi-task ones
+    curve = {k if len(task_subset) > 1 or k == "val_loss" else f"val_{task_subset[0]}_{k[4:]}": v
+             for k, v in h.history.items() if k.startswith("val_")}
     gates = None
     if hasattr(model, "gate_weights"):
         g = model.gate_weights(xte)

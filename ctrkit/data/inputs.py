@@ -227,10 +227,14 @@ def to_targets(y: Any, task_names: Sequence[str], task_types: Sequence[str], n: 
                where: str = "y") -> torch.Tensor:
     """Labels as a float32 ``(n, T)`` tensor in task order, validated per task type.
 
-    Accepts ``{task: array}``, a DataFrame with one column per task, a ``(n, T)`` array in task order, or a
-    1-D array / Series for single-task models. NaN marks a missing label (masked out of that task's loss).
+    Accepts ``{task: array}``, a DataFrame with one column per task, a ``(n, T)`` array in task order, a list
+    of ``T`` arrays, one per output in task order (Keras' ``fit(x, [y1, y2])``), or a 1-D array / Series for
+    single-task models. NaN marks a missing label (masked out of that task's loss).
     """
     T = len(task_names)
+    if isinstance(y, (list, tuple)) and len(y) == T and all(np.ndim(c) >= 1 for c in y):
+        y = {t: (c.to_numpy() if isinstance(c, (pd.Series, pd.DataFrame)) else np.asarray(c)).reshape(-1)
+             for t, c in zip(task_names, y)}
     if isinstance(y, Mapping) or isinstance(y, pd.DataFrame):
         keys = list(y.keys()) if isinstance(y, Mapping) else list(y.columns)
         unknown = [k for k in keys if k not in task_names]

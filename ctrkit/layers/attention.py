@@ -75,11 +75,13 @@ class Dice(nn.Module):
     """DIN's data-adaptive activation: ``p(x)·x + (1 - p(x))·α·x`` with ``p = sigmoid(BatchNorm(x))``.
 
     Shape:
-        ``(N, C)`` → ``(N, C)``.
+        ``(N, C)`` → ``(N, C)``, or ``(N, L, C)`` → ``(N, L, C)`` (normalised over the last axis ``C``).
 
     Example:
         >>> Dice(4)(torch.randn(8, 4)).shape
         torch.Size([8, 4])
+        >>> Dice(4)(torch.randn(8, 3, 4)).shape
+        torch.Size([8, 3, 4])
     """
 
     def __init__(self, num_features: int, eps: float = 1e-8) -> None:
@@ -91,7 +93,10 @@ class Dice(nn.Module):
         nn.init.zeros_(self.alpha)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        p = torch.sigmoid(self.bn(x))
+        if x.dim() == 3:
+            p = torch.sigmoid(self.bn(x.transpose(1, 2))).transpose(1, 2)
+        else:
+            p = torch.sigmoid(self.bn(x))
         return p * x + (1 - p) * self.alpha * x
 
 

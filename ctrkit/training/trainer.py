@@ -42,6 +42,17 @@ __all__ = ["Trainer", "check_batch_size", "predict_logits", "predict_small"]
 Source = Any  # ArraySource | DataSource
 
 
+def log_key(task_names: Sequence[str], task: str, name: str, prefix: str = "") -> str:
+    """The log key of metric ``name`` for ``task``: Keras' ``auc`` / ``val_auc`` for a single-task model,
+    ``ctr_auc`` / ``val_ctr_auc`` for a task of a multi-task one.
+
+    Example:
+        >>> log_key(["label"], "label", "auc", "val_"), log_key(["ctr", "cvr"], "cvr", "auc", "val_")
+        ('val_auc', 'val_cvr_auc')
+    """
+    return f"{prefix}{task}_{name}" if len(task_names) > 1 else f"{prefix}{name}"
+
+
 def check_batch_size(batch_size: Any, where: str) -> int:
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(f"{where}: batch_size must be an int >= 1, got {batch_size!r}.")
@@ -217,7 +228,11 @@ class Trainer:
 
     def compute_metrics(self, logits: torch.Tensor, y: torch.Tensor, w: torch.Tensor | None,
                         prefix: str = "") -> dict[str, float]:
-        """Loss and compiled metrics per task over whole arrays (not batch averages)."""
+        """Loss and compiled metrics per task over whole arrays (not batch averages).
+
+        The keys are Keras': ``loss`` and ``<metric>`` (``auc``) for a single-task model,
+        ``<task>_loss`` and ``<task>_<metric>`` (``ctr_auc``) for each task of a multi-task one; ``prefix``
+        (``"val_"``) goes in front. This is the one place log keys are made."""
         model = self.model
         logs: dict[str, float] = {}
         with torch.no_grad():
@@ -228,7 +243,7 @@ class Trainer:
         wnp = None if w is None else w.numpy()
         for i, (t, typ) in enumerate(zip(model.task_names, model.task_types)):
             if len(model.task_names) > 1:
-                logs[f"{prefix}{t}_loss"] = float(per_task[i])
+                logs[log_key(model.task_names, t, "loss", prefix)] = float(per_task[i])
             mask = ~np.isnan(ynp[:, i])
             for name in self.metrics:
                 spec = get_metric(name)
@@ -236,7 +251,8 @@ class Trainer:
                     continue
                 fn = spec.multiclass if typ == "multiclass" else spec.fn
                 assert fn is not None  # a spec lists "multiclass" in task_types only with a multiclass fn
-                logs[f"{prefix}{t}_{name}"] = fn(ynp[mask, i], probs[t][mask], None if wnp is None else wnp[mask])
+                wt = None if wnp is None else wnp[mask]
+                logs[log_key(model.task_names, t, name, prefix)] = fn(ynp[mask, i], probs[t][mask], wt)
         return logs
 
     def evaluate(self, source: Source, batch_size: int = 4096, prefix: str = "") -> dict[str, float]:
@@ -448,7 +464,11 @@ class Trainer:
             logits, y = all_gather_rows(logits), all_gather_rows(y)
             w = None if w is None else all_gather_rows(w)
         metrics = self.compute_metrics(logits, y, w)
-        return {k: v for k, v in metrics.items() if not k.endswith("loss")}
+        # the training losses are the epoch's batch means, already in the logs; every compiled metric is kept
+        # (also those whose name ends in "loss", such as "logloss")
+        names = self.model.task_names
+        means = {"loss", *(log_key(names, t, "loss") for t in names)}
+        return {k: v for k, v in metrics.items() if k not in means}
 
     def checkpoint_state(self, epoch: int, steps_done: int) -> dict[str, Any]:
         """Everything needed to resume after ``steps_done`` steps of ``epoch`` (see :mod:`.resume`)."""
