@@ -14,7 +14,14 @@ import torch
 
 from ..data.arrays import ArraySource
 from ..data.source import DataSource
-from ..training.trainer import Trainer, check_finite_outputs, nonfinite_parameters, predict_logits, predict_small
+from ..training.trainer import (
+    Trainer,
+    check_finite_outputs,
+    inference_lock,
+    nonfinite_parameters,
+    predict_logits,
+    predict_small,
+)
 from .inputs import encode_records, store_source, to_data, to_source
 
 if TYPE_CHECKING:
@@ -214,13 +221,14 @@ class KerasFacade:
         if self.trainer is not None:
             self.trainer.check_not_training_elsewhere(where)
         data = to_data(self, x, where)
-        was = self.training
-        self.eval()
-        try:
-            chunks = [fn(data.slice(s, s + batch_size).to(self.device)).float().cpu()
-                      for s in range(0, len(data), batch_size)]
-        finally:
-            self.train(was)
+        with inference_lock(self):
+            was = self.training
+            self.eval()
+            try:
+                chunks = [fn(data.slice(s, s + batch_size).to(self.device)).float().cpu()
+                          for s in range(0, len(data), batch_size)]
+            finally:
+                self.train(was)
         return torch.cat(chunks)
 
     def save(self, path: str) -> None:

@@ -22,6 +22,7 @@ import math
 import threading
 import time
 import warnings
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -37,8 +38,8 @@ from .losses import TaskLoss, resolve_task_losses
 from .optim import build_optimizer
 from .resume import Distribution, checkpoint_state, restore_after_begin, resume_checkpoint
 
-__all__ = ["Trainer", "check_batch_size", "check_finite_outputs", "nonfinite_parameters", "predict_logits",
-           "predict_small"]
+__all__ = ["Trainer", "check_batch_size", "check_finite_outputs", "inference_lock", "nonfinite_parameters",
+           "predict_logits", "predict_small"]
 
 Source = Any  # ArraySource | DataSource
 
@@ -68,11 +69,34 @@ def _loss_weights(loss_weights: Any, task_names: list[str]) -> list[float]:
     return lw
 
 
-@torch.inference_mode()
+_INFERENCE_LOCKS: weakref.WeakKeyDictionary[Any, threading.RLock] = weakref.WeakKeyDictionary()
+_LOCKS_GUARD = threading.Lock()
+
+
+def inference_lock(model: Any) -> threading.RLock:
+    """The lock inference on ``model`` holds while it switches the module to eval mode and back: predictions from
+    several threads on one model object run one at a time (otherwise one thread could switch dropout back on in
+    the middle of another's forward pass). Kept outside the module so copies and pickles are unaffected."""
+    with _LOCKS_GUARD:
+        lock = _INFERENCE_LOCKS.get(model)
+        if lock is None:
+            lock = _INFERENCE_LOCKS[model] = threading.RLock()
+        return lock
+
+
 def predict_logits(model: Any, source: Source, batch_size: int = 4096, lo: int = 0, hi: int | None = None,
                    with_labels: bool = False) -> Any:
     """Raw outputs ``(N, output_width)`` of rows ``[lo, hi)`` in task order, on the CPU (with their labels and
-    weights as ``(logits, y, w)`` when ``with_labels``), in eval mode; the module's mode is restored after."""
+    weights as ``(logits, y, w)`` when ``with_labels``), in eval mode; the module's mode is restored after.
+    Calls from several threads on one model run one at a time (:func:`inference_lock`)."""
+    with inference_lock(model):
+        return _predict_logits(model, source, batch_size, lo, hi, with_labels)
+
+
+@torch.inference_mode()
+def _predict_logits(model: Any, source: Source, batch_size: int = 4096, lo: int = 0, hi: int | None = None,
+                   with_labels: bool = False) -> Any:
+    """The body of :func:`predict_logits`, under its lock."""
     batch_size = check_batch_size(batch_size, "predict")
     hi = len(source) if hi is None else hi
     device = model.device
@@ -148,7 +172,12 @@ def _set_training(model: Any, mode: bool) -> None:
 
 def predict_small(model: Any, data: Any) -> np.ndarray:
     """Predictions ``(n, output_width)`` of a small batch already in the model's input layout, in one forward
-    pass (the serving path of ``predict_records``)."""
+    pass (the serving path of ``predict_records``); one thread at a time per model (:func:`inference_lock`)."""
+    with inference_lock(model):
+        return _predict_small(model, data)
+
+
+def _predict_small(model: Any, data: Any) -> np.ndarray:
     was_training = model.training
     if was_training:
         _set_training(model, False)
@@ -214,10 +243,11 @@ class Trainer:
         self._good_epoch = 0
 
     def __getstate__(self) -> dict[str, Any]:
-        """Pickling / ``copy.deepcopy``: everything but the lock that keeps two threads from training at once."""
+        """Pickling / ``copy.deepcopy``: everything but the lock that keeps two threads from training at once and
+        the state of a fit in progress (a copy taken during fit is a model no thread is training)."""
         state = dict(self.__dict__)
         state.pop("_lock", None)
-        state["_good_state"] = None  # only meaningful during a fit
+        state.update(_good_state=None, _fit_thread=None, _fit_state=None)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from ctrkit import DNN, LR, MMoE, BackupAndRestore, DenseFeat, SparseFeat, TerminateOnNaN, load_model, save_model
+from ctrkit import DNN, LR, BackupAndRestore, DenseFeat, MMoE, SparseFeat, TerminateOnNaN, load_model, save_model
 from ctrkit.callbacks import Callback, LearningRateScheduler, ModelCheckpoint
 
 N = 512
