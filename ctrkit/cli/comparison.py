@@ -83,9 +83,14 @@ def run_compare(args: argparse.Namespace) -> int:
     )
     from ..exceptions import CtrkitError
 
+    if os.path.exists(args.out) and not os.path.isdir(args.out):  # checked before hours of training
+        return _fail(f"--out: {args.out!r} is an existing file, not a folder; pass a new or existing directory.")
     if args.data == "movielens-seq":   # sequential recommendation: its own comparison (ctrkit.compare.sequential)
         from ..compare.sequential import compare_from_args
         return compare_from_args(args)
+    if args.data not in ("census", "synthetic") and not os.path.isfile(args.data):
+        return _fail(f"--data: {args.data!r} is not 'census', 'synthetic', 'movielens-seq' or an existing "
+                     ".csv / .parquet file.")
     cfg = CompareConfig()
     if args.data == "synthetic":
         cfg = CompareConfig(num_experts=8, expert_units=16, tower_units=8, batch_size=128, lr=1e-3, max_epochs=200,

@@ -8,7 +8,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-__all__ = ["UsageError", "read_frame", "iter_frames", "available_columns", "check_file", "is_parquet"]
+__all__ = ["UsageError", "read_frame", "iter_frames", "available_columns", "check_file", "check_out_dir",
+           "check_out_file", "check_numeric_labels", "is_parquet"]
 
 _PARQUET = (".parquet", ".pq")
 # In CSV files only an empty cell is missing: "NA", "null", "None" ... are values (census has a category "NA"),
@@ -28,6 +29,43 @@ def check_file(path: str, what: str) -> None:
     """Raise a one-line error unless ``path`` is an existing non-empty file (``what``: the argument)."""
     from ..data.readers import check_table_path
     check_table_path(path, what)
+
+
+def check_out_dir(path: str, what: str) -> None:
+    """Raise a one-line error unless ``path`` can be an output folder (absent, or a directory): checked before any
+    training, so a run is not lost at the end because its folder cannot be made."""
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise UsageError(f"{what}: {path!r} is an existing file, not a folder; pass a new or existing directory "
+                         "(or remove the file).")
+    parent = os.path.dirname(os.path.abspath(path))
+    while parent and not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if parent and not os.path.isdir(parent):
+        raise UsageError(f"{what}: {path!r} cannot be made: {parent!r} is a file, not a folder.")
+
+
+def check_out_file(path: str, what: str) -> None:
+    """Raise a one-line error unless ``path`` can be an output file (absent, or a file): checked before any work."""
+    if os.path.isdir(path):
+        raise UsageError(f"{what}: {path!r} is an existing directory; pass a file path (e.g. {path!r}/out.csv).")
+    parent = os.path.dirname(os.path.abspath(path))
+    while parent and not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if parent and not os.path.isdir(parent):
+        raise UsageError(f"{what}: {path!r} cannot be written: {parent!r} is a file, not a folder.")
+
+
+def check_numeric_labels(frame: Any, columns: Sequence[str], what: str) -> None:
+    """Raise a one-line error naming the first label column holding values that are not numbers (they would
+    otherwise be read as missing labels and silently left out of training)."""
+    import pandas as pd
+    for c in columns:
+        col = frame[c]
+        bad = col[pd.to_numeric(col, errors="coerce").isna() & col.notna()]
+        if len(bad):
+            raise UsageError(f"{what}: label column {c!r} holds {len(bad)} value(s) that are not numbers (e.g. "
+                             f"{bad.iloc[0]!r} in row {bad.index[0]}); labels must be 0/1 or numbers. Map them "
+                             "first (e.g. yes/no to 1/0) or leave the cell empty for a missing label.")
 
 
 def _csv_sep(path: str, sep: str | None) -> str:

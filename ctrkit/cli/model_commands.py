@@ -19,7 +19,15 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
-from .data import UsageError, available_columns, check_file, is_parquet, iter_frames
+from .data import (
+    UsageError,
+    available_columns,
+    check_file,
+    check_numeric_labels,
+    check_out_file,
+    is_parquet,
+    iter_frames,
+)
 from .train import DEFAULT_METRICS
 
 __all__ = ["add_model_parsers", "model_summary", "resolve_model_dir"]
@@ -132,6 +140,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     logits, ys = [], []
     n = 0
     for chunk in iter_frames(args.data, args.chunk_size, args.sep, columns=feats + tasks, what="DATA"):
+        check_numeric_labels(chunk, tasks, f"DATA {args.data!r}")
         logits.append(model.predict_logits(chunk[feats]))
         ys.append(to_targets(chunk[tasks].apply(pd.to_numeric, errors="coerce"), tasks, model.task_types,
                              len(chunk), where="DATA labels"))
@@ -157,6 +166,7 @@ def _predict(args: argparse.Namespace) -> int:
     fmt = "parquet" if is_parquet(out) else "csv" if out.lower().endswith((".csv", ".csv.gz", ".tsv")) else None
     if fmt is None:
         raise UsageError(f"-o/--output: {out!r} must end in .csv, .csv.gz, .tsv or .parquet.")
+    check_out_file(out, "-o/--output")
     model = _load(args.model)
     ids = [c.strip() for c in (args.id_column or "").split(",") if c.strip()]
     feats = _feature_frame_columns(model, args.data, args.sep, ids)
@@ -206,6 +216,7 @@ def _predict(args: argparse.Namespace) -> int:
 
 def _export(args: argparse.Namespace) -> int:
     from ..export import export_onnx, export_torch
+    check_out_file(args.output, "-o/--output")
     model = _load(args.model)
     t0 = time.perf_counter()
     with warnings.catch_warnings():

@@ -12,7 +12,7 @@ import os
 import time
 from typing import Any
 
-from .data import UsageError, read_frame
+from .data import UsageError, check_file, check_numeric_labels, check_out_dir, read_frame
 
 __all__ = ["add_train_parser", "run_train", "DEFAULT_METRICS"]
 
@@ -49,6 +49,14 @@ def _load_table(spec: str, base_dir: str, sep: str | None, max_rows: int | None,
         return df.iloc[:max_rows].reset_index(drop=True) if max_rows else df
     path = spec if os.path.isabs(spec) else os.path.join(base_dir, spec)
     return read_frame(path, sep, max_rows, what=f"[data].{what}")
+
+
+def _check_labels(frame: Any, tasks: list[str], what: str) -> None:
+    from .config import ConfigError
+    missing = [t for t in tasks if t not in frame.columns]
+    if missing:
+        raise ConfigError(f"[tasks]: label column(s) {missing} are not in {what}. Columns: {list(frame.columns)[:30]}.")
+    check_numeric_labels(frame, tasks, what)
 
 
 def _abs_spec(spec: str | None, base_dir: str) -> str | None:
@@ -113,9 +121,15 @@ def run_train(cfg: Any, out_dir: str | None = None, plots: bool = True, log=prin
     from .config import ConfigError, config_to_dict
 
     d, f, tr = cfg.data, cfg.features, cfg.training
+    out_dir_given = out_dir is not None
     out_dir = os.path.abspath(out_dir or cfg.output.dir)
     t0 = time.perf_counter()
     _model_class(cfg)                      # fail on a bad [model] or device before reading any data
+    check_out_dir(out_dir, "--out" if out_dir_given else "[output].dir")
+    for what in ("train", "validation", "test"):  # every file exists before the first is read
+        spec = getattr(d, what)
+        if spec is not None and not spec.startswith("census:"):
+            check_file(spec if os.path.isabs(spec) else os.path.join(cfg.base_dir, spec), f"[data].{what}")
     from ..training.tasks import resolve_device
     try:
         resolve_device(tr.device)
@@ -129,9 +143,11 @@ def run_train(cfg: Any, out_dir: str | None = None, plots: bool = True, log=prin
         hint = suggest(missing[0], df.columns)
         raise ConfigError(f"[tasks]: label column(s) {missing} are not in {d.train!r}.{hint} "
                           f"Columns: {list(df.columns)[:30]}.")
+    check_numeric_labels(df, tasks, f"[data].train {d.train!r}")
     if d.validation is not None:
         train_df = df
         val_df = _load_table(d.validation, cfg.base_dir, d.sep, d.max_rows, "validation")
+        _check_labels(val_df, tasks, f"[data].validation {d.validation!r}")
         test_df = None
     else:
         parts = split_indices(len(df), d.split, seed=d.seed)
@@ -141,6 +157,7 @@ def run_train(cfg: Any, out_dir: str | None = None, plots: bool = True, log=prin
             val_df = None
     if d.test is not None:
         test_df = _load_table(d.test, cfg.base_dir, d.sep, d.max_rows, "test")
+        _check_labels(test_df, tasks, f"[data].test {d.test!r}")
     if len(train_df) == 0:
         raise ConfigError(f"[data]: no training rows (train file {d.train!r}, split {d.split}).")
     if tr.early_stopping is not None and tr.early_stopping.monitor.startswith("val_") and val_df is None:

@@ -53,6 +53,7 @@ def save_model(model: Any, path: str) -> None:
         "python_version": sys.version.split()[0],
         "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
+    getattr(model, "check_finite_weights", lambda where: None)("save")  # never write a diverged model
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
 
     def write(d: str) -> None:

@@ -14,7 +14,14 @@ import torch
 
 from ..data.arrays import ArraySource
 from ..data.source import DataSource
-from ..training.trainer import Trainer, predict_logits, predict_small
+from ..training.trainer import (
+    Trainer,
+    check_finite_outputs,
+    inference_lock,
+    nonfinite_parameters,
+    predict_logits,
+    predict_small,
+)
 from .inputs import encode_records, store_source, to_data, to_source
 
 if TYPE_CHECKING:
@@ -171,16 +178,22 @@ class KerasFacade:
 
         A ``"multiclass"`` task takes C columns (its softmax class probabilities) instead of one, so the array
         is ``(n, output_width)``; :meth:`output_columns` names the columns and :meth:`split_outputs` turns a
-        prediction array back into ``{task: (n,) or (n, C)}``."""
+        prediction array back into ``{task: (n,) or (n, C)}``.
+
+        Never serves NaN: if an output is NaN or infinite it raises a RuntimeError naming the non-finite weights
+        (a model that diverged) or, with finite weights, the rows that could not be scored."""
         return self.logits_to_predictions(self.predict_logits(x, batch_size)).numpy()
 
     def predict_logits(self, x: Any = None, batch_size: int = 4096) -> torch.Tensor:
-        """Raw outputs ``(n, output_width)`` on the CPU (logits for binary tasks), in task order."""
+        """Raw outputs ``(n, output_width)`` on the CPU (logits for binary tasks), in task order; a RuntimeError
+        instead of NaN / infinite outputs (see :meth:`predict`)."""
         if self.trainer is not None:
             self.trainer.check_not_training_elsewhere("predict")
         source = (store_source(self, x, None, None, "predict") if isinstance(x, DataSource)
                   else ArraySource(to_data(self, x, "predict")))
-        return predict_logits(self, source, batch_size)
+        out = predict_logits(self, source, batch_size)
+        check_finite_outputs(self, out, "predict")
+        return out
 
     def predict_records(self, records: Sequence[Mapping[str, Any]], batch_size: int = 4096) -> np.ndarray:
         """Predict from raw records (dicts of column → value) with the bundled encoder: the serving call.
@@ -198,7 +211,9 @@ class KerasFacade:
             return self.predict(x, batch_size)
         if self.trainer is not None:
             self.trainer.check_not_training_elsewhere("predict_records")
-        return predict_small(self, to_data(self, x, "predict_records"))
+        pred = predict_small(self, to_data(self, x, "predict_records"))
+        check_finite_outputs(self, torch.from_numpy(pred), "predict_records")
+        return pred
 
     @torch.inference_mode()
     def _map_batches(self, x: Any, fn: Any, where: str, batch_size: int = 4096) -> torch.Tensor:
@@ -206,16 +221,31 @@ class KerasFacade:
         if self.trainer is not None:
             self.trainer.check_not_training_elsewhere(where)
         data = to_data(self, x, where)
-        was = self.training
-        self.eval()
-        try:
-            chunks = [fn(data.slice(s, s + batch_size).to(self.device)).float().cpu()
-                      for s in range(0, len(data), batch_size)]
-        finally:
-            self.train(was)
+        with inference_lock(self):
+            was = self.training
+            self.eval()
+            try:
+                chunks = [fn(data.slice(s, s + batch_size).to(self.device)).float().cpu()
+                          for s in range(0, len(data), batch_size)]
+            finally:
+                self.train(was)
         return torch.cat(chunks)
 
     def save(self, path: str) -> None:
-        """Save config, feature columns, encoder and weights to a directory (atomically)."""
+        """Save config, feature columns, encoder and weights to a directory (atomically).
+
+        Refuses (RuntimeError naming the parameters, nothing written) a model whose weights hold NaN or infinite
+        values: such a model would only ever predict NaN."""
         from ..io import save_model
+        self.check_finite_weights("save")
         save_model(self, path)
+
+    def check_finite_weights(self, where: str = "save") -> None:
+        """Raise a RuntimeError naming the parameters and buffers that hold NaN or infinite values, if any."""
+        bad = nonfinite_parameters(self)
+        if bad:
+            more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
+            raise RuntimeError(f"{type(self).__name__}.{where}: parameter(s) {bad[:5]}{more} hold NaN or infinite "
+                               "values; such a model predicts NaN, so it is not saved. It diverged in training: "
+                               "retrain with a lower learning rate or compile(grad_clip_norm=...), or save a "
+                               "checkpoint taken before (fit restores the last finite weights by itself).")

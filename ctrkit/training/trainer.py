@@ -22,6 +22,7 @@ import math
 import threading
 import time
 import warnings
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -37,7 +38,8 @@ from .losses import TaskLoss, resolve_task_losses
 from .optim import build_optimizer
 from .resume import Distribution, checkpoint_state, restore_after_begin, resume_checkpoint
 
-__all__ = ["Trainer", "check_batch_size", "predict_logits", "predict_small"]
+__all__ = ["Trainer", "check_batch_size", "check_finite_outputs", "inference_lock", "nonfinite_parameters",
+           "predict_logits", "predict_small"]
 
 Source = Any  # ArraySource | DataSource
 
@@ -78,11 +80,34 @@ def _loss_weights(loss_weights: Any, task_names: list[str]) -> list[float]:
     return lw
 
 
-@torch.inference_mode()
+_INFERENCE_LOCKS: weakref.WeakKeyDictionary[Any, threading.RLock] = weakref.WeakKeyDictionary()
+_LOCKS_GUARD = threading.Lock()
+
+
+def inference_lock(model: Any) -> threading.RLock:
+    """The lock inference on ``model`` holds while it switches the module to eval mode and back: predictions from
+    several threads on one model object run one at a time (otherwise one thread could switch dropout back on in
+    the middle of another's forward pass). Kept outside the module so copies and pickles are unaffected."""
+    with _LOCKS_GUARD:
+        lock = _INFERENCE_LOCKS.get(model)
+        if lock is None:
+            lock = _INFERENCE_LOCKS[model] = threading.RLock()
+        return lock
+
+
 def predict_logits(model: Any, source: Source, batch_size: int = 4096, lo: int = 0, hi: int | None = None,
                    with_labels: bool = False) -> Any:
     """Raw outputs ``(N, output_width)`` of rows ``[lo, hi)`` in task order, on the CPU (with their labels and
-    weights as ``(logits, y, w)`` when ``with_labels``), in eval mode; the module's mode is restored after."""
+    weights as ``(logits, y, w)`` when ``with_labels``), in eval mode; the module's mode is restored after.
+    Calls from several threads on one model run one at a time (:func:`inference_lock`)."""
+    with inference_lock(model):
+        return _predict_logits(model, source, batch_size, lo, hi, with_labels)
+
+
+@torch.inference_mode()
+def _predict_logits(model: Any, source: Source, batch_size: int = 4096, lo: int = 0, hi: int | None = None,
+                   with_labels: bool = False) -> Any:
+    """The body of :func:`predict_logits`, under its lock."""
     batch_size = check_batch_size(batch_size, "predict")
     hi = len(source) if hi is None else hi
     device = model.device
@@ -113,6 +138,39 @@ def predict_logits(model: Any, source: Source, batch_size: int = 4096, lo: int =
     return out.cpu(), torch.cat(ys) if ys else None, torch.cat(ws) if ws else None
 
 
+def nonfinite_parameters(model: Any) -> list[str]:
+    """Names of the parameters and floating-point buffers of ``model`` holding a NaN or an infinity."""
+    with torch.no_grad():
+        named = [(n, t) for n, t in (*model.named_parameters(), *model.named_buffers()) if t.is_floating_point()]
+        if not named:
+            return []
+        ok = torch.stack([torch.isfinite(t).all() for _, t in named]).cpu()  # one sync, not one per tensor
+    return [n for (n, _), good in zip(named, ok.tolist()) if not good]
+
+
+def check_finite_outputs(model: Any, outputs: torch.Tensor, where: str) -> None:
+    """Raise instead of serving NaN / infinite outputs: name the non-finite weights if there are any (a model
+    that diverged), else the rows whose outputs are not finite (inputs the model cannot score)."""
+    finite = torch.isfinite(outputs)
+    if bool(finite.all()):
+        return
+    name = type(model).__name__
+    bad = nonfinite_parameters(model)
+    if bad:
+        raise RuntimeError(f"{name}.{where}: the model's weights hold NaN or infinite values ({_names(bad)}), so "
+                           "every prediction would be NaN. The model diverged in training: retrain it with a lower "
+                           "learning rate or compile(grad_clip_norm=...), or load a checkpoint saved before.")
+    rows = torch.nonzero(~finite.reshape(len(outputs), -1).all(dim=1)).flatten().tolist()
+    raise RuntimeError(f"{name}.{where}: the outputs of {len(rows)} of {len(outputs)} row(s) are NaN or infinite "
+                       f"(first rows: {rows[:5]}) although the weights are finite; check those rows for extreme "
+                       "values (encode the data with the model's FeatureEncoder, which clips them).")
+
+
+def _names(names: list[str], k: int = 3) -> str:
+    more = f" and {len(names) - k} more" if len(names) > k else ""
+    return ", ".join(repr(n) for n in names[:k]) + more
+
+
 def _set_training(model: Any, mode: bool) -> None:
     """``model.train(mode)`` without its per-module ``__setattr__`` walk, unless a module overrides ``train``."""
     mods = list(model.modules())
@@ -125,7 +183,12 @@ def _set_training(model: Any, mode: bool) -> None:
 
 def predict_small(model: Any, data: Any) -> np.ndarray:
     """Predictions ``(n, output_width)`` of a small batch already in the model's input layout, in one forward
-    pass (the serving path of ``predict_records``)."""
+    pass (the serving path of ``predict_records``); one thread at a time per model (:func:`inference_lock`)."""
+    with inference_lock(model):
+        return _predict_small(model, data)
+
+
+def _predict_small(model: Any, data: Any) -> np.ndarray:
     was_training = model.training
     if was_training:
         _set_training(model, False)
@@ -187,16 +250,43 @@ class Trainer:
         self._lock = threading.Lock()
         self._fit_thread: int | None = None
         self._fit_state: dict[str, Any] | None = None
+        self._good_state: dict[str, torch.Tensor] | None = None
+        self._good_epoch = 0
 
     def __getstate__(self) -> dict[str, Any]:
-        """Pickling / ``copy.deepcopy``: everything but the lock that keeps two threads from training at once."""
+        """Pickling / ``copy.deepcopy``: everything but the lock that keeps two threads from training at once and
+        the state of a fit in progress (a copy taken during fit is a model no thread is training)."""
         state = dict(self.__dict__)
         state.pop("_lock", None)
+        state.update(_good_state=None, _fit_thread=None, _fit_state=None)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._lock = threading.Lock()
+
+    # ---------------------------------------------------------------- divergence
+    def _snapshot(self) -> dict[str, torch.Tensor]:
+        """A copy of the model's state on the CPU: what a diverged fit goes back to. Its cost is one CPU copy of
+        the parameters and buffers (``model.parameter_bytes``-sized) held during fit, refreshed at the end of
+        every epoch with a finite loss (one device-to-host copy of the weights per epoch)."""
+        with torch.no_grad():
+            return {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
+
+    def _recover(self, epoch: int, loss: float, bad: list[str], by_callback: bool = False) -> str:
+        """Put back the last finite weights after a NaN / infinite loss or weights; say what was done."""
+        snap = self._good_state
+        what = f"the training loss became {loss}" if not math.isfinite(loss) else \
+            f"the weights became NaN or infinite ({_names(bad)})"
+        if snap is None:  # pragma: no cover - a snapshot is taken before the first step
+            return f"fit: {what} in epoch {epoch + 1}; no finite weights to restore."
+        self.model.load_state_dict(snap)
+        self.optimizer.state.clear()  # its moments hold the NaN too: the next fit starts them afresh
+        when = (f"the end of epoch {self._good_epoch}" if self._good_epoch > 0 else "the start of this fit")
+        return (f"fit: {what} in epoch {epoch + 1}; training stopped and the weights were restored to those of "
+                f"{when} (the last with a finite loss; the optimizer state was reset). Lower the learning rate, "
+                "set compile(grad_clip_norm=...), or check the inputs." + (
+                    "" if by_callback else " Use the TerminateOnNaN callback to stop at the first bad step."))
 
     # ---------------------------------------------------------------- inference
     def check_not_training_elsewhere(self, where: str) -> None:
@@ -274,9 +364,10 @@ class Trainer:
         if not self._lock.acquire(blocking=False):
             raise RuntimeError(f"{name}.fit: this model is already being trained in another thread. Train one model "
                                "object from one thread at a time.")
+        model = self.model
+        was_training = model.training
         try:
             self._fit_thread = threading.get_ident()
-            model = self.model
             self.loss.masked = bool(source.has_nan_labels) or bool(
                 validation is not None and not callable(validation) and validation.has_nan_labels)
             if model._fresh_weights and self.init_output_bias and resume is None and len(source):
@@ -294,7 +385,18 @@ class Trainer:
                 self.history = self._fit(source, batch_size, epochs, verbose, initial_epoch, validation, shuffle,
                                          callbacks, eval_batch_size, seed, resume)
             return self.history
+        except BaseException as e:  # a callback raised, or KeyboardInterrupt: say where, then re-raise
+            state = self._fit_state
+            if state is not None:
+                self.stop_training = True
+                self.stop_reason = (f"fit: interrupted by {type(e).__name__} in epoch {state['epoch'] + 1}; the "
+                                    "weights are those after the last completed step. Continue with fit(..., "
+                                    "resume_from=...) from a BackupAndRestore checkpoint, or fit again.")
+            raise
         finally:
+            self._fit_state = None
+            self._good_state = None
+            model.train(was_training)  # the mode the model had before fit, however fit ended
             self._fit_thread = None
             self._lock.release()
 
@@ -359,6 +461,7 @@ class Trainer:
         ckpt_sums: torch.Tensor | None = None
         if ckpt is not None:
             initial_epoch, first_step, ckpt_sums = restore_after_begin(self, ckpt, dist)
+        self._good_state, self._good_epoch = self._snapshot(), initial_epoch
         for epoch in range(initial_epoch, epochs):
             if dist.world > 1:  # a callback on one rank may have asked to stop: stop every rank together
                 from ..distributed import all_reduce_max
@@ -438,17 +541,24 @@ class Trainer:
         return history
 
     def _end_epoch(self, cblist: Any, epoch: int, epoch_logs: dict, logs: dict, t0: float) -> None:
-        """The learning rate used and the wall time go into the logs, a NaN or infinite loss ends training after
-        this epoch (with a warning saying what to do), and the callbacks see the logs."""
+        """The learning rate used and the wall time go into the logs; a NaN or infinite loss (or weights) ends
+        training after this epoch and restores the weights of the last good epoch, with a warning saying so and
+        what to do; otherwise the weights are remembered as the last good ones. Then the callbacks see the logs."""
         logs["lr"] = float(self.optimizer.param_groups[0]["lr"])  # the rate used during this epoch
         logs["epoch_seconds"] = time.perf_counter() - t0
         loss = logs["loss"]
-        if not math.isfinite(loss) and not self.stop_training:
+        bad = [] if not math.isfinite(loss) else nonfinite_parameters(self.model)
+        if not math.isfinite(loss) or bad:
+            by_callback = bool(self.stop_training and self.stop_reason)
+            message = self._recover(epoch, loss, bad, by_callback)
+            if by_callback:  # a callback (TerminateOnNaN) stopped and said why
+                self.stop_reason = f"{self.stop_reason} {message[5].upper()}{message[6:]}"  # drop "fit: "
+            else:
+                self.stop_reason = message
             self.stop_training = True
-            self.stop_reason = (f"fit: the training loss became {loss} in epoch {epoch + 1}; training stopped. Lower "
-                                "the learning rate, set compile(grad_clip_norm=...), or check the inputs. Use the "
-                                "TerminateOnNaN callback to stop at the first bad step.")
-            warnings.warn(self.stop_reason, RuntimeWarning, stacklevel=5)   # the user's fit call
+            warnings.warn(message, RuntimeWarning, stacklevel=5)   # the user's fit call
+        else:
+            self._good_state, self._good_epoch = self._snapshot(), epoch + 1
         epoch_logs.update(logs)
         cblist.on_epoch_end(epoch, epoch_logs)
 
