@@ -63,6 +63,11 @@ def to_data(model: Any, x: Any, where: str) -> TensorData:
     name = f"{type(model).__name__}.{where}"
     if x is None:
         raise DataValidationError(f"{name}: x is None; pass a DataFrame or a dict of arrays.")
+    if not isinstance(x, (pd.DataFrame, Mapping, list, tuple, TensorData)):
+        raise DataValidationError(
+            f"{name}: x must be a DataFrame, a dict {{feature name: array}} or encoder output, got a "
+            f"{type(x).__name__}{' (a bare array cannot be matched to feature columns)' if hasattr(x, 'shape') else ''}"
+            ". Wrap arrays as pd.DataFrame({name: values, ...}).")
     if num_rows(x) == 0:
         raise DataValidationError(f"{name}: the input has no rows.")
     return to_tensor_data(x, model.feature_columns, model.encoder, where=name)
