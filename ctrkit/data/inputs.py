@@ -181,7 +181,8 @@ def to_tensor_data(x: Any, feature_columns: Sequence[Any], encoder: Any = None, 
     if isinstance(x, TensorData):
         return x
     if isinstance(x, pd.DataFrame):
-        check_frame_columns(x, where, "x", [f.name for f in feature_columns] if encoder is None else None)
+        check_frame_columns(x, where, "x", [f.name for f in feature_columns] if encoder is None
+                            else [str(c) for c in getattr(encoder, "feature_names_in_", [])] or None)
     if isinstance(x, pd.DataFrame) and encoder is not None:
         x = encoder.transform(x)
     split = split_feature_columns(feature_columns)

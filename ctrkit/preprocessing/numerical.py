@@ -97,8 +97,8 @@ def update_moments(st: list, a: np.ndarray) -> None:
         st[6] = float(fin[far][0]) if math.isnan(st[6]) else st[6]
         fin = fin[~far]
     nb = fin.size
-    # float64 sums of values near the float64 limit overflow: compute the mean and M2 on values scaled by a power of 2
-    k = float(2.0 ** math.ceil(math.log2(max(float(np.abs(fin).max()), 1e-300)))) if nb else 1.0
+    # float64 sums of values near the float64 limit overflow: the mean and M2 come from values scaled by a power of 2
+    k = math.ldexp(1.0, math.frexp(max(float(np.abs(fin).max()), 1e-300))[1] - 1)
     mb = float((fin / k).mean(dtype=np.float64)) * k
     with np.errstate(over="ignore", invalid="ignore"):
         m2b = float((((fin - mb) / k) ** 2).sum()) * k * k
