@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ctrkit import DNN, ESMM, MMoE, DataValidationError, FeatureEncoder, SchemaError
+from ctrkit import DNN, ESMM, DataValidationError, FeatureEncoder, MMoE, SchemaError
 
 SPARSE = ["uid", "user_city", "item_id", "author_id", "item_city", "channel", "music_id", "device"]
 
