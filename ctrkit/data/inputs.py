@@ -17,6 +17,7 @@ import torch
 
 from ..exceptions import DataValidationError, suggest
 from ..features import DenseFeat, SparseFeat, VarLenSparseFeat, split_feature_columns
+from ..preprocessing.frames import check_frame_columns
 
 __all__ = ["TensorData", "to_tensor_data", "to_targets", "to_sample_weight", "num_rows"]
 
@@ -179,11 +180,19 @@ def to_tensor_data(x: Any, feature_columns: Sequence[Any], encoder: Any = None, 
     """
     if isinstance(x, TensorData):
         return x
+    if isinstance(x, pd.DataFrame):
+        check_frame_columns(x, where, "x", [f.name for f in feature_columns] if encoder is None
+                            else [str(c) for c in getattr(encoder, "feature_names_in_", [])] or None)
     if isinstance(x, pd.DataFrame) and encoder is not None:
         x = encoder.transform(x)
     split = split_feature_columns(feature_columns)
     if isinstance(x, (list, tuple)) and not isinstance(x, Mapping):
         names = [f.name for f in feature_columns]
+        if len(x) != len(names) and x and isinstance(x[0], (list, tuple)):
+            raise DataValidationError(
+                f"{where}: x is a list of {len(x)} rows (lists), which cannot be matched to feature columns. Pass a "
+                f"DataFrame with columns {names[:10]}{' ...' if len(names) > 10 else ''}, or a dict "
+                "{feature name: array}.")
         if len(x) != len(names):
             raise DataValidationError(f"{where}: a list input needs one array per feature column "
                                       f"({len(names)}: {names}), got {len(x)}.")
@@ -232,9 +241,16 @@ def to_targets(y: Any, task_names: Sequence[str], task_types: Sequence[str], n: 
     single-task models. NaN marks a missing label (masked out of that task's loss).
     """
     T = len(task_names)
+    if isinstance(y, (str, bytes)) or np.ndim(y) == 0 and not isinstance(y, Mapping):
+        raise DataValidationError(
+            f"{where}: expected labels (an array of {n} values, a Series, a DataFrame of task columns or a dict "
+            f"{{task: array}} for tasks {list(task_names)}), got the {type(y).__name__} {y!r}. To use a column "
+            "of x as the label, pass y=df[name] (and drop it from the features).")
     if isinstance(y, (list, tuple)) and len(y) == T and all(np.ndim(c) >= 1 for c in y):
         y = {t: (c.to_numpy() if isinstance(c, (pd.Series, pd.DataFrame)) else np.asarray(c)).reshape(-1)
              for t, c in zip(task_names, y)}
+    if isinstance(y, pd.DataFrame):
+        check_frame_columns(y, where, "y", list(task_names))
     if isinstance(y, Mapping) or isinstance(y, pd.DataFrame):
         keys = list(y.keys()) if isinstance(y, Mapping) else list(y.columns)
         unknown = [k for k in keys if k not in task_names]
@@ -272,7 +288,13 @@ def to_targets(y: Any, task_names: Sequence[str], task_types: Sequence[str], n: 
             raise DataValidationError(f"{where}: task {name!r} labels must be numbers, got values like "
                                       f"{list(col[:3])}.") from None
         if np.isinf(vals).any():
-            raise DataValidationError(f"{where}: task {name!r} has infinite labels.")
+            raise DataValidationError(f"{where}: task {name!r} has {int(np.isinf(vals).sum())} infinite labels; "
+                                      "labels must be finite numbers (NaN marks a missing label).")
+        big = np.abs(np.nan_to_num(vals)) > _F32_MAX
+        if big.any():
+            raise DataValidationError(
+                f"{where}: task {name!r} has {int(big.sum())} labels beyond float32's range (+-3.4e38, e.g. "
+                f"{vals[big][0]:g}); they would become inf. Rescale the labels (e.g. log1p, or divide by a constant).")
         fin = vals[~np.isnan(vals)]
         if typ == "binary" and fin.size and not np.isin(fin, (0.0, 1.0)).all():
             found = np.unique(fin)[:6].tolist()
@@ -281,6 +303,9 @@ def to_targets(y: Any, task_names: Sequence[str], task_types: Sequence[str], n: 
                 "0/1 (e.g. y = (y == positive_value)), or declare the task 'regression'.")
         out[:, t] = vals
     return torch.from_numpy(out)
+
+
+_F32_MAX = float(np.finfo(np.float32).max)
 
 
 def _numeric(col: Any) -> bool:
@@ -293,7 +318,17 @@ def _numeric(col: Any) -> bool:
 def to_sample_weight(w: Any, n: int) -> torch.Tensor | None:
     if w is None:
         return None
-    arr = np.asarray(w, dtype=np.float32).reshape(-1)
+    if isinstance(w, (str, bytes, Mapping, pd.DataFrame)) or np.ndim(w) == 0:
+        raise DataValidationError(f"sample_weight: expected one number per row ({n} values: an array or a Series), "
+                                  f"got a {type(w).__name__}.")
+    try:
+        arr = np.asarray(w, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        raise DataValidationError("sample_weight: values must be numbers, got values like "
+                                  f"{list(np.asarray(w, dtype=object).reshape(-1)[:3])}.") from None
+    if np.isfinite(arr).all() and (np.abs(arr) > _F32_MAX).any():
+        raise DataValidationError("sample_weight: values beyond float32's range (+-3.4e38); rescale the weights.")
+    arr = arr.astype(np.float32)
     if len(arr) != n:
         raise DataValidationError(f"sample_weight: has {len(arr)} values but the input has {n} rows.")
     if not np.isfinite(arr).all() or (arr < 0).any():

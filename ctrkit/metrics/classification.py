@@ -16,6 +16,8 @@ __all__ = ["roc_auc", "log_loss", "accuracy", "multiclass_accuracy", "multiclass
 def roc_auc(y_true, y_pred, sample_weight=None) -> float:
     """Area under the ROC curve with ties handled as scikit-learn does; NaN if only one class is present."""
     y, p, w = _prep(y_true, y_pred, sample_weight)
+    if y.size == 0:  # no labelled row (e.g. every label of the task missing)
+        return float("nan")
     if w is None:
         w = np.ones_like(y)
     order = np.argsort(-p, kind="mergesort")
@@ -23,7 +25,7 @@ def roc_auc(y_true, y_pred, sample_weight=None) -> float:
     last_of_tie = np.r_[np.nonzero(np.diff(p))[0], y.size - 1]
     tps = np.cumsum(y * w)[last_of_tie]
     fps = np.cumsum((1.0 - y) * w)[last_of_tie]
-    if y.size == 0 or tps[-1] <= 0 or fps[-1] <= 0:
+    if tps[-1] <= 0 or fps[-1] <= 0:
         return float("nan")
     tpr = np.r_[0.0, tps] / tps[-1]
     fpr = np.r_[0.0, fps] / fps[-1]

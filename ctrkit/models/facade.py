@@ -22,7 +22,7 @@ from ..training.trainer import (
     predict_logits,
     predict_small,
 )
-from .inputs import encode_records, store_source, to_data, to_source
+from .inputs import check_trainable_rows, encode_records, store_source, to_data, to_source
 
 if TYPE_CHECKING:
     from ..callbacks import History
@@ -162,6 +162,7 @@ class KerasFacade:
                 raise ValueError(f"fit: validation_split={validation_split} leaves {k} of {n} rows for training; "
                                  "use more data or another split.")
             source, validation = source.slice(0, k), source.slice(k, n)
+        check_trainable_rows(self, len(source), "fit")
         return trainer.fit(source, batch_size=batch_size, epochs=epochs, verbose=verbose,
                            initial_epoch=initial_epoch, validation=validation, shuffle=shuffle, callbacks=callbacks,
                            seed=self.seed if seed is None else seed, resume=resume_from)

@@ -6,16 +6,56 @@ import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import torch
+from torch import nn
 
 from ..data.arrays import ArraySource
 from ..data.inputs import TensorData, num_rows, to_sample_weight, to_targets, to_tensor_data
 from ..data.source import DataSource, check_source
 from ..exceptions import DataValidationError
+from ..preprocessing.frames import label_arrays, label_copies
 from ..training.tasks import check_class_ids
 
-__all__ = ["to_data", "to_targets_checked", "to_source", "store_source", "encode_records"]
+__all__ = ["to_data", "to_targets_checked", "to_source", "store_source", "encode_records", "align_to_index",
+           "check_trainable_rows"]
+
+
+def align_to_index(index: pd.Index, obj: Any, arg: str, where: str) -> Any:
+    """``obj`` (labels or weights) aligned to the rows of ``x`` (whose index is ``index``) by index label.
+
+    A Series / DataFrame with the same index labels in another order is reordered to ``x``'s order; one whose
+    labels differ is refused (pairing by position would silently misalign). Arrays, lists and dicts of arrays
+    carry no index and are paired by position.
+    """
+    if isinstance(obj, Mapping) and not isinstance(obj, pd.DataFrame):
+        if any(isinstance(v, (pd.Series, pd.DataFrame)) for v in obj.values()):
+            return {k: align_to_index(index, v, f"{arg}[{k!r}]", where) for k, v in obj.items()}
+        return obj
+    if not isinstance(obj, (pd.Series, pd.DataFrame)) or obj.index.equals(index):
+        return obj
+    unique = obj.index.is_unique and index.is_unique
+    if unique and len(obj.index) == len(index) and obj.index.sort_values().equals(index.sort_values()):
+        return obj.reindex(index)
+    detail = f"{len(obj.index)} labels vs {len(index)}"
+    if not unique:
+        detail += "; an index has duplicated labels"
+    elif len(index.difference(obj.index)):
+        detail += f"; x has {index.difference(obj.index)[:3].tolist()} that {arg} lacks"
+    raise DataValidationError(
+        f"{where}: {arg} is a pandas object whose index does not match x's index ({detail}). ctrkit pairs {arg} "
+        f"with x's rows by index label (the same labels in another order are realigned); pass {arg} with x's index, "
+        f"or {arg}.to_numpy() to pair by position.")
+
+
+def check_trainable_rows(model: Any, n: int, where: str) -> None:
+    """BatchNorm cannot train on a single row (a batch of one has no variance): say so before PyTorch does."""
+    if n == 1 and any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):
+        raise DataValidationError(
+            f"{type(model).__name__}.{where}: the training data has 1 row, but the model has BatchNorm layers "
+            "(e.g. dnn_use_bn=True), which need at least 2 rows per batch. Train on more rows, or build the model "
+            "with dnn_use_bn=False.")
 
 
 def to_data(model: Any, x: Any, where: str) -> TensorData:
@@ -23,6 +63,11 @@ def to_data(model: Any, x: Any, where: str) -> TensorData:
     name = f"{type(model).__name__}.{where}"
     if x is None:
         raise DataValidationError(f"{name}: x is None; pass a DataFrame or a dict of arrays.")
+    if not isinstance(x, (pd.DataFrame, Mapping, list, tuple, TensorData)):
+        raise DataValidationError(
+            f"{name}: x must be a DataFrame, a dict {{feature name: array}} or encoder output, got a "
+            f"{type(x).__name__}{' (a bare array cannot be matched to feature columns)' if hasattr(x, 'shape') else ''}"
+            ". Wrap arrays as pd.DataFrame({name: values, ...}).")
     if num_rows(x) == 0:
         raise DataValidationError(f"{name}: the input has no rows.")
     return to_tensor_data(x, model.feature_columns, model.encoder, where=name)
@@ -37,7 +82,19 @@ def to_targets_checked(model: Any, y: Any, n: int, where: str) -> torch.Tensor:
     for i, t in enumerate(model.task_names):
         if t in model.num_classes:
             check_class_ids(Y[:, i], model.num_classes[t], f"{name}: y[{t!r}]")
+    check_labels(model, Y, name)
     return Y
+
+
+def check_labels(model: Any, Y: torch.Tensor, name: str) -> None:
+    """Checks of labels ``(n, T)`` shared by arrays and stores: a task without labels, the model's own rules."""
+    empty = [t for i, t in enumerate(model.task_names) if bool(torch.isnan(Y[:, i]).all())]
+    if empty:
+        warnings.warn(f"{name}: task(s) {empty} have no labels (every value is missing): they add nothing to the "
+                      "loss and their metrics are NaN.", stacklevel=4)
+    check = getattr(model, "check_targets", None)
+    if check is not None:
+        check(Y, name)
 
 
 def store_source(model: Any, x: DataSource, y: Any, sample_weight: Any, where: str) -> DataSource:
@@ -54,6 +111,8 @@ def store_source(model: Any, x: DataSource, y: Any, sample_weight: Any, where: s
         for i, t in enumerate(model.task_names):
             if t in model.num_classes:
                 check_class_ids(labels[:, i], model.num_classes[t], f"{name}: the store's labels for {t!r}")
+    if hasattr(source, "labels") and getattr(model, "check_targets", None) is not None:
+        model.check_targets(torch.as_tensor(np.asarray(source.labels(), dtype=np.float32)), name)
     return source
 
 
@@ -61,9 +120,30 @@ def to_source(model: Any, x: Any, y: Any, sample_weight: Any, where: str) -> Arr
     """Features with their labels (and weights) as one source: a checked store, or arrays in memory."""
     if isinstance(x, DataSource):
         return store_source(model, x, y, sample_weight, where)
+    if isinstance(x, pd.DataFrame):  # labels and weights with an index follow x's rows by index label
+        name = f"{type(model).__name__}.{where}"
+        y = align_to_index(x.index, y, "y", name)
+        sample_weight = align_to_index(x.index, sample_weight, "sample_weight", name)
     data = to_data(model, x, where)
     n = len(data)
-    return ArraySource(data, to_targets_checked(model, y, n, where), to_sample_weight(sample_weight, n))
+    Y = to_targets_checked(model, y, n, where)
+    if where == "fit" and isinstance(x, pd.DataFrame) and model.encoder is not None:
+        warn_label_copies(model, x, Y)
+    try:
+        weights = to_sample_weight(sample_weight, n)
+    except DataValidationError as e:
+        raise DataValidationError(f"{type(model).__name__}.{where}: {e}") from None
+    return ArraySource(data, Y, weights)
+
+
+def warn_label_copies(model: Any, x: pd.DataFrame, Y: torch.Tensor) -> None:
+    """Warn when a raw feature column equals a task's labels on every row (a label left among the features)."""
+    labels = {t: Y[:, i].numpy() for i, t in enumerate(model.task_names) if t not in model.num_classes}
+    for c, t in label_copies(x, list(model.encoder.feature_names_in_), label_arrays(labels)):
+        warnings.warn(f"{type(model).__name__}.fit: feature column {c!r} equals the labels of task {t!r} on every "
+                      "row: the label leaked into the features (the encoder was fitted on a frame that still held "
+                      f"it). Refit the encoder with FeatureEncoder(ignore=[{c!r}]) or encoder.fit(X, y).",
+                      stacklevel=4)
 
 
 def encode_records(model: Any, records: Sequence[Mapping[str, Any]]) -> Any:

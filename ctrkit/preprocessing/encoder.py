@@ -58,7 +58,9 @@ class FeatureEncoder(EncoderFitting, TransformerMixin, BaseEstimator):
         truncating: where over-long lists are cut, ``"pre"`` (keep the last ``maxlen`` values, Keras' default,
             right for time-ordered behaviour sequences) or ``"post"`` (keep the first).
         handle_unknown: ``"oov"`` maps unseen values to the OOV id; ``"error"`` raises instead.
-        ignore: columns never used as features when types are inferred (e.g. the labels).
+        ignore: columns never used as features (e.g. the labels, ids, timestamps); with inferred roles they are
+            skipped, and listing one of them in ``sparse`` / ``dense`` / ``varlen`` is an error. The columns
+            named by the labels passed as ``fit(X, y)`` are excluded the same way.
 
     Attributes:
         feature_names_in_: the columns the encoder reads.
@@ -156,7 +158,7 @@ class FeatureEncoder(EncoderFitting, TransformerMixin, BaseEstimator):
                 vectors = cache[("dense",)] = stat_vectors(self.dense_stats_, self.dense_columns_)
             raw = np.empty((len(self.dense_columns_), n), dtype=np.float64)
             for j, c in enumerate(self.dense_columns_):
-                raw[j] = to_float(column(c))
+                raw[j] = to_float(column(c), c)
             values = encode_dense(raw, vectors)
             for j, c in enumerate(self.dense_columns_):
                 out[c] = values[j]

@@ -5,6 +5,7 @@ than memory can be fitted chunk by chunk and give the same encoder.
 """
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
@@ -13,6 +14,7 @@ import pandas as pd
 
 from ..exceptions import DataValidationError, NotFittedError, SchemaError, suggest
 from .categorical import category_keys, infer_column_types
+from .frames import check_frame_columns, label_arrays, label_copies, label_names
 from .numerical import SCALINGS, dense_stats, new_moments, to_float, update_moments
 from .sequence import split_cells
 
@@ -63,16 +65,24 @@ class EncoderFitting:
     _index_cache: dict[Any, Any]
     _partial_state: dict[str, Any] | None
 
-    def _resolve_columns(self, df: pd.DataFrame) -> tuple[list[str], list[str], dict[str, str]]:
+    def _resolve_columns(self, df: pd.DataFrame, targets: list[str] | None = None
+                         ) -> tuple[list[str], list[str], dict[str, str]]:
         if isinstance(self.varlen, Mapping):
             varlen = {str(k): str(v) for k, v in self.varlen.items()}
         else:
             varlen = {str(k): "|" for k in (self.varlen or [])}
+        ignore = [str(c) for c in ([self.ignore] if isinstance(self.ignore, str) else (self.ignore or []))]
+        excluded = set(ignore) | set(targets or [])
         if self.sparse is None and self.dense is None and self.varlen is None:
-            ignore = set(self.ignore or [])
-            sparse, dense = infer_column_types(df, [c for c in df.columns if c not in ignore])
+            sparse, dense = infer_column_types(df, [c for c in df.columns if c not in excluded])
         else:
             sparse, dense = list(self.sparse or []), list(self.dense or [])
+            used = [c for c in sparse + dense + list(varlen) if c in excluded]
+            if used:
+                why = "ignore" if used[0] in ignore else "the labels y passed to fit"
+                raise SchemaError(f"FeatureEncoder: column {used[0]!r} is listed as a feature but is in {why}; a "
+                                  "label used as a feature leaks the answer into the model. Remove it from "
+                                  "sparse / dense / varlen.")
         seen: dict[str, str] = {}
         for role, cols in (("sparse", sparse), ("dense", dense), ("varlen", list(varlen))):
             for c in cols:
@@ -96,6 +106,7 @@ class EncoderFitting:
         if not isinstance(df, pd.DataFrame):
             raise TypeError(f"FeatureEncoder.{where}: expected a pandas DataFrame, got {type(df).__name__}. "
                             "Wrap arrays with pd.DataFrame({...}).")
+        check_frame_columns(df, f"FeatureEncoder.{where}", "X", columns or None)
         missing = [c for c in columns if c not in df.columns]
         if missing:
             hint = suggest(missing[0], df.columns)
@@ -105,11 +116,25 @@ class EncoderFitting:
         return df
 
     def fit(self: _E, X: pd.DataFrame, y: Any = None) -> _E:
-        """Learn vocabularies, dense statistics and var-length sizes from ``X``. Returns ``self``."""
-        state = self._new_state(X)
+        """Learn vocabularies, dense statistics and var-length sizes from ``X``. Returns ``self``.
+
+        ``y`` (optional) are the labels: columns of ``X`` they name (a DataFrame's columns, a Series' name, a
+        dict's keys) are never features when roles are inferred, and a feature equal to a label on every row
+        gives a warning (a leaked label).
+        """
+        state = self._new_state(X, y)
         self._accumulate(state, X)
         self._finalize(state)
+        self._warn_label_copies(X, y)
         return self
+
+    def _warn_label_copies(self, X: Any, y: Any) -> None:
+        if y is None or not isinstance(X, pd.DataFrame):
+            return
+        for c, t in label_copies(X, list(self.feature_names_in_), label_arrays(y)):
+            warnings.warn(f"FeatureEncoder.fit: feature column {c!r} equals the label {t!r} on every row: a label "
+                          "leaked into the features, and a model would learn to copy it. Drop the column, or pass "
+                          f"ignore=[{c!r}].", stacklevel=3)
 
     def partial_fit(self: _E, X: pd.DataFrame, y: Any = None) -> _E:
         """Accumulate statistics from one chunk; call :meth:`finish_partial_fit` after the last chunk.
@@ -119,7 +144,7 @@ class EncoderFitting:
         """
         state = getattr(self, "_partial_state", None)
         if state is None:
-            state = self._partial_state = self._new_state(X)
+            state = self._partial_state = self._new_state(X, y)
         self._accumulate(state, X)
         return self
 
@@ -131,10 +156,9 @@ class EncoderFitting:
         self._partial_state = None
         return self
 
-    def _new_state(self, X: pd.DataFrame) -> dict[str, Any]:
-        if not isinstance(X, pd.DataFrame):
-            X = self._check_frame(X, [], "fit")
-        sparse, dense, varlen = self._resolve_columns(X)
+    def _new_state(self, X: pd.DataFrame, y: Any = None) -> dict[str, Any]:
+        X = self._check_frame(X, [], "fit")
+        sparse, dense, varlen = self._resolve_columns(X, [c for c in label_names(y) if c in X.columns])
         return {"sparse": sparse, "dense": dense, "varlen": varlen, "n": 0,
                 "counts": {c: {} for c in sparse + list(varlen)}, "maxlen": {c: 0 for c in varlen},
                 "dstats": {c: new_moments() for c in dense}}
@@ -152,7 +176,7 @@ class EncoderFitting:
             if self._buckets(c) is None and len(tokens):
                 _count(state["counts"][c], tokens)
         for c in state["dense"]:
-            update_moments(state["dstats"][c], to_float(X[c]))
+            update_moments(state["dstats"][c], to_float(X[c], c))
 
     def _finalize(self, state: dict[str, Any]) -> None:
         if state["n"] == 0:
@@ -178,7 +202,7 @@ class EncoderFitting:
         self.dense_stats_ = {}
         for c, moments in state["dstats"].items():
             scaling = _per_column(self.scaling, c, self.scaling if not isinstance(self.scaling, Mapping) else None)
-            self.dense_stats_[c] = dense_stats(moments, scaling)
+            self.dense_stats_[c] = dense_stats(moments, scaling, c)
         self.maxlen_ = {c: int(_per_column(self.maxlen, c, None) or max(state["maxlen"][c], 1))
                         for c in self.varlen_columns_}
         self._index_cache = {}

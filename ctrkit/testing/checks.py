@@ -50,7 +50,17 @@ def _model(factory: Any, data: CheckData, lr: float = 0.01, **compile_kw) -> tup
     cols, x = data.inputs(data.encoder, data.byterec, data.tags(factory))
     model = _build(factory, cols)
     model.compile(compile_kw.pop("optimizer", "adam"), lr=lr, **compile_kw)
-    return model, x, data.labels[model.task_names]
+    return model, x, _labels(factory, data, model)
+
+
+def _labels(factory: Any, data: CheckData, model: Any) -> Any:
+    """The labels of the model's tasks; for ``nested_tasks`` the second is 1 only where the first is (ESMM's
+    click-and-conversion is within click), as such a model requires."""
+    y = data.labels[list(model.task_names)]
+    if data.tags(factory)["nested_tasks"]:
+        first, second = model.task_names[:2]
+        y = y.assign(**{second: y[first] * y[second]})
+    return y
 
 
 def _rows(x: Any, idx: Any) -> Any:
@@ -157,7 +167,7 @@ def check_only_sparse_or_only_dense(factory: Any, data: CheckData) -> None:
             raise AssertionError("a 'needs_sparse' model accepted dense-only feature columns")
         model = _build(factory, cols)
         model.compile("adam", lr=0.01)
-        h = model.fit(x, data.labels[model.task_names], batch_size=50, epochs=3, verbose=0)
+        h = model.fit(x, _labels(factory, data, model), batch_size=50, epochs=3, verbose=0)
         assert np.isfinite(h.history["loss"]).all(), f"{kind}: non-finite training loss {h.history['loss']}"
         _check_predictions(model, model.predict(x), len(df))
 

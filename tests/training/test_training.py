@@ -199,7 +199,7 @@ def test_bad_targets(byterec_encoded):
         m.fit(df, {"finish": y["finish"], "likes": y["like"]}, verbose=0)
     with pytest.raises(DataValidationError, match="labels must be 0 or 1"):
         m.fit(df, y + 1, verbose=0)
-    with pytest.raises(DataValidationError, match="same number of rows"):
+    with pytest.raises(DataValidationError, match=r"index does not match x.s index \(10 labels vs 200"):
         m.fit(df, y.iloc[:10], verbose=0)
     with pytest.raises(RuntimeError, match="compile"):
         make(enc).fit(df, y)

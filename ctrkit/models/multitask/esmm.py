@@ -12,6 +12,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ...exceptions import DataValidationError
 from ...layers.core import Towers
 from ...registry import register_model
 from ..base import BaseModel, label_prior
@@ -102,6 +103,17 @@ class ESMM(BaseModel):
         ctr, cvr = t["ctr"], t["cvr"]
         out = {self.task_names[0]: ctr, self.task_names[1]: ctcvr_logit(ctr, cvr)}
         return (out, cvr) if return_cvr else out
+
+    def check_targets(self, y: torch.Tensor, where: str) -> None:
+        """Refuse labels ESMM cannot fit: a conversion (CTCVR = 1) on an impression without a click (CTR = 0),
+        since pCTCVR = pCTR · pCVR is never above pCTR."""
+        ctr, ctcvr = self.task_names
+        bad = int(((y[:, 1] == 1) & (y[:, 0] == 0)).sum())
+        if bad:
+            raise DataValidationError(
+                f"{where}: {bad} rows have {ctcvr!r} = 1 but {ctr!r} = 0 (a conversion without a click); ESMM's "
+                f"{ctcvr!r} label is click-and-conversion, so it must be 0 wherever {ctr!r} is 0. Set "
+                f"y[{ctcvr!r}] = y[{ctr!r}] * conversion, or drop those rows.")
 
     def output_biases(self) -> dict[str, torch.Tensor]:
         """The output biases of the two towers, ``{"ctr": ..., "cvr": ...}`` (CTCVR is their product)."""

@@ -1,0 +1,17 @@
+"""Fixtures of the reliability battery."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+
+def _clean_error(excinfo: pytest.ExceptionInfo) -> None:
+    """The error was raised by ctrkit's own checks, not deep inside torch / pandas / numpy."""
+    last = str(excinfo.traceback[-1].path)
+    assert f"{os.sep}ctrkit{os.sep}" in last and "site-packages" not in last, last
+
+
+@pytest.fixture
+def clean_error():
+    return _clean_error
