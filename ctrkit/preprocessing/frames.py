@@ -17,10 +17,10 @@ def check_frame_columns(df: pd.DataFrame, where: str, arg: str, columns: Sequenc
     among ``columns`` (every column when None).
 
     Example:
-        >>> check_frame_columns(pd.DataFrame([[1, 2]], columns=["a", "a"]), "fit", "x")
+        >>> check_frame_columns(pd.DataFrame([[1, 2]], columns=["a", "a"]), "fit", "x")  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        ctrkit.exceptions.DataValidationError: fit: x has duplicated column names ['a'] ...
+        ctrkit.exceptions.DataValidationError: fit: x has duplicated column names ['a']; ...
     """
     if isinstance(df.columns, pd.MultiIndex):
         raise DataValidationError(

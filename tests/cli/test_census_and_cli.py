@@ -48,7 +48,9 @@ def test_compare_quick_writes_report(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "| MMoE |" in text and "| Shared-Bottom |" in text
     runs = pd.read_csv(out / "results.csv")
-    assert set(runs["model"]) == {"Shared-Bottom", "MMoE"} and (runs["income_auc"] > 0.9).all()
+    assert set(runs["model"]) == {"Shared-Bottom", "MMoE", "LR (one-hot)", "GBDT (trees)"}
+    assert (runs["income_auc"] > 0.9).all() and (runs["marital_auc"] > 0.95).all()
+    assert "| GBDT (trees) |" in text and "| LR (one-hot) |" in text   # the baselines a practitioner tries first
     # parameter counts matched within 10%
     p = runs.groupby("model")["params"].first()
     assert abs(p["Shared-Bottom"] / p["MMoE"] - 1) < 0.10

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from conftest import constant_logloss
+from _helpers import constant_logloss
 
 from ctrkit import MMoE, OMoE, load_model
 from ctrkit.compare.tabular import CompareConfig, _model_specs, mmoe_variants, prepare_frame_data

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import constant_logloss
+from _helpers import constant_logloss
 
 import ctrkit.models  # noqa: F401  (registers every model)
 from ctrkit import (

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import constant_logloss
+from _helpers import constant_logloss
 
 from ctrkit import PLE, MMoE, SharedBottom, load_model
 from ctrkit.data import to_tensor_data
