@@ -117,29 +117,57 @@ class H5Store(DataSource):
         except OSError as e:
             raise DataValidationError(f"ctrkit.data.open: {self.path!r} is not a readable HDF5 file ({e}). Pass a "
                                       "store written by ctrkit.data.write_store.") from None
+        where = f"ctrkit.data.open: {self.path!r}"
         with f:
             a = f.attrs
             if a.get("format") != STORE_FORMAT:
-                raise DataValidationError(f"ctrkit.data.open: {self.path!r} is an HDF5 file but not a ctrkit store "
+                raise DataValidationError(f"{where} is an HDF5 file but not a ctrkit store "
                                           f"(attribute format={a.get('format')!r}, expected {STORE_FORMAT!r}).")
-            version = int(a["format_version"])
-            if version > STORE_VERSION:
-                raise DataValidationError(f"ctrkit.data.open: {self.path!r} has store format {version}, newer than "
-                                          f"this ctrkit reads ({STORE_VERSION}). Upgrade ctrkit.")
-            self.n_rows = int(a["n_rows"])
-            cols = [feature_from_dict(d) for d in json.loads(a["feature_columns"])]
-            enc_json = a.get("encoder")
-            self.task_names = list(json.loads(a["task_names"]))
-            types = json.loads(a["task_types"])
-            self.task_types = None if types is None else list(types)
-            self.has_sample_weight = bool(a["has_sample_weight"])
-            self.has_nan_labels = bool(a["has_nan_labels"])
-            self.chunk_rows = int(a["chunk_rows"])
-            self._keys = [k for k in _dataset_keys(cols, self.has_sample_weight) if k in f]
+            attr = "format_version"
+            try:
+                version = int(a["format_version"])
+                if version > STORE_VERSION:
+                    raise DataValidationError(f"{where} has store format {version}, newer than this ctrkit reads "
+                                              f"({STORE_VERSION}). Upgrade ctrkit.")
+                attr = "n_rows"
+                self.n_rows = int(a["n_rows"])
+                attr = "feature_columns"
+                cols = [feature_from_dict(d) for d in json.loads(a["feature_columns"])]
+                enc_json = a.get("encoder")
+                attr = "task_names"
+                self.task_names = list(json.loads(a["task_names"]))
+                attr = "task_types"
+                types = json.loads(a["task_types"])
+                self.task_types = None if types is None else list(types)
+                attr = "has_sample_weight"
+                self.has_sample_weight = bool(a["has_sample_weight"])
+                attr = "has_nan_labels"
+                self.has_nan_labels = bool(a["has_nan_labels"])
+                attr = "chunk_rows"
+                self.chunk_rows = int(a["chunk_rows"])
+            except DataValidationError:
+                raise
+            except (KeyError, ValueError, TypeError, AttributeError) as e:
+                raise DataValidationError(f"{where}: the store attribute {attr!r} is missing or corrupted "
+                                          f"({type(e).__name__}: {e}). The file was not completely written or was "
+                                          "edited; write the store again (ctrkit.data.write_store).") from None
+            expected = _dataset_keys(cols, self.has_sample_weight)
+            self._keys = [k for k in expected if k in f]
+            bad = [f"{k} (missing)" for k in expected if k not in f]
+            shapes = {k: tuple(getattr(f[k], "shape", None) or ()) for k in self._keys}
+            bad += [f"{k} (shape {shapes[k]})" for k in self._keys if shapes[k][:1] != (self.n_rows,)]
+            if bad:
+                raise DataValidationError(f"{where}: its datasets do not match its attributes (n_rows={self.n_rows}, "
+                                          f"feature_columns): {bad}. The file was not completely written or was "
+                                          "edited; write the store again (ctrkit.data.write_store).")
         self.encoder = None
         if enc_json:
             from ..preprocessing import FeatureEncoder
-            self.encoder = FeatureEncoder.from_json(str(enc_json))
+            try:
+                self.encoder = FeatureEncoder.from_json(str(enc_json))
+            except (ValueError, KeyError, TypeError, AttributeError) as e:
+                raise DataValidationError(f"{where}: the stored encoder (attribute 'encoder') is corrupted "
+                                          f"({type(e).__name__}: {e}). Write the store again.") from None
         self.feature_columns = FeatureColumns(cols, encoder=self.encoder)
         self._split = split_feature_columns(cols)
         self.block_rows = int(block_rows or self.chunk_rows)
@@ -204,7 +232,12 @@ class H5Store(DataSource):
             o = 0
             for a, b in ranges:
                 if b > a:
-                    ds.read_direct(arr, np.s_[a:b], np.s_[o:o + b - a])
+                    try:
+                        ds.read_direct(arr, np.s_[a:b], np.s_[o:o + b - a])
+                    except OSError as e:  # a truncated or damaged file: h5py's message alone names neither
+                        raise DataValidationError(
+                            f"H5Store: reading rows {a}:{b} of dataset {key!r} in {self.path!r} failed ({e}). The "
+                            "file is truncated or damaged; write the store again (ctrkit.data.write_store).") from None
                     o += b - a
             out[key] = arr
         return out

@@ -11,8 +11,8 @@ Write one with the :class:`~ctrkit.callbacks.BackupAndRestore` callback and cont
 same weights as an uninterrupted one.
 
 The file is written next to its destination under a temporary name, flushed to disk and renamed over the
-destination, so a crash (even ``kill -9``) mid-write leaves either the previous checkpoint or the new one,
-never a truncated file.
+destination, so a crash (even ``kill -9``, or a full disk) mid-write leaves either the previous checkpoint or the
+new one, never a truncated file; the temporary file of a killed write is removed by the next save or load.
 """
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ import torch
 
 from .._version import __version__
 from ..exceptions import ModelFormatError
-from .atomic import atomic_file
+from .atomic import atomic_file, recover
 
 __all__ = ["save_checkpoint", "load_checkpoint", "CHECKPOINT_FORMAT", "CHECKPOINT_VERSION",
            "capture_host_rng", "restore_host_rng"]
@@ -77,7 +77,7 @@ def save_checkpoint(path: str, state: Mapping[str, Any]) -> str:
     payload.setdefault("format_version", CHECKPOINT_VERSION)
     payload.setdefault("ctrkit_version", __version__)
     payload.setdefault("saved_at", time.strftime("%Y-%m-%dT%H:%M:%S%z"))
-    return atomic_file(path, lambda fh: torch.save(payload, fh))
+    return atomic_file(path, lambda fh: torch.save(payload, fh), "save_checkpoint")
 
 
 def load_checkpoint(path: str, map_location: Any = "cpu") -> dict[str, Any]:
@@ -88,6 +88,7 @@ def load_checkpoint(path: str, map_location: Any = "cpu") -> dict[str, Any]:
         ModelFormatError: the file is truncated or corrupted, is not a ctrkit checkpoint, or has a newer format.
     """
     path = os.fspath(path)
+    recover(path, "load_checkpoint")  # temporary files of a killed write: removed
     if not os.path.isfile(path):
         raise FileNotFoundError(f"load_checkpoint: no checkpoint file at {path!r}. Pass the file written by "
                                 "BackupAndRestore(path) (or save_checkpoint).")

@@ -13,11 +13,11 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 
-from ..exceptions import NotFittedError
+from ..exceptions import ModelFormatError, NotFittedError
 from ..features import DenseFeat, FeatureColumns, SparseFeat, VarLenSparseFeat
 from .categorical import N_RESERVED, category_keys, lookup_ids
 from .fitting import EncoderFitting, _per_column
-from .numerical import encode_dense, stat_vectors, to_float
+from .numerical import _STATS, encode_dense, stat_vectors, to_float
 from .records import as_records, record_columns
 from .sequence import pad_lists, split_cells
 
@@ -201,19 +201,70 @@ class FeatureEncoder(EncoderFitting, TransformerMixin, BaseEstimator):
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> FeatureEncoder:
-        """Rebuild a fitted encoder from :meth:`to_dict` output."""
-        if int(d.get("format_version", -1)) > _FORMAT_VERSION:
-            raise ValueError(f"FeatureEncoder.from_dict: format_version {d.get('format_version')} is newer than "
-                             f"this ctrkit understands ({_FORMAT_VERSION}). Upgrade ctrkit.")
-        enc = cls(**d["params"])
-        st = d["state"]
-        enc.sparse_columns_ = list(st["sparse_columns_"])
-        enc.dense_columns_ = list(st["dense_columns_"])
-        enc.varlen_columns_ = dict(st["varlen_columns_"])
-        enc.hash_buckets_ = {k: int(v) for k, v in st["hash_buckets_"].items()}
-        enc.vocabularies_ = {k: list(v) for k, v in st["vocabularies_"].items()}
-        enc.dense_stats_ = {k: {kk: float(vv) for kk, vv in v.items()} for k, v in st["dense_stats_"].items()}
-        enc.maxlen_ = {k: int(v) for k, v in st["maxlen_"].items()}
+        """Rebuild a fitted encoder from :meth:`to_dict` output.
+
+        Raises:
+            ModelFormatError: ``d`` is not what :meth:`to_dict` writes (wrong JSON shape, a missing key, a column
+                without its vocabulary / hash buckets / statistics / maxlen), or has a newer format version.
+        """
+        where = "FeatureEncoder.from_dict"
+        if not isinstance(d, Mapping):
+            raise ModelFormatError(f"{where}: expected a JSON object with 'format_version', 'params' and 'state' "
+                                   f"(what FeatureEncoder.to_dict writes), got a {type(d).__name__}. The file is not "
+                                   "an encoder saved by ctrkit; save the encoder again.")
+        try:
+            version = int(d.get("format_version", -1))
+        except (TypeError, ValueError):
+            raise ModelFormatError(f"{where}: format_version must be an integer, got "
+                                   f"{d.get('format_version')!r}.") from None
+        if version > _FORMAT_VERSION:
+            raise ModelFormatError(f"{where}: format_version {version} is newer than this ctrkit understands "
+                                   f"({_FORMAT_VERSION}). Upgrade ctrkit.")
+        params, st = d.get("params"), d.get("state")
+        for key, v in (("params", params), ("state", st)):
+            if not isinstance(v, Mapping):
+                raise ModelFormatError(f"{where}: {key!r} must be a JSON object, got "
+                                       f"{'nothing' if v is None else type(v).__name__}. Save the encoder again.")
+        assert isinstance(params, Mapping) and isinstance(st, Mapping)
+        kinds = {"sparse_columns_": list, "dense_columns_": list, "varlen_columns_": Mapping, "hash_buckets_": Mapping,
+                 "vocabularies_": Mapping, "dense_stats_": Mapping, "maxlen_": Mapping}
+        for key, kind in kinds.items():
+            if not isinstance(st.get(key), kind):
+                raise ModelFormatError(f"{where}: state[{key!r}] must be a JSON "
+                                       f"{'list' if kind is list else 'object'}, got "
+                                       f"{'nothing' if key not in st else type(st[key]).__name__}. Save the encoder "
+                                       "again.")
+        try:
+            enc = cls(**params)
+        except TypeError as e:
+            raise ModelFormatError(f"{where}: 'params' does not match FeatureEncoder's arguments ({e}). The file "
+                                   "comes from another ctrkit version or was edited; save the encoder again.") from None
+        for c in list(st["sparse_columns_"]) + list(st["varlen_columns_"]):
+            if c not in st["vocabularies_"] and c not in st["hash_buckets_"]:
+                raise ModelFormatError(f"{where}: column {c!r} has neither a vocabulary nor hash buckets in 'state'. "
+                                       "The file was truncated or edited; save the encoder again.")
+        for c in st["varlen_columns_"]:
+            if c not in st["maxlen_"]:
+                raise ModelFormatError(f"{where}: var-length column {c!r} has no maxlen in state['maxlen_']. Save the "
+                                       "encoder again.")
+        for c in st["dense_columns_"]:
+            stats = st["dense_stats_"].get(c)
+            lacking = sorted(set(_STATS) - set(stats)) if isinstance(stats, Mapping) else list(_STATS)
+            if lacking:
+                raise ModelFormatError(f"{where}: dense column {c!r} lacks the statistics {lacking} in "
+                                       "state['dense_stats_']. The file was truncated or edited; save the encoder "
+                                       "again.")
+        try:
+            enc.sparse_columns_ = [str(c) for c in st["sparse_columns_"]]
+            enc.dense_columns_ = [str(c) for c in st["dense_columns_"]]
+            enc.varlen_columns_ = dict(st["varlen_columns_"])
+            enc.hash_buckets_ = {k: int(v) for k, v in st["hash_buckets_"].items()}
+            enc.vocabularies_ = {k: list(v) for k, v in st["vocabularies_"].items()}
+            enc.dense_stats_ = {k: {kk: float(vv) for kk, vv in v.items()} for k, v in st["dense_stats_"].items()}
+            enc.maxlen_ = {k: int(v) for k, v in st["maxlen_"].items()}
+        except (TypeError, ValueError, AttributeError) as e:
+            raise ModelFormatError(f"{where}: a value in 'state' has the wrong type ({type(e).__name__}: {e}). Save "
+                                   "the encoder again.") from None
         enc.feature_names_in_ = np.array(enc.sparse_columns_ + enc.dense_columns_ + list(enc.varlen_columns_),
                                          dtype=object)
         enc.n_features_in_ = len(enc.feature_names_in_)
