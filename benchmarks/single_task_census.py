@@ -29,6 +29,12 @@ MODELS = {
     "WDL": ("WDL", dict(dnn_hidden_units=(64, 32))),
     "DCN": ("DCN", dict(cross_num=2, cross_parameterization="vector", dnn_hidden_units=(64, 32))),
     "xDeepFM": ("xDeepFM", dict(cin_layer_size=(32, 32), dnn_hidden_units=(64, 32))),
+    "NFM": ("NFM", dict(dnn_hidden_units=(64, 32))),
+    "PNN": ("PNN", dict(dnn_hidden_units=(64, 32), use_inner=True, use_outter=False)),
+    "AFM": ("AFM", dict(attention_factor=8)),
+    "AFN": ("AFN", dict(ltl_hidden_size=64, afn_dnn_hidden_units=(64, 32))),
+    "CCPM": ("CCPM", dict(conv_kernel_width=(6, 5), conv_filters=(4, 4), dnn_hidden_units=(64, 32))),
+    "DIFM": ("DIFM", dict(att_head_num=2, dnn_hidden_units=(64, 32))),
     "FM": ("FM", {}),
     "LR": ("LR", {}),
 }

@@ -15,7 +15,8 @@ _EXPORTS = {
     "ctrkit.features": ["SparseFeat", "DenseFeat", "VarLenSparseFeat", "get_feature_names"],
     "ctrkit.preprocessing": ["FeatureEncoder"],
     "ctrkit.models": ["BaseModel", "SharedBottom", "OMoE", "MMoE", "MMOE", "PLE", "ESMM", "DNN", "LR", "FM", "WDL",
-                      "DeepFM", "DCN", "DCNMix", "xDeepFM", "AutoInt", "DIN", "SASRec", "FAME"],
+                      "DeepFM", "DCN", "DCNMix", "xDeepFM", "AutoInt", "DIN", "NFM", "PNN", "AFM", "AFN", "CCPM",
+                      "DIFM", "SASRec", "FAME"],
     "ctrkit.callbacks": ["History", "EarlyStopping", "ModelCheckpoint", "LearningRateScheduler", "LRScheduler",
                          "ReduceLROnPlateau", "TerminateOnNaN", "CSVLogger", "BackupAndRestore"],
     "ctrkit.io": ["load_model", "save_model", "save_checkpoint", "load_checkpoint"],
@@ -62,7 +63,11 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from .features import DenseFeat, SparseFeat, VarLenSparseFeat, get_feature_names  # noqa: F401
     from .io import load_checkpoint, load_model, save_checkpoint, save_model  # noqa: F401
     from .models import (  # noqa: F401
+        AFM,
+        AFN,
+        CCPM,
         DCN,
+        DIFM,
         DIN,
         DNN,
         ESMM,
@@ -70,7 +75,9 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
         FM,
         LR,
         MMOE,
+        NFM,
         PLE,
+        PNN,
         WDL,
         AutoInt,
         BaseModel,

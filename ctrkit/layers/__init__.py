@@ -3,16 +3,19 @@ feature-interaction layers of the single-task CTR models and the transformer blo
 
 Modules by concern: ``core`` (MLPs, towers, activations), ``embedding``, ``projection`` (the first layer
 over the model input; ``fold`` behind it), ``moe``, ``linear`` (the
-linear / wide part), ``fm``, ``cross`` (CrossNet, CrossNetMix, CIN), ``attention`` (AutoInt, DIN) and
+linear / wide part), ``fm`` (FM, NFM's bi-interaction), ``cross`` (CrossNet, CrossNetMix, CIN), ``attention``
+(AutoInt, AFM, DIN), ``product`` (PNN's inner / outer products, AFN's logarithmic layer), ``conv`` (CCPM) and
 ``transformer`` (SASRec / FAME blocks).
 """
-from .attention import AttentionSequencePoolingLayer, Dice, InteractingLayer, LocalActivationUnit
+from .attention import AFMLayer, AttentionSequencePoolingLayer, Dice, InteractingLayer, LocalActivationUnit
+from .conv import ConvLayer, KMaxPooling
 from .core import ACTIVATIONS, MLP, ParallelMLP, Towers, get_activation
 from .cross import CIN, CrossNet, CrossNetMix
 from .embedding import EmbeddingLayer
-from .fm import FM
+from .fm import FM, BiInteractionPooling
 from .linear import FeatureSubset, LinearLogit
 from .moe import MixtureOfExperts
+from .product import InnerProductLayer, LogTransformLayer, OuterProductLayer
 from .projection import InputProjection, ModelInput
 from .transformer import (
                           CausalSelfAttention,
@@ -27,4 +30,5 @@ __all__ = ["EmbeddingLayer", "InputProjection", "ModelInput", "MLP", "ParallelML
            "get_activation", "ACTIVATIONS", "FeatureSubset", "LinearLogit", "FM", "CrossNet", "CrossNetMix",
            "CIN", "InteractingLayer", "Dice", "LocalActivationUnit", "AttentionSequencePoolingLayer",
            "PositionalEmbedding", "CausalSelfAttention", "FeedForward", "TransformerBlock", "causal_mask",
-           "scaled_embedding"]
+           "scaled_embedding", "BiInteractionPooling", "AFMLayer", "InnerProductLayer", "OuterProductLayer",
+           "LogTransformLayer", "ConvLayer", "KMaxPooling"]

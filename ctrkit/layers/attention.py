@@ -1,5 +1,6 @@
-"""Attention layers of the CTR models: AutoInt's self-attention over fields and DIN's target attention over a
-behaviour sequence (its local activation unit, Dice activation and attention pooling).
+"""Attention layers of the CTR models: AutoInt's self-attention over fields, AFM's attention over field pairs
+and DIN's target attention over a behaviour sequence (its local activation unit, Dice activation and attention
+pooling).
 
 Field embeddings arrive as ``(B, F, D)``; behaviour sequences as keys ``(B, L, E)`` with a query ``(B, E)``.
 
@@ -8,6 +9,8 @@ References:
       Neural Networks", CIKM 2019. https://arxiv.org/abs/1810.11921
     - Dice, AttentionSequencePooling: Zhou et al., "Deep Interest Network for Click-Through Rate Prediction",
       KDD 2018. https://arxiv.org/abs/1706.06978
+    - AFMLayer: Xiao et al., "Attentional Factorization Machines: Learning the Weight of Feature Interactions
+      via Attention Networks", IJCAI 2017. https://arxiv.org/abs/1708.04617
 """
 from __future__ import annotations
 
@@ -20,7 +23,7 @@ from torch import nn
 
 from .core import _check_units, get_activation
 
-__all__ = ["InteractingLayer", "Dice", "LocalActivationUnit", "AttentionSequencePoolingLayer"]
+__all__ = ["InteractingLayer", "Dice", "LocalActivationUnit", "AttentionSequencePoolingLayer", "AFMLayer"]
 
 
 class InteractingLayer(nn.Module):
@@ -195,3 +198,53 @@ class AttentionSequencePoolingLayer(nn.Module):
         if return_score:
             return scores
         return (scores.unsqueeze(-1) * keys).sum(dim=1)
+
+
+class AFMLayer(nn.Module):
+    """AFM's attention-based pooling of the pairwise interactions: ``p^T sum_{i<j} a_ij (e_i ⊙ e_j)`` with
+    ``a = softmax_pairs(h^T ReLU(W (e_i ⊙ e_j) + b))``.
+
+    Args:
+        field_size: number of fields ``F``.
+        embedding_size: embedding width ``D``.
+        attention_factor: width of the attention network's hidden layer.
+        dropout: dropout on the pooled interaction vector (DeepCTR's ``afm_dropout``).
+
+    Shape:
+        ``(B, F, D)`` → ``(B,)`` (a raw logit); ``forward(x, return_score=True)`` gives the weights
+        ``(B, F·(F-1)/2)`` instead.
+
+    Example:
+        >>> AFMLayer(3, 4, attention_factor=8)(torch.randn(2, 3, 4)).shape
+        torch.Size([2])
+    """
+
+    rows: torch.Tensor  # buffers, registered in __init__
+    cols: torch.Tensor
+
+    def __init__(self, field_size: int, embedding_size: int, attention_factor: int = 4,
+                 dropout: float = 0.0) -> None:
+        super().__init__()
+        if isinstance(attention_factor, bool) or not isinstance(attention_factor, int) or attention_factor < 1:
+            raise ValueError(f"AFMLayer: attention_factor must be an int >= 1, got {attention_factor!r}.")
+        rows, cols = torch.triu_indices(field_size, field_size, offset=1)
+        self.register_buffer("rows", rows, persistent=False)
+        self.register_buffer("cols", cols, persistent=False)
+        self.attention = nn.Linear(embedding_size, attention_factor)           # W, b
+        self.score = nn.Linear(attention_factor, 1, bias=False)                # h
+        self.projection = nn.Linear(embedding_size, 1, bias=False)             # p
+        self.dropout = nn.Dropout(dropout)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        for m in (self.attention, self.score, self.projection):
+            nn.init.xavier_normal_(m.weight)
+        nn.init.zeros_(self.attention.bias)
+
+    def forward(self, emb: torch.Tensor, return_score: bool = False) -> torch.Tensor:
+        inter = emb.index_select(1, self.rows) * emb.index_select(1, self.cols)        # (B, P, D)
+        a = torch.softmax(self.score(torch.relu(self.attention(inter))), dim=1)     # (B, P, 1)
+        if return_score:
+            return a[..., 0]
+        pooled = self.dropout((a * inter).sum(dim=1))                               # (B, D)
+        return self.projection(pooled)[:, 0]

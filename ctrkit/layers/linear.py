@@ -135,12 +135,15 @@ class LinearLogit(nn.Module):
         if self.bias is not None:
             nn.init.zeros_(self.bias)
 
-    def forward(self, batch: TensorData) -> torch.Tensor:
+    def forward(self, batch: TensorData, field_weight: torch.Tensor | None = None) -> torch.Tensor:
+        """``field_weight`` ``(B, F)``: scales each sparse / var-length field's weight per row (DIFM's
+        input-aware factors), fields in the order of the embedding (sparse, then var-length)."""
         x = self.view(batch)
         out = None
         if self.embedding is not None:
             groups = self.embedding(x)          # one group: every table has width 1
-            out = groups[0].sum(dim=(1, 2))
+            w = groups[0][..., 0]               # (B, F)
+            out = (w if field_weight is None else w * field_weight).sum(dim=1)
         if self.dense_weight is not None:
             d = (x.dense @ self.dense_weight)[:, 0]
             out = d if out is None else out + d

@@ -40,6 +40,12 @@ SMALL = {
     "xDeepFM": dict(dnn_hidden_units=(32, 16), cin_layer_size=(8, 8)),
     "AutoInt": dict(att_layer_num=2, att_head_num=2, dnn_hidden_units=(32, 16)),
     "DIN": dict(dnn_hidden_units=(32, 16), att_hidden_size=(16, 8), history_feature_list=["item_id"]),
+    "NFM": dict(dnn_hidden_units=(32, 16)),
+    "PNN": dict(dnn_hidden_units=(32, 16), use_inner=True, use_outter=True, kernel_type="mat"),
+    "AFM": dict(attention_factor=8),
+    "AFN": dict(ltl_hidden_size=16, afn_dnn_hidden_units=(32, 16)),
+    "CCPM": dict(conv_kernel_width=(3, 2), conv_filters=(4, 4), dnn_hidden_units=(32,)),
+    "DIFM": dict(att_head_num=2, dnn_hidden_units=(32, 16)),
     # sequential (next-item) models read item sequences, not tabular rows: their own conformance suite is in
     # tests/models/test_sequential.py (these sizes are used there)
     "SASRec": dict(embedding_dim=16, max_len=20, num_blocks=1, num_heads=2),

@@ -9,11 +9,17 @@ from _helpers import constant_logloss
 
 import ctrkit.models  # noqa: F401  (registers every model)
 from ctrkit import (
+    AFM,
+    AFN,
+    CCPM,
     DCN,
+    DIFM,
     DIN,
     ESMM,
     FM,
+    NFM,
     PLE,
+    PNN,
     WDL,
     AutoInt,
     DeepFM,
@@ -25,6 +31,15 @@ from ctrkit import (
 )
 from ctrkit.data import to_tensor_data
 from ctrkit.datasets import load_sample
+from ctrkit.layers import (
+    AFMLayer,
+    BiInteractionPooling,
+    ConvLayer,
+    InnerProductLayer,
+    KMaxPooling,
+    LogTransformLayer,
+    OuterProductLayer,
+)
 from ctrkit.layers.fm import FM as FMLayer
 from ctrkit.models.multitask.esmm import ctcvr_logit
 from ctrkit.registry import MODELS, build_model
@@ -232,6 +247,9 @@ CRITEO_SIZES = {  # DIN needs behaviour sequences, which Criteo has not: it is c
     "DCNMix": dict(cross_num=2, low_rank=4, num_experts=2, dnn_hidden_units=(32, 16)),
     "xDeepFM": dict(dnn_hidden_units=(32, 16), cin_layer_size=(16, 8)),
     "AutoInt": dict(att_layer_num=2, att_head_num=2, dnn_hidden_units=(32, 16)),
+    "NFM": dict(dnn_hidden_units=(32, 16)), "PNN": dict(dnn_hidden_units=(32, 16), use_outter=True),
+    "AFM": dict(attention_factor=8), "AFN": dict(ltl_hidden_size=16, afn_dnn_hidden_units=(32, 16)),
+    "CCPM": dict(dnn_hidden_units=(32,)), "DIFM": dict(att_head_num=2, dnn_hidden_units=(32, 16)),
 }
 
 
@@ -258,11 +276,11 @@ def test_single_task_models_learn_criteo(name, criteo_encoded):
         assert _logloss(y.to_numpy(), m2.predict(df)[:, 0]) < constant_logloss(y.to_numpy())
 
 
-@pytest.mark.parametrize("cls", [FM, DeepFM, xDeepFM, AutoInt])
+@pytest.mark.parametrize("cls", [FM, DeepFM, xDeepFM, AutoInt, NFM, AFM, AFN, CCPM, DIFM, PNN])
 def test_field_interactions_need_one_embedding_dim(cls, criteo):
     enc = FeatureEncoder(sparse=["C1", "C2", "C3"], dense=["I1"], embedding_dim={"C1": 8, "C2": 4, "C3": 4}).fit(criteo)
     with pytest.raises(ValueError, match=r"\{4: \['C2', 'C3'\], 8: \['C1'\]\}"):
-        cls(enc.feature_columns, enc.feature_columns)
+        cls(enc.feature_columns) if cls is PNN else cls(enc.feature_columns, enc.feature_columns)
     DCN(enc.feature_columns, enc.feature_columns, cross_parameterization="matrix", dnn_hidden_units=(8,))  # fine
 
 
@@ -288,3 +306,111 @@ def test_fm_layer_is_the_sum_over_pairs():
     e = torch.randn(5, 6, 3)
     brute = sum((e[:, i] * e[:, j]).sum(1) for i in range(6) for j in range(i + 1, 6))
     torch.testing.assert_close(FMLayer()(e), brute, rtol=1e-5, atol=1e-5)
+
+
+# ------------------------------------------------------------------------------- NFM, PNN, AFM, AFN, CCPM, DIFM
+def _pairs(F):
+    return [(i, j) for i in range(F) for j in range(i + 1, F)]
+
+
+def test_nfm_bi_interaction_is_the_elementwise_sum_over_pairs():
+    e = torch.randn(5, 6, 3)
+    naive = sum(e[:, i] * e[:, j] for i, j in _pairs(6))
+    torch.testing.assert_close(BiInteractionPooling()(e), naive, rtol=1e-5, atol=1e-5)
+    sq = 0.5 * (e.sum(1) ** 2 - (e ** 2).sum(1))
+    torch.testing.assert_close(BiInteractionPooling()(e), sq)
+
+
+@pytest.mark.parametrize("kernel_type", ["mat", "vec", "num"])
+def test_pnn_products_match_naive_pairs(kernel_type):
+    e = torch.randn(4, 5, 3)
+    torch.testing.assert_close(InnerProductLayer(5)(e),
+                               torch.stack([(e[:, i] * e[:, j]).sum(1) for i, j in _pairs(5)], 1))
+    outer = OuterProductLayer(5, 3, kernel_type)
+    K = outer.kernel.detach()
+    naive = []
+    for p, (i, j) in enumerate(_pairs(5)):
+        if kernel_type == "mat":   # e_i^T K_p e_j: the outer product e_i e_j^T weighted by K_p, summed
+            naive.append((torch.einsum("bd,be->bde", e[:, i], e[:, j]) * K[p]).sum((1, 2)))
+        elif kernel_type == "vec":
+            naive.append((e[:, i] * e[:, j] * K[p]).sum(1))
+        else:
+            naive.append((e[:, i] * e[:, j]).sum(1) * K[p, 0])
+    torch.testing.assert_close(outer(e), torch.stack(naive, 1), rtol=1e-5, atol=1e-5)
+
+
+def test_pnn_input_width_and_kernel_type(criteo):
+    enc = FeatureEncoder(sparse=["C1", "C2", "C3", "C4"], dense=["I1"], embedding_dim=4).fit(criteo)
+    cols = enc.feature_columns
+    for inner, outer, width in [(True, False, 16 + 6 + 1), (False, True, 16 + 6 + 1), (True, True, 16 + 12 + 1),
+                                (False, False, 16 + 1)]:
+        m = PNN(cols, dnn_hidden_units=(8,), use_inner=inner, use_outter=outer)
+        assert m.dnn.net[0].in_features == width
+    with pytest.raises(ValueError, match="kernel_type"):
+        PNN(cols, kernel_type="matrix")
+
+
+def test_afm_attention_weights_pool_the_pairs():
+    e = torch.randn(4, 5, 3)
+    layer = AFMLayer(5, 3, attention_factor=6).eval()
+    a = layer(e, return_score=True)
+    assert a.shape == (4, 10)
+    torch.testing.assert_close(a.sum(1), torch.ones(4))
+    inter = torch.stack([e[:, i] * e[:, j] for i, j in _pairs(5)], 1)
+    naive = layer.projection((a.unsqueeze(-1) * inter).sum(1))[:, 0]
+    torch.testing.assert_close(layer(e), naive, rtol=1e-5, atol=1e-6)
+    with torch.no_grad():                     # uniform attention: p · (bi-interaction / number of pairs)
+        layer.score.weight.zero_()
+    torch.testing.assert_close(layer(e), layer.projection(BiInteractionPooling()(e) / 10)[:, 0], rtol=1e-5,
+                               atol=1e-6)
+
+
+def test_afm_without_attention_is_linear_plus_fm(criteo):
+    enc = FeatureEncoder(sparse=["C1", "C2", "C3"], dense=["I1"], embedding_dim=4).fit(criteo)
+    cols = enc.feature_columns
+    m = AFM(cols, cols, use_attention=False).eval()
+    x = to_tensor_data(enc.transform(criteo.head(16)), m.feature_columns)
+    want = m.linear(x) + FMLayer()(m.embedding(x)[0])
+    torch.testing.assert_close(m(x)["label"], want)
+
+
+def test_afn_neurons_are_products_of_powers():
+    e = torch.rand(6, 3, 2) + 0.5
+    layer = LogTransformLayer(3, 2, ltl_hidden_size=2).eval()   # fresh batch norms: (x - 0) / sqrt(1 + eps)
+    with torch.no_grad():
+        layer.weight.copy_(torch.tensor([[1.0, 2.0], [1.0, 0.0], [0.0, -1.0]]))
+        layer.bias.zero_()
+    eps = layer.bn_in.eps
+    out = layer(e).view(6, 2, 2) * (1 + eps) ** 0.5                       # (B, D, H)
+    s = (1 + eps) ** -0.5                                                 # the input norm scales the powers
+    want = torch.stack([(e[:, 0] * e[:, 1]) ** s, (e[:, 0] ** 2 / e[:, 2]) ** s], -1)
+    torch.testing.assert_close(out, want, rtol=1e-4, atol=1e-5)
+
+
+def test_ccpm_kmax_pooling_keeps_order_and_conv_shapes():
+    x = torch.tensor([[3.0, 1.0, 4.0, 1.5, 5.0, 9.0, 2.0]])
+    assert KMaxPooling(3, dim=1)(x).tolist() == [[4.0, 5.0, 9.0]]      # the 3 largest, in field order
+    # DeepCTR's pooling sizes: k_i = max(1, int((1 - (i/l)^(l-i)) * F)), the last layer 3, capped by its input
+    assert ConvLayer(10, (3, 3, 3), (2, 2, 2)).field_shape == 3
+    assert [p.k for p in ConvLayer(10, (3, 3, 3), (2, 2, 2)).pools] == [8, 3, 3]   # 8.9, 3.3, then 3
+    assert ConvLayer(2, (6, 5), (4, 4)).field_shape == 1
+
+
+def test_difm_factors_reweight_linear_and_fm(criteo):
+    enc = FeatureEncoder(sparse=["C1", "C2", "C3"], dense=["I1"], embedding_dim=4).fit(criteo)
+    cols = enc.feature_columns
+    m = DIFM(cols, cols, att_head_num=2, dnn_hidden_units=(8,)).eval()
+    x = to_tensor_data(enc.transform(criteo.head(16)), m.feature_columns)
+    emb = m.embedding(x)[0]
+    factors = m.p_vec(m.vector_wise(emb).flatten(1)) + m.p_bit(m.bit_wise(emb.flatten(1)))
+    w = m.linear.embedding(x)[0][..., 0]                                    # (B, F) linear id weights
+    lin = (w * factors).sum(1) + x.dense @ m.linear.dense_weight[:, 0] + m.linear.bias
+    naive_fm = sum(((factors[:, i, None] * emb[:, i]) * (factors[:, j, None] * emb[:, j])).sum(1)
+                   for i, j in _pairs(3))
+    torch.testing.assert_close(m(x)["label"], lin + naive_fm, rtol=1e-5, atol=1e-6)
+    ones = torch.ones(16, 3)
+    torch.testing.assert_close(m.linear(x, field_weight=ones), m.linear(x))
+    with pytest.raises(ValueError, match="same order"):
+        DIFM(cols[::-1], cols, att_head_num=2)
+    with pytest.raises(ValueError, match="att_head_num"):
+        DIFM(cols, cols, att_head_num=3)

@@ -19,7 +19,8 @@ COLS = [SparseFeat("user", 10, 4), SparseFeat("item", 20, 4), DenseFeat("age"),
         VarLenSparseFeat(SparseFeat("hist_item", 20, 4, embedding_name="item"), maxlen=3)]
 X = {"user": np.array([1, 2, 3, 4]), "item": np.array([3, 4, 5, 6]), "age": np.array([0.1, 0.5, 0.9, 0.3]),
      "hist_item": np.array([[3, 5, 0], [0, 0, 0], [1, 2, 6], [4, 0, 0]])}
-SMALL = {"dnn_hidden_units": (8,), "att_hidden_size": (8,), "att_head_num": 1, "cin_layer_size": (4,)}
+SMALL = {"dnn_hidden_units": (8,), "att_hidden_size": (8,), "att_head_num": 1, "cin_layer_size": (4,),
+         "ltl_hidden_size": 4, "afn_dnn_hidden_units": (8,), "conv_kernel_width": (2,), "conv_filters": (2,)}
 
 
 def build(name, **kw):
@@ -34,7 +35,8 @@ def build(name, **kw):
 
 
 def test_the_single_task_models_are_the_ranking_zoo():
-    assert SINGLE_TASK == sorted(["AutoInt", "DCN", "DCNMix", "DIN", "DNN", "DeepFM", "FM", "LR", "WDL", "xDeepFM"])
+    assert SINGLE_TASK == sorted(["AutoInt", "DCN", "DCNMix", "DIN", "DNN", "DeepFM", "FM", "LR", "WDL", "xDeepFM",
+                                  "NFM", "PNN", "AFM", "AFN", "CCPM", "DIFM"])
 
 
 @pytest.mark.parametrize("name", SINGLE_TASK)

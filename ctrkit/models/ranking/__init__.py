@@ -1,13 +1,20 @@
 """Single-task CTR models."""
+from .afm import AFM
+from .afn import AFN
 from .autoint import AutoInt
+from .ccpm import CCPM
 from .dcn import DCN
 from .dcnmix import DCNMix
 from .deepfm import DeepFM
+from .difm import DIFM
 from .din import DIN
 from .dnn import DNN
 from .fm import FM
 from .lr import LR
+from .nfm import NFM
+from .pnn import PNN
 from .wdl import WDL
 from .xdeepfm import xDeepFM
 
-__all__ = ["DNN", "LR", "FM", "WDL", "DeepFM", "DCN", "DCNMix", "xDeepFM", "AutoInt", "DIN"]
+__all__ = ["DNN", "LR", "FM", "WDL", "DeepFM", "DCN", "DCNMix", "xDeepFM", "AutoInt", "DIN", "NFM", "PNN", "AFM", "AFN",
+           "CCPM", "DIFM"]

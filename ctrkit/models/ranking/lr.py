@@ -100,6 +100,12 @@ class LinearDeepModel(BaseModel):
         flat = None if not parts else parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
         return groups, flat
 
+    def _fields(self, batch) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``(field embeddings (B, F, D), dense values (B, dense_dim) or None)`` of the deep part, for models
+        that checked one embedding_dim (:meth:`_require_equal_dims`)."""
+        x = self.deep_view(batch)
+        return self.embedding(x)[0], x.dense if self.dense_dim else None
+
     def _input(self, batch) -> torch.Tensor:
         flat = self._deep(batch)[1]
         assert flat is not None, f"{type(self).__name__}: the deep part has no input features"
