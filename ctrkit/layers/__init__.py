@@ -3,17 +3,19 @@ feature-interaction layers of the single-task CTR models and the transformer blo
 
 Modules by concern: ``core`` (MLPs, towers, activations), ``embedding``, ``projection`` (the first layer
 over the model input; ``fold`` behind it), ``moe``, ``linear`` (the
-linear / wide part), ``fm``, ``cross`` (CrossNet, CrossNetMix, CIN), ``attention`` (AutoInt, DIN) and
-``transformer`` (SASRec / FAME blocks).
+linear / wide part), ``fm``, ``interaction`` (FiBiNET, ONN), ``cross`` (CrossNet, CrossNetMix, CIN),
+``attention`` (AutoInt, DIN), ``recurrent`` (DIEN) and ``transformer`` (SASRec / FAME blocks).
 """
 from .attention import AttentionSequencePoolingLayer, Dice, InteractingLayer, LocalActivationUnit
 from .core import ACTIVATIONS, MLP, ParallelMLP, Towers, get_activation
 from .cross import CIN, CrossNet, CrossNetMix
 from .embedding import EmbeddingLayer
 from .fm import FM
+from .interaction import BilinearInteraction, FieldAwareProduct, SENETLayer, pair_indices
 from .linear import FeatureSubset, LinearLogit
 from .moe import MixtureOfExperts
 from .projection import InputProjection, ModelInput
+from .recurrent import AttentionalGRU, InterestEvolution, InterestExtractor, last_valid
 from .transformer import (
                           CausalSelfAttention,
                           FeedForward,
@@ -27,4 +29,5 @@ __all__ = ["EmbeddingLayer", "InputProjection", "ModelInput", "MLP", "ParallelML
            "get_activation", "ACTIVATIONS", "FeatureSubset", "LinearLogit", "FM", "CrossNet", "CrossNetMix",
            "CIN", "InteractingLayer", "Dice", "LocalActivationUnit", "AttentionSequencePoolingLayer",
            "PositionalEmbedding", "CausalSelfAttention", "FeedForward", "TransformerBlock", "causal_mask",
-           "scaled_embedding"]
+           "scaled_embedding", "SENETLayer", "BilinearInteraction", "FieldAwareProduct", "pair_indices",
+           "AttentionalGRU", "InterestExtractor", "InterestEvolution", "last_valid"]
