@@ -29,6 +29,10 @@ MODELS = {
     "WDL": ("WDL", dict(dnn_hidden_units=(64, 32))),
     "DCN": ("DCN", dict(cross_num=2, cross_parameterization="vector", dnn_hidden_units=(64, 32))),
     "xDeepFM": ("xDeepFM", dict(cin_layer_size=(32, 32), dnn_hidden_units=(64, 32))),
+    "FiBiNET": ("FiBiNET", dict(dnn_hidden_units=(64, 32))),
+    "IFM": ("IFM", dict(dnn_hidden_units=(64, 32))),
+    "ONN": ("ONN", dict(dnn_hidden_units=(64, 32))),
+    "MLR": ("MLR", dict(region_num=4)),
     "FM": ("FM", {}),
     "LR": ("LR", {}),
 }

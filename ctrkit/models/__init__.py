@@ -1,8 +1,9 @@
 """The model zoo. Every model is registered (``ctrkit.registry``) for save/load, compare and the tests."""
 from .base import BaseModel
 from .multitask import ESMM, MMOE, PLE, MMoE, OMoE, SharedBottom
-from .ranking import DCN, DIN, DNN, FM, LR, WDL, AutoInt, DCNMix, DeepFM, xDeepFM
+from .ranking import DCN, DIEN, DIN, DNN, FM, IFM, LR, MLR, ONN, WDL, AutoInt, DCNMix, DeepFM, FiBiNET, xDeepFM
 from .sequential import FAME, SASRec
 
 __all__ = ["BaseModel", "SharedBottom", "OMoE", "MMoE", "MMOE", "PLE", "ESMM", "DNN", "LR", "FM", "WDL", "DeepFM",
-           "DCN", "DCNMix", "xDeepFM", "AutoInt", "DIN", "SASRec", "FAME"]
+           "DCN", "DCNMix", "xDeepFM", "AutoInt", "DIN", "FiBiNET", "IFM", "MLR",
+           "ONN", "DIEN", "SASRec", "FAME"]

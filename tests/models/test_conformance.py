@@ -40,6 +40,12 @@ SMALL = {
     "xDeepFM": dict(dnn_hidden_units=(32, 16), cin_layer_size=(8, 8)),
     "AutoInt": dict(att_layer_num=2, att_head_num=2, dnn_hidden_units=(32, 16)),
     "DIN": dict(dnn_hidden_units=(32, 16), att_hidden_size=(16, 8), history_feature_list=["item_id"]),
+    "FiBiNET": dict(dnn_hidden_units=(32, 16), reduction_ratio=3),
+    "IFM": dict(dnn_hidden_units=(32, 16)),
+    "MLR": dict(region_num=3),
+    "ONN": dict(dnn_hidden_units=(32, 16)),
+    "DIEN": dict(dnn_hidden_units=(32, 16), att_hidden_units=(16, 8), gru_type="AUGRU",
+                 history_feature_list=["item_id"]),
     # sequential (next-item) models read item sequences, not tabular rows: their own conformance suite is in
     # tests/models/test_sequential.py (these sizes are used there)
     "SASRec": dict(embedding_dim=16, max_len=20, num_blocks=1, num_heads=2),
