@@ -35,6 +35,10 @@ MODELS = {
     "AFN": ("AFN", dict(ltl_hidden_size=64, afn_dnn_hidden_units=(64, 32))),
     "CCPM": ("CCPM", dict(conv_kernel_width=(6, 5), conv_filters=(4, 4), dnn_hidden_units=(64, 32))),
     "DIFM": ("DIFM", dict(att_head_num=2, dnn_hidden_units=(64, 32))),
+    "FiBiNET": ("FiBiNET", dict(dnn_hidden_units=(64, 32))),
+    "IFM": ("IFM", dict(dnn_hidden_units=(64, 32))),
+    "ONN": ("ONN", dict(dnn_hidden_units=(64, 32))),
+    "MLR": ("MLR", dict(region_num=4)),
     "FM": ("FM", {}),
     "LR": ("LR", {}),
 }

@@ -3,9 +3,9 @@ feature-interaction layers of the single-task CTR models and the transformer blo
 
 Modules by concern: ``core`` (MLPs, towers, activations), ``embedding``, ``projection`` (the first layer
 over the model input; ``fold`` behind it), ``moe``, ``linear`` (the
-linear / wide part), ``fm`` (FM, NFM's bi-interaction), ``cross`` (CrossNet, CrossNetMix, CIN), ``attention``
-(AutoInt, AFM, DIN), ``product`` (PNN's inner / outer products, AFN's logarithmic layer), ``conv`` (CCPM) and
-``transformer`` (SASRec / FAME blocks).
+linear / wide part), ``fm`` (FM, NFM's bi-interaction), ``interaction`` (FiBiNET, ONN), ``cross`` (CrossNet,
+CrossNetMix, CIN), ``attention`` (AutoInt, AFM, DIN), ``product`` (PNN's inner / outer products, AFN's
+logarithmic layer), ``conv`` (CCPM), ``recurrent`` (DIEN) and ``transformer`` (SASRec / FAME blocks).
 """
 from .attention import AFMLayer, AttentionSequencePoolingLayer, Dice, InteractingLayer, LocalActivationUnit
 from .conv import ConvLayer, KMaxPooling
@@ -13,10 +13,12 @@ from .core import ACTIVATIONS, MLP, ParallelMLP, Towers, get_activation
 from .cross import CIN, CrossNet, CrossNetMix
 from .embedding import EmbeddingLayer
 from .fm import FM, BiInteractionPooling
+from .interaction import BilinearInteraction, FieldAwareProduct, SENETLayer, pair_indices
 from .linear import FeatureSubset, LinearLogit
 from .moe import MixtureOfExperts
 from .product import InnerProductLayer, LogTransformLayer, OuterProductLayer
 from .projection import InputProjection, ModelInput
+from .recurrent import AttentionalGRU, InterestEvolution, InterestExtractor, last_valid
 from .transformer import (
                           CausalSelfAttention,
                           FeedForward,
@@ -31,4 +33,5 @@ __all__ = ["EmbeddingLayer", "InputProjection", "ModelInput", "MLP", "ParallelML
            "CIN", "InteractingLayer", "Dice", "LocalActivationUnit", "AttentionSequencePoolingLayer",
            "PositionalEmbedding", "CausalSelfAttention", "FeedForward", "TransformerBlock", "causal_mask",
            "scaled_embedding", "BiInteractionPooling", "AFMLayer", "InnerProductLayer", "OuterProductLayer",
-           "LogTransformLayer", "ConvLayer", "KMaxPooling"]
+           "LogTransformLayer", "ConvLayer", "KMaxPooling", "SENETLayer", "BilinearInteraction", "FieldAwareProduct",
+           "pair_indices", "AttentionalGRU", "InterestExtractor", "InterestEvolution", "last_valid"]

@@ -81,12 +81,12 @@ class FeatureSubset(nn.Module):
         return TensorData(sparse, dense, batch.varlen, batch.lengths)
 
 
-def _width_one(f):
+def _width(f, units: int = 1):
     if isinstance(f, VarLenSparseFeat):
-        return dataclasses.replace(f, sparsefeat=dataclasses.replace(f.sparsefeat, embedding_dim=1))
+        return dataclasses.replace(f, sparsefeat=dataclasses.replace(f.sparsefeat, embedding_dim=units))
     if isinstance(f, DenseFeat):
         return f
-    return dataclasses.replace(f, embedding_dim=1)
+    return dataclasses.replace(f, embedding_dim=units)
 
 
 class LinearLogit(nn.Module):
@@ -102,9 +102,13 @@ class LinearLogit(nn.Module):
         init_std: standard deviation of the normal initialisation of the weights.
         use_bias: add a learned bias (initialised to 0).
         sparse: sparse gradients for the id weights.
+        units: number of linear outputs (MLR's region / base learners: one weight per id and output); the
+            output is ``(B, units)`` when ``units > 1``.
 
     Shape:
-        a :class:`~ctrkit.data.TensorData` batch → ``(B,)``.
+        a :class:`~ctrkit.data.TensorData` batch → ``(B,)`` (``(B, units)`` when ``units > 1``). ``forward(batch,
+        field_weights)`` scales each id field's weight by ``field_weights (B, F_ids)`` (IFM's input-aware
+        factors; fields in the embedding layer's order: sparse, then var-length).
 
     Example:
         >>> from ctrkit import SparseFeat, DenseFeat
@@ -116,17 +120,21 @@ class LinearLogit(nn.Module):
     """
 
     def __init__(self, linear_feature_columns: Sequence, feature_columns: Sequence | None = None,
-                 init_std: float = 0.01, use_bias: bool = True, sparse: bool = False) -> None:
+                 init_std: float = 0.01, use_bias: bool = True, sparse: bool = False, units: int = 1) -> None:
         super().__init__()
+        if isinstance(units, bool) or not isinstance(units, int) or units < 1:
+            raise ValueError(f"LinearLogit: units must be an int >= 1, got {units!r}.")
+        self.units = units
         lin = check_feature_columns(list(linear_feature_columns or []), where="linear_feature_columns")
         self.init_std = float(init_std)
         self.view = FeatureSubset(lin if feature_columns is None else feature_columns, lin)
         split = split_feature_columns(lin)
-        tabled = [_width_one(f) for f in split.sparse + split.varlen]
+        tabled = [_width(f, units) for f in split.sparse + split.varlen]
+        self.num_id_fields = len(tabled)
         self.embedding = EmbeddingLayer(tabled, init_std=init_std, sparse=sparse) if tabled else None
         self.dense_dim = sum(f.dimension for f in split.dense)
-        self.dense_weight = nn.Parameter(torch.empty(self.dense_dim, 1)) if self.dense_dim else None
-        self.bias = nn.Parameter(torch.zeros(1)) if use_bias else None
+        self.dense_weight = nn.Parameter(torch.empty(self.dense_dim, units)) if self.dense_dim else None
+        self.bias = nn.Parameter(torch.zeros(units)) if use_bias else None
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -135,22 +143,24 @@ class LinearLogit(nn.Module):
         if self.bias is not None:
             nn.init.zeros_(self.bias)
 
-    def forward(self, batch: TensorData, field_weight: torch.Tensor | None = None) -> torch.Tensor:
-        """``field_weight`` ``(B, F)``: scales each sparse / var-length field's weight per row (DIFM's
+    def forward(self, batch: TensorData, field_weights: torch.Tensor | None = None) -> torch.Tensor:
+        """``field_weights`` ``(B, F)``: scales each sparse / var-length field's weight per row (IFM's and DIFM's
         input-aware factors), fields in the order of the embedding (sparse, then var-length)."""
         x = self.view(batch)
         out = None
         if self.embedding is not None:
-            groups = self.embedding(x)          # one group: every table has width 1
-            w = groups[0][..., 0]               # (B, F)
-            out = (w if field_weight is None else w * field_weight).sum(dim=1)
+            w = self.embedding(x)[0]            # one group: every table has width ``units``: (B, F, units)
+            if field_weights is not None:
+                w = w * field_weights.unsqueeze(-1)
+            out = w.sum(dim=1)
         if self.dense_weight is not None:
-            d = (x.dense @ self.dense_weight)[:, 0]
+            d = x.dense @ self.dense_weight
             out = d if out is None else out + d
         if out is None:
             n = len(batch)
-            out = torch.zeros(n, device=self.bias.device if self.bias is not None else None)
-        return out + self.bias if self.bias is not None else out
+            out = torch.zeros(n, self.units, device=self.bias.device if self.bias is not None else None)
+        out = out + self.bias if self.bias is not None else out
+        return out[:, 0] if self.units == 1 else out
 
     def l2_penalty(self) -> torch.Tensor | None:
         """Sum of squares of the dense weights plus the batch mean of the squared id weights looked up last

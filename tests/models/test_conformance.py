@@ -46,6 +46,12 @@ SMALL = {
     "AFN": dict(ltl_hidden_size=16, afn_dnn_hidden_units=(32, 16)),
     "CCPM": dict(conv_kernel_width=(3, 2), conv_filters=(4, 4), dnn_hidden_units=(32,)),
     "DIFM": dict(att_head_num=2, dnn_hidden_units=(32, 16)),
+    "FiBiNET": dict(dnn_hidden_units=(32, 16), reduction_ratio=3),
+    "IFM": dict(dnn_hidden_units=(32, 16)),
+    "MLR": dict(region_num=3),
+    "ONN": dict(dnn_hidden_units=(32, 16)),
+    "DIEN": dict(dnn_hidden_units=(32, 16), att_hidden_units=(16, 8), gru_type="AUGRU",
+                 history_feature_list=["item_id"]),
     # sequential (next-item) models read item sequences, not tabular rows: their own conformance suite is in
     # tests/models/test_sequential.py (these sizes are used there)
     "SASRec": dict(embedding_dim=16, max_len=20, num_blocks=1, num_heads=2),

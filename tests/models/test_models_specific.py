@@ -13,11 +13,15 @@ from ctrkit import (
     AFN,
     CCPM,
     DCN,
+    DIEN,
     DIFM,
     DIN,
     ESMM,
     FM,
+    IFM,
+    MLR,
     NFM,
+    ONN,
     PLE,
     PNN,
     WDL,
@@ -25,6 +29,7 @@ from ctrkit import (
     DeepFM,
     DenseFeat,
     FeatureEncoder,
+    FiBiNET,
     SparseFeat,
     VarLenSparseFeat,
     xDeepFM,
@@ -239,9 +244,9 @@ def test_din_errors_name_the_features(ml_behaviour):
 
 
 # ------------------------------------------------------------------------------------------------ single-task on Criteo
-SINGLE_TASK = sorted(n for n, c in MODELS.items() if not getattr(c, "multitask", False) and n != "DIN"
+SINGLE_TASK = sorted(n for n, c in MODELS.items() if not getattr(c, "multitask", False) and n not in ("DIN", "DIEN")
                      and not getattr(c, "sequential", False))   # sequential models: tests/models/test_sequential.py
-CRITEO_SIZES = {  # DIN needs behaviour sequences, which Criteo has not: it is covered above
+CRITEO_SIZES = {  # DIN and DIEN need behaviour sequences, which Criteo has not: they are covered above
     "DNN": dict(dnn_hidden_units=(32, 16)), "LR": {}, "FM": {}, "WDL": dict(dnn_hidden_units=(32, 16)),
     "DeepFM": dict(dnn_hidden_units=(32, 16)), "DCN": dict(cross_num=2, dnn_hidden_units=(32, 16)),
     "DCNMix": dict(cross_num=2, low_rank=4, num_experts=2, dnn_hidden_units=(32, 16)),
@@ -250,6 +255,8 @@ CRITEO_SIZES = {  # DIN needs behaviour sequences, which Criteo has not: it is c
     "NFM": dict(dnn_hidden_units=(32, 16)), "PNN": dict(dnn_hidden_units=(32, 16), use_outter=True),
     "AFM": dict(attention_factor=8), "AFN": dict(ltl_hidden_size=16, afn_dnn_hidden_units=(32, 16)),
     "CCPM": dict(dnn_hidden_units=(32,)), "DIFM": dict(att_head_num=2, dnn_hidden_units=(32, 16)),
+    "FiBiNET": dict(dnn_hidden_units=(32, 16)), "IFM": dict(dnn_hidden_units=(32, 16)),
+    "ONN": dict(dnn_hidden_units=(32, 16)), "MLR": dict(region_num=4),
 }
 
 
@@ -276,7 +283,8 @@ def test_single_task_models_learn_criteo(name, criteo_encoded):
         assert _logloss(y.to_numpy(), m2.predict(df)[:, 0]) < constant_logloss(y.to_numpy())
 
 
-@pytest.mark.parametrize("cls", [FM, DeepFM, xDeepFM, AutoInt, NFM, AFM, AFN, CCPM, DIFM, PNN])
+@pytest.mark.parametrize("cls", [FM, DeepFM, xDeepFM, AutoInt, NFM, AFM, AFN, CCPM, DIFM, PNN, FiBiNET,
+                                 IFM, ONN])
 def test_field_interactions_need_one_embedding_dim(cls, criteo):
     enc = FeatureEncoder(sparse=["C1", "C2", "C3"], dense=["I1"], embedding_dim={"C1": 8, "C2": 4, "C3": 4}).fit(criteo)
     with pytest.raises(ValueError, match=r"\{4: \['C2', 'C3'\], 8: \['C1'\]\}"):
@@ -414,3 +422,155 @@ def test_difm_factors_reweight_linear_and_fm(criteo):
         DIFM(cols[::-1], cols, att_head_num=2)
     with pytest.raises(ValueError, match="att_head_num"):
         DIFM(cols, cols, att_head_num=3)
+
+
+# -------------------------------------------------------------------------------------------- FiBiNET, IFM, ONN, MLR
+def test_bilinear_and_field_aware_products_match_the_pair_loops():
+    from ctrkit.layers import BilinearInteraction, FieldAwareProduct, SENETLayer
+    e = torch.randn(3, 4, 5)
+    pairs = [(i, j) for i in range(4) for j in range(i + 1, 4)]
+    for kind in ("all", "each", "interaction"):
+        layer = BilinearInteraction(4, 5, kind)
+        W = layer.weight
+        brute = torch.stack([(e[:, i] @ W[{"all": 0, "each": i, "interaction": p}[kind]]) * e[:, j]
+                             for p, (i, j) in enumerate(pairs)], dim=1)
+        torch.testing.assert_close(layer(e), brute, rtol=1e-5, atol=1e-6)
+    # ONN: field i's embedding towards j times field j's embedding towards i
+    ops = torch.randn(3, 4, 4, 5)                            # (B, field, towards field, D); diagonal unused
+    packed = torch.stack([torch.cat([ops[:, i, k] for k in range(4) if k != i], dim=1) for i in range(4)], dim=1)
+    brute = torch.stack([ops[:, i, j] * ops[:, j, i] for i, j in pairs], dim=1)
+    torch.testing.assert_close(FieldAwareProduct(4, 5)(packed), brute)
+    # SENET re-weights whole fields: the output is the input times one non-negative weight per field
+    se = SENETLayer(4, 2)
+    a = se(e, return_weights=True)
+    assert a.shape == (3, 4) and bool((a >= 0).all())
+    torch.testing.assert_close(se(e), e * a.unsqueeze(-1))
+
+
+def test_ifm_factors_are_input_aware_and_refine_the_fm(criteo):
+    enc = FeatureEncoder(sparse=["C1", "C2", "C3", "C4"], dense=["I1"], embedding_dim=4).fit(criteo)
+    cols = enc.feature_columns
+    m = IFM(cols, cols, dnn_hidden_units=(16,))
+    m.compile("adam", lr=0.01)
+    m.fit(criteo, criteo["label"], batch_size=64, epochs=2, verbose=0)
+    data = to_tensor_data(criteo.iloc[:32], cols, enc)
+    m.eval()
+    with torch.no_grad():
+        out, factors = m(data, return_factors=True)
+        torch.testing.assert_close(factors.sum(1), torch.full((32,), 4.0))   # F · softmax
+        assert factors.std(0).max() > 1e-3                                    # they differ between rows
+        emb = m.embedding(data)[0]
+        lin = m.linear(data, field_weights=factors)
+        torch.testing.assert_close(out["label"], lin + FMLayer()(emb * factors.unsqueeze(-1)))
+        # with every factor at 1 the model is an FM over the same weights
+        torch.testing.assert_close(m.linear(data, field_weights=torch.ones_like(factors)), m.linear(data))
+    with pytest.raises(ValueError, match="linear part's id features"):
+        IFM(cols[:2], cols, dnn_hidden_units=(8,))
+
+
+def test_onn_gives_each_field_one_embedding_per_partner(criteo):
+    enc = FeatureEncoder(sparse=["C1", "C2", "C3"], dense=["I1"], embedding_dim=4).fit(criteo)
+    m = ONN(enc.feature_columns, enc.feature_columns, dnn_hidden_units=(8,))
+    assert m.embedding.group_dims == [2 * 4]                 # 3 fields: 2 operations each, one table group
+    assert m.dnn.net[0].in_features == 3 * 4 + 1             # 3 pairs x D + the dense value
+    with pytest.raises(ValueError, match="at least two"):
+        ONN(enc.feature_columns[:1], enc.feature_columns[:1])
+
+
+def test_mlr_is_a_softmax_mixture_of_logistic_regressions(criteo):
+    enc = FeatureEncoder(sparse=["C1", "C2"], dense=["I1", "I2"], embedding_dim=4).fit(criteo)
+    cols = enc.feature_columns
+    m = MLR(cols, region_num=3)
+    m.compile("adam", lr=0.05)
+    m.fit(criteo, criteo["label"], batch_size=64, epochs=3, verbose=0)
+    data = to_tensor_data(criteo.iloc[:50], cols, enc)
+    m.eval()
+    with torch.no_grad():
+        out, regions = m(data, return_regions=True)
+        p = (torch.softmax(m.linear(data), 1) * torch.sigmoid(m.base(data))).sum(1)
+        torch.testing.assert_close(torch.sigmoid(out["label"]), p, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(regions.sum(1), torch.ones(50))
+        assert regions.std(0).max() > 1e-4                   # rows are assigned to regions differently
+    # a bias model scales p by sigmoid(bias(x))
+    mb = MLR(cols, bias_feature_columns=cols[:1], region_num=2)
+    with torch.no_grad():
+        pb = (torch.softmax(mb.linear(data), 1) * torch.sigmoid(mb.base(data))).sum(1) * \
+            torch.sigmoid(mb.bias_model(data))
+        torch.testing.assert_close(torch.sigmoid(mb(data)["label"]), pb, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="region_num"):
+        MLR(cols, region_num=1)
+
+
+# ------------------------------------------------------------------------------------------------ DIEN
+def _with_negatives(cols, x, seed=0):
+    """DeepCTR-Torch's run_dien.py layout: ``neg_hist_movie_id`` (random movies, same length) next to the history."""
+    rng = np.random.default_rng(seed)
+    hist = np.stack(x.hist_movie_id.to_numpy())
+    neg = np.where(hist != 0, rng.integers(1, 1683, hist.shape), 0)
+    neg_col = VarLenSparseFeat(SparseFeat("neg_hist_movie_id", 1683, 8, embedding_name="movie_id"), maxlen=8,
+                               length_name="hist_len")
+    return cols + [neg_col], x.assign(neg_hist_movie_id=list(neg))
+
+
+@pytest.mark.parametrize("gru_type", ["AUGRU", "GRU"])
+def test_dien_learns_behaviour_sequences_with_the_auxiliary_loss(ml_behaviour, gru_type):
+    cols, x = _with_negatives(*ml_behaviour)
+    m = DIEN(cols, ["movie_id"], gru_type=gru_type, use_negsampling=True, dnn_hidden_units=(32,),
+             att_hidden_units=(16,))
+    assert m.embedding.weights[0].shape[0] == 944 + 1683     # hist_ and neg_hist_ share movie_id's table
+    m.compile("adam", lr=0.01, metrics=["auc"])
+    h = m.fit(x, x.label, batch_size=256, epochs=4, verbose=0)
+    assert h.history["loss"][-1] < h.history["loss"][0]
+    p = m.predict(x)[:, 0]
+    assert _logloss(x.label.to_numpy(), p) < constant_logloss(x.label.to_numpy())
+
+    data = to_tensor_data(x.iloc[:64], m.feature_columns)
+    m.eval()
+    with torch.no_grad():
+        out, aux = m(data, return_aux_loss=True)
+        assert aux.dim() == 0 and float(aux) > 0
+        # the training step adds alpha x the auxiliary loss to the task loss
+        y = torch.tensor(x.label.iloc[:64].to_numpy(), dtype=torch.float32).unsqueeze(1)
+        total, per_task, _ = m.train_step(m, data, y, None, m.trainer.loss)
+        torch.testing.assert_close(total, m.compute_loss(out, y)[0] + m.alpha * aux)
+        # ids past the length (history and negatives) are ignored
+        valid = torch.arange(8).unsqueeze(0) < data.lengths["hist_movie_id"].unsqueeze(1)
+        junk = {k: x.iloc[:64][k] for k in ("user_id", "movie_id", "hist_len")}
+        for k in ("hist_movie_id", "neg_hist_movie_id"):
+            v = data.varlen[k].clone()
+            v[~valid] = 7
+            junk[k] = v.numpy()
+        torch.testing.assert_close(m(to_tensor_data(junk, m.feature_columns))["label"], out["label"])
+        # unlike DIN's pooling, the GRUs read the order of the history
+        n = data.lengths["hist_movie_id"]
+        rev = data.varlen["hist_movie_id"].clone()
+        for i in range(len(rev)):
+            rev[i, :n[i]] = rev[i, :n[i]].flip(0)
+        flipped = m(to_tensor_data({**{k: x.iloc[:64][k] for k in ("user_id", "movie_id", "hist_len")},
+                                    "hist_movie_id": rev.numpy(), "neg_hist_movie_id": junk["neg_hist_movie_id"]},
+                                   m.feature_columns))
+        assert not torch.allclose(flipped["label"], out["label"], atol=1e-6)
+
+
+def test_augru_update_is_steered_by_attention():
+    from ctrkit.layers import AttentionalGRU
+    torch.manual_seed(0)
+    gru = AttentionalGRU(4, 4, "AUGRU")
+    x = torch.randn(2, 5, 4)
+    scores = torch.rand(2, 5)
+    h = gru(x, scores)
+    # a step with attention 0 leaves the state unchanged: zero scores after step 2 == a 3-step sequence
+    cut = scores.clone()
+    cut[:, 3:] = 0
+    torch.testing.assert_close(gru(x, cut), gru(x[:, :3], scores[:, :3]))
+    assert not torch.allclose(h, gru(x, cut))
+
+
+def test_dien_errors_name_the_features(ml_behaviour):
+    cols, _ = ml_behaviour
+    with pytest.raises(ValueError, match="neg_hist_movie_id"):
+        DIEN(cols, ["movie_id"], use_negsampling=True)
+    with pytest.raises(ValueError, match="hist_user_id"):
+        DIEN(cols, ["user_id"])
+    with pytest.raises(ValueError, match="gru_type"):
+        DIEN(cols, ["movie_id"], gru_type="LSTM")

@@ -95,4 +95,4 @@ class DIFM(LinearDeepModel):
         emb = self.embedding(self.deep_view(batch))[0]                       # (B, F, D)
         flat = emb.flatten(1)
         m = self.p_vec(self.vector_wise(emb).flatten(1)) + self.p_bit(self.bit_wise(flat))   # (B, F)
-        return self._output(self.linear(batch, field_weight=m) + self.fm(emb * m.unsqueeze(-1)))
+        return self._output(self.linear(batch, field_weights=m) + self.fm(emb * m.unsqueeze(-1)))
