@@ -75,7 +75,8 @@ class SparseFeat:
     Args:
         name: column name in the input.
         vocabulary_size: number of rows of the embedding table; valid ids are ``0 .. vocabulary_size-1``.
-        embedding_dim: embedding width, or ``"auto"`` for DeepCTR's ``6 * int(vocabulary_size ** 0.25)``.
+        embedding_dim: embedding width (0: no embedding; only linear parts such as MLR's read the feature, as
+            DeepCTR allows), or ``"auto"`` for DeepCTR's ``6 * int(vocabulary_size ** 0.25)``.
         use_hash: if True, raw values (ints or strings) given directly to the model are hashed into
             ``vocabulary_size`` buckets at the data boundary instead of being used as ids.
         dtype: kept for DeepCTR compatibility (a name, ``torch.int32`` or ``np.int32``, stored as its name,
@@ -108,7 +109,7 @@ class SparseFeat:
             object.__setattr__(self, "embedding_dim", 6 * int(pow(self.vocabulary_size, 0.25)))
         elif hasattr(self.embedding_dim, "__index__") and not isinstance(self.embedding_dim, bool):
             object.__setattr__(self, "embedding_dim", int(self.embedding_dim))
-        _check_int(where, "embedding_dim", self.embedding_dim, 1)
+        _check_int(where, "embedding_dim", self.embedding_dim, 0)   # 0: linear parts only (DeepCTR allows it)
         if self.embedding_name is None:
             object.__setattr__(self, "embedding_name", self.name)
         elif not isinstance(self.embedding_name, str) or not self.embedding_name:

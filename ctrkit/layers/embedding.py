@@ -38,7 +38,8 @@ class _GatherRows(torch.autograd.Function):
         (ids,) = ctx.saved_tensors
         d = grad.shape[-1]
         gw = torch.zeros(ctx.num_rows, d, dtype=grad.dtype, device=grad.device)
-        gw.index_add_(0, ids.reshape(-1), grad.reshape(-1, d))
+        if d:   # a table of width 0 (``embedding_dim=0``: linear parts only) has no gradient to scatter
+            gw.index_add_(0, ids.reshape(-1), grad.reshape(-1, d))
         return gw, None
 
 

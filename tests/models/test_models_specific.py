@@ -417,7 +417,7 @@ def test_difm_factors_reweight_linear_and_fm(criteo):
                    for i, j in _pairs(3))
     torch.testing.assert_close(m(x)["label"], lin + naive_fm, rtol=1e-5, atol=1e-6)
     ones = torch.ones(16, 3)
-    torch.testing.assert_close(m.linear(x, field_weight=ones), m.linear(x))
+    torch.testing.assert_close(m.linear(x, field_weights=ones), m.linear(x))
     with pytest.raises(ValueError, match="same order"):
         DIFM(cols[::-1], cols, att_head_num=2)
     with pytest.raises(ValueError, match="att_head_num"):

@@ -27,7 +27,7 @@ def build(name, **kw):
     cls = MODELS[name]
     params = inspect.signature(cls).parameters
     kw = {**{k: v for k, v in SMALL.items() if k in params}, **kw}
-    if name == "DIN":
+    if cls.conformance_tags.get("needs_sequence"):   # DIN, DIEN: a behaviour sequence of "item"
         return cls(COLS, ["item"], **kw)
     cols = [f for f in COLS if not isinstance(f, VarLenSparseFeat)]   # plain tabular columns
     two = "linear_feature_columns" in params and "dnn_feature_columns" in params
@@ -36,7 +36,8 @@ def build(name, **kw):
 
 def test_the_single_task_models_are_the_ranking_zoo():
     assert SINGLE_TASK == sorted(["AutoInt", "DCN", "DCNMix", "DIN", "DNN", "DeepFM", "FM", "LR", "WDL", "xDeepFM",
-                                  "NFM", "PNN", "AFM", "AFN", "CCPM", "DIFM"])
+                                  "NFM", "PNN", "AFM", "AFN", "CCPM", "DIFM", "FiBiNET", "IFM", "MLR", "ONN",
+                                  "DIEN"])
 
 
 @pytest.mark.parametrize("name", SINGLE_TASK)

@@ -91,3 +91,25 @@ def test_feature_dtypes_serialise_to_json_and_round_trip(dtype):
     assert f.dtype == "int32"
     assert feature_from_dict(json.loads(json.dumps(feature_to_dict(f)))) == f
     assert DenseFeat("d", dtype=torch.float64).dtype == "float64"
+
+
+def test_embedding_dim_zero_is_a_linear_only_feature():
+    """DeepCTR accepts ``SparseFeat(..., embedding_dim=0)`` (its MLR tests build such columns): the feature gets no
+    embedding, models still train and predict, and MLR reads it through its linear parts."""
+    import numpy as np
+
+    from ctrkit import DNN, MLR, DenseFeat, SparseFeat
+
+    rng = np.random.default_rng(0)
+    cols = [SparseFeat("a", 10, 0), SparseFeat("b", 10, 8), DenseFeat("d")]
+    x = {"a": rng.integers(0, 10, 2000), "b": rng.integers(0, 10, 2000), "d": rng.random(2000)}
+    y = (x["b"] > 4).astype(float)
+    m = DNN(cols, dnn_hidden_units=(8,))
+    assert m.embedding.output_dim == 8
+    m.compile("adam", lr=0.01, metrics=["auc"])
+    assert m.fit(x, y, batch_size=512, epochs=3, verbose=0).history["auc"][-1] > 0.9
+    lin = MLR([SparseFeat("a", 10, 0), DenseFeat("d")])
+    lin.compile("adam", lr=0.05)
+    lin.fit(x, (x["a"] > 4).astype(float), batch_size=512, epochs=5, verbose=0)
+    p = lin.predict(x)[:, 0]
+    assert p[x["a"] > 4].mean() > p[x["a"] <= 4].mean() + 0.2

@@ -6,13 +6,13 @@ SIGIR 2018. https://arxiv.org/abs/1804.07931
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ...exceptions import DataValidationError
 from ...layers.core import Towers
 from ...registry import register_model
 from ..base import BaseModel, label_prior
@@ -105,15 +105,17 @@ class ESMM(BaseModel):
         return (out, cvr) if return_cvr else out
 
     def check_targets(self, y: torch.Tensor, where: str) -> None:
-        """Refuse labels ESMM cannot fit: a conversion (CTCVR = 1) on an impression without a click (CTR = 0),
-        since pCTCVR = pCTR · pCVR is never above pCTR."""
+        """Warn about labels ESMM cannot fit: a conversion (CTCVR = 1) on an impression without a click (CTR = 0),
+        since pCTCVR = pCTR · pCVR is never above pCTR. A warning, not an error: DeepCTR-Torch trains on such
+        labels, and a few logging glitches should not stop a run; the message gives the count and the fix."""
         ctr, ctcvr = self.task_names
         bad = int(((y[:, 1] == 1) & (y[:, 0] == 0)).sum())
         if bad:
-            raise DataValidationError(
+            warnings.warn(
                 f"{where}: {bad} rows have {ctcvr!r} = 1 but {ctr!r} = 0 (a conversion without a click); ESMM's "
-                f"{ctcvr!r} label is click-and-conversion, so it must be 0 wherever {ctr!r} is 0. Set "
-                f"y[{ctcvr!r}] = y[{ctr!r}] * conversion, or drop those rows.")
+                f"{ctcvr!r} label is click-and-conversion, so it should be 0 wherever {ctr!r} is 0, and ESMM "
+                f"cannot fit these rows (pCTCVR <= pCTR). Set y[{ctcvr!r}] = y[{ctr!r}] * conversion, or drop "
+                "those rows.", UserWarning, stacklevel=5)
 
     def output_biases(self) -> dict[str, torch.Tensor]:
         """The output biases of the two towers, ``{"ctr": ..., "cvr": ...}`` (CTCVR is their product)."""
