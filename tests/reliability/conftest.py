@@ -15,3 +15,13 @@ def _clean_error(excinfo: pytest.ExceptionInfo) -> None:
 @pytest.fixture
 def clean_error():
     return _clean_error
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread for the test (timing-sensitive concurrency and fault tests), restored after."""
+    import torch
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

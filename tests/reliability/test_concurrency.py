@@ -13,6 +13,7 @@ import threading
 import numpy as np
 import pytest
 import torch
+from _helpers import two_task_data
 
 from ctrkit import DenseFeat, MMoE, SparseFeat
 from ctrkit.callbacks import Callback
@@ -21,19 +22,11 @@ N = 512
 COLS = [SparseFeat("u", 30, 4), SparseFeat("i", 20, 4), DenseFeat("d", 1)]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def data(n=N, seed=0):
-    rng = np.random.default_rng(seed)
-    x = {"u": rng.integers(0, 30, n), "i": rng.integers(0, 20, n), "d": rng.normal(size=n).astype("float32")}
-    y = {"a": rng.integers(0, 2, n).astype("float32"), "b": rng.integers(0, 2, n).astype("float32")}
-    return x, y
+    return two_task_data(n, seed)
 
 
 def make(dropout=0.3):

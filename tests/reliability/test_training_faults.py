@@ -11,6 +11,7 @@ import threading
 import numpy as np
 import pytest
 import torch
+from _helpers import two_task_data
 
 from ctrkit import DNN, LR, BackupAndRestore, DenseFeat, MMoE, SparseFeat, TerminateOnNaN, load_model, save_model
 from ctrkit.callbacks import Callback, LearningRateScheduler, ModelCheckpoint
@@ -18,19 +19,11 @@ from ctrkit.callbacks import Callback, LearningRateScheduler, ModelCheckpoint
 N = 512
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def data(n=N, seed=0):
-    rng = np.random.default_rng(seed)
-    x = {"u": rng.integers(0, 30, n), "i": rng.integers(0, 20, n), "d": rng.normal(size=n).astype("float32")}
-    y = {"a": rng.integers(0, 2, n).astype("float32"), "b": rng.integers(0, 2, n).astype("float32")}
-    return x, y
+    return two_task_data(n, seed)
 
 
 COLS = [SparseFeat("u", 30, 4), SparseFeat("i", 20, 4), DenseFeat("d", 1)]

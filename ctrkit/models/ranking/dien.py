@@ -13,12 +13,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ...features import SparseFeat, VarLenSparseFeat, split_feature_columns
+from ...features import VarLenSparseFeat, split_feature_columns
 from ...layers.core import MLP
 from ...layers.recurrent import InterestEvolution, InterestExtractor
 from ...registry import register_model
 from .._tasks import single_task
 from ..base import BaseModel
+from .din import behaviour_features
 
 __all__ = ["DIEN"]
 
@@ -84,33 +85,12 @@ class DIEN(BaseModel):
                          seed=seed, device=device, sparse=sparse, config=locals())
         name = type(self).__name__
         split = split_feature_columns(self.feature_columns)
-        if not split.sparse and not split.varlen:
-            raise ValueError(f"{name}: needs at least one SparseFeat or VarLenSparseFeat in dnn_feature_columns "
-                             "(the candidate features and behaviour sequences); got only dense features "
-                             f"{[f.name for f in split.dense]}.")
-        if isinstance(history_feature_list, str) or not history_feature_list:
-            raise ValueError(f"{name}: history_feature_list must be a non-empty list of feature names, e.g. "
-                             f"['item_id'], got {history_feature_list!r}.")
+        queries, keys = behaviour_features(name, self.feature_columns, history_feature_list)
         if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or alpha < 0:
             raise ValueError(f"{name}: alpha must be a number >= 0, got {alpha!r}.")
         by_name = {f.name: f for f in self.feature_columns}
-        queries, keys, negs = [], [], []
-        for f in history_feature_list:
-            q, k = by_name.get(f), by_name.get("hist_" + f)
-            if not isinstance(q, SparseFeat):
-                raise ValueError(f"{name}: history_feature_list names {f!r} but dnn_feature_columns has no "
-                                 f"SparseFeat {f!r} (the candidate's value, the attention query).")
-            if not isinstance(k, VarLenSparseFeat):
-                raise ValueError(f"{name}: history_feature_list names {f!r} but dnn_feature_columns has no "
-                                 f"VarLenSparseFeat 'hist_{f}' (the behaviour sequence). Declare "
-                                 f"VarLenSparseFeat(SparseFeat('hist_{f}', {q.vocabulary_size}, "
-                                 f"{q.embedding_dim}, embedding_name='{f}'), maxlen=...).")
-            if k.embedding_dim != q.embedding_dim:
-                raise ValueError(f"{name}: {f!r} has embedding_dim {q.embedding_dim} but 'hist_{f}' has "
-                                 f"{k.embedding_dim}; a query and its history need the same dim (share the table "
-                                 f"with embedding_name='{f}').")
-            queries.append(q)
-            keys.append(k)
+        negs = []
+        for f, k in zip(history_feature_list, keys):
             if use_negsampling:
                 n = by_name.get("neg_hist_" + f)
                 if not isinstance(n, VarLenSparseFeat) or n.embedding_name != k.embedding_name \
@@ -119,9 +99,6 @@ class DIEN(BaseModel):
                                      f"non-clicked behaviours) sharing 'hist_{f}''s table "
                                      f"(embedding_name='{k.embedding_name}') and maxlen {k.maxlen}; got {n!r}.")
                 negs.append(n)
-        if len({k.maxlen for k in keys}) > 1:
-            raise ValueError(f"{name}: the behaviour sequences need one maxlen, got "
-                             f"{ {k.name: k.maxlen for k in keys} }.")
         self.history_feature_list = list(history_feature_list)
         self.use_negsampling, self.alpha = bool(use_negsampling), float(alpha)
         gidx = self.embedding.group_dims.index

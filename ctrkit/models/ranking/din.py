@@ -79,35 +79,8 @@ class DIN(BaseModel):
                          l2_reg_embedding=l2_reg_embedding, l2_reg_dnn=l2_reg_dnn, init_std=init_std,
                          seed=seed, device=device, sparse=sparse, config=locals())
         name = type(self).__name__
+        queries, keys = behaviour_features(name, self.feature_columns, history_feature_list)
         split = split_feature_columns(self.feature_columns)
-        if not split.sparse and not split.varlen:
-            raise ValueError(f"{name}: needs at least one SparseFeat or VarLenSparseFeat in dnn_feature_columns "
-                             "(the candidate features and behaviour sequences of the attention); got only dense "
-                             f"features {[f.name for f in split.dense]}.")
-        if isinstance(history_feature_list, str) or not history_feature_list:
-            raise ValueError(f"{name}: history_feature_list must be a non-empty list of feature names, e.g. "
-                             f"['item_id'], got {history_feature_list!r}.")
-        by_name = {f.name: f for f in self.feature_columns}
-        queries, keys = [], []
-        for f in history_feature_list:
-            q, k = by_name.get(f), by_name.get("hist_" + f)
-            if not isinstance(q, SparseFeat):
-                raise ValueError(f"{name}: history_feature_list names {f!r} but dnn_feature_columns has no "
-                                 f"SparseFeat {f!r} (the candidate's value, the attention query).")
-            if not isinstance(k, VarLenSparseFeat):
-                raise ValueError(f"{name}: history_feature_list names {f!r} but dnn_feature_columns has no "
-                                 f"VarLenSparseFeat 'hist_{f}' (the behaviour sequence). Declare "
-                                 f"VarLenSparseFeat(SparseFeat('hist_{f}', {q.vocabulary_size}, "
-                                 f"{q.embedding_dim}, embedding_name='{f}'), maxlen=...).")
-            if k.embedding_dim != q.embedding_dim:
-                raise ValueError(f"{name}: {f!r} has embedding_dim {q.embedding_dim} but 'hist_{f}' has "
-                                 f"{k.embedding_dim}; a query and its history need the same dim (share the table "
-                                 f"with embedding_name='{f}').")
-            queries.append(q)
-            keys.append(k)
-        if len({k.maxlen for k in keys}) > 1:
-            raise ValueError(f"{name}: the behaviour sequences need one maxlen, got "
-                             f"{ {k.name: k.maxlen for k in keys} }.")
         self.history_feature_list = list(history_feature_list)
         # SparseFeat.__post_init__ made each embedding_dim an int and each embedding_name a str
         self._queries = [(split.sparse.index(q), self.embedding.group_dims.index(int(q.embedding_dim)),
@@ -159,3 +132,40 @@ class DIN(BaseModel):
         logit = self.dnn_linear(self.dnn(torch.cat(parts, dim=1)))[:, 0]
         out = {self.task_names[0]: logit}
         return (out, scores) if return_scores else out
+
+
+def behaviour_features(name: str, feature_columns: Sequence, history_feature_list: Sequence[str]
+                       ) -> tuple[list[SparseFeat], list[VarLenSparseFeat]]:
+    """The candidate features (attention queries) and their behaviour sequences ``hist_<f>`` of DIN / DIEN,
+    checked: one ``SparseFeat`` and one ``VarLenSparseFeat`` of the same dim per name, one ``maxlen`` for all.
+    Errors name the model, the feature and the column to declare."""
+    split = split_feature_columns(feature_columns)
+    if not split.sparse and not split.varlen:
+        raise ValueError(f"{name}: needs at least one SparseFeat or VarLenSparseFeat in dnn_feature_columns "
+                         "(the candidate features and behaviour sequences of the attention); got only dense "
+                         f"features {[f.name for f in split.dense]}.")
+    if isinstance(history_feature_list, str) or not history_feature_list:
+        raise ValueError(f"{name}: history_feature_list must be a non-empty list of feature names, e.g. "
+                         f"['item_id'], got {history_feature_list!r}.")
+    by_name = {f.name: f for f in feature_columns}
+    queries, keys = [], []
+    for f in history_feature_list:
+        q, k = by_name.get(f), by_name.get("hist_" + f)
+        if not isinstance(q, SparseFeat):
+            raise ValueError(f"{name}: history_feature_list names {f!r} but dnn_feature_columns has no "
+                             f"SparseFeat {f!r} (the candidate's value, the attention query).")
+        if not isinstance(k, VarLenSparseFeat):
+            raise ValueError(f"{name}: history_feature_list names {f!r} but dnn_feature_columns has no "
+                             f"VarLenSparseFeat 'hist_{f}' (the behaviour sequence). Declare "
+                             f"VarLenSparseFeat(SparseFeat('hist_{f}', {q.vocabulary_size}, "
+                             f"{q.embedding_dim}, embedding_name='{f}'), maxlen=...).")
+        if k.embedding_dim != q.embedding_dim:
+            raise ValueError(f"{name}: {f!r} has embedding_dim {q.embedding_dim} but 'hist_{f}' has "
+                             f"{k.embedding_dim}; a query and its history need the same dim (share the table "
+                             f"with embedding_name='{f}').")
+        queries.append(q)
+        keys.append(k)
+    if len({k.maxlen for k in keys}) > 1:
+        raise ValueError(f"{name}: the behaviour sequences need one maxlen, got "
+                         f"{ {k.name: k.maxlen for k in keys} }.")
+    return queries, keys
