@@ -107,6 +107,10 @@ class EmbeddingLayer(nn.Module):
         self.num_fields_per_group = [len(c) + sum(1 for f in split.varlen if f.embedding_dim == d)
                                      + numeric.num_fields.get(d, 0) for c, d in zip(self._group_cols, dims)]
         self.output_dim = sum(n * d for n, d in zip(self.num_fields_per_group, dims))
+        #: per dimension group, the names of its fields in :meth:`forward`'s order
+        self.group_field_names: list[list[str]] = [
+            [split.sparse[j].name for j in c] + [f.name for f in split.varlen if f.embedding_dim == d]
+            + numeric.field_names.get(d, []) for c, d in zip(self._group_cols, dims)]
         #: the columns of :meth:`flat` that hold table lookups (the numeric fields' columns follow them)
         self.id_output_dim = self.output_dim - numeric.output_dim
         self.reset_parameters()
