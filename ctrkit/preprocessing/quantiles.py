@@ -35,8 +35,10 @@ def new_sample() -> dict:
     return {"keys": np.empty(0, dtype=np.uint64), "values": np.empty(0, dtype=np.float64)}
 
 
-def update_sample(sample: dict, values: np.ndarray, start: int, size: int = SAMPLE_SIZE) -> None:
-    """Add the rows ``start ..`` of one chunk (raw float64 values; NaN and inf are left out) to ``sample``."""
+def update_sample(sample: dict, values: np.ndarray, start: int, size: int | None = None) -> None:
+    """Add the rows ``start ..`` of one chunk (raw float64 values; NaN and inf are left out) to ``sample``, which
+    keeps at most ``size`` values (default :data:`SAMPLE_SIZE`)."""
+    size = SAMPLE_SIZE if size is None else int(size)
     keys = _row_keys(start, len(values))
     ok = np.isfinite(values)
     keys = np.concatenate([sample["keys"], keys[ok]])
@@ -48,16 +50,24 @@ def update_sample(sample: dict, values: np.ndarray, start: int, size: int = SAMP
 
 
 def bin_edges(sample: dict, n_bins: int, center: float, scale: float, clip: float) -> tuple[float, ...]:
-    """The edges of ``n_bins`` equal-frequency bins of the sampled values, in the encoded scale
+    """The edges of about ``n_bins`` equal-frequency bins of the sampled values, in the encoded scale
     (``(x - center) / scale`` clipped to ``[-clip, clip]``, as the model receives them).
 
-    Repeated quantiles (a column with few distinct values, e.g. mostly zeros) are merged, so a column may get
-    fewer bins; edges are made distinct in float32 (the model's precision). A constant or empty column gets one
-    bin ``(v, v + 1)`` around its encoded value ``v``.
+    A value holding at least ``1 / n_bins`` of the column (a point mass, e.g. the zeros of a column that is mostly
+    zero) is an edge of its own, and the other bins split the remaining values into equal-frequency bins: plain
+    quantiles would repeat the point mass and leave the rest of the column in one or two bins. Edges are
+    distinct in float32 (the model's precision), so a column with few distinct values gets fewer bins; a
+    constant or empty column gets one bin ``(v, v + 1)`` around its encoded value ``v``.
     """
-    vals = sample["values"]
+    vals = np.sort(sample["values"])
+    n_bins = int(n_bins)
     if len(vals):
-        raw = np.quantile(vals, np.linspace(0.0, 1.0, int(n_bins) + 1))
+        distinct, counts = np.unique(vals, return_counts=True)
+        heavy = distinct[counts * n_bins >= len(vals)]
+        rest = vals[~np.isin(vals, heavy)]
+        k = max(n_bins - len(heavy), 1)
+        inner = np.quantile(rest, np.linspace(0.0, 1.0, k + 1)) if len(rest) else np.empty(0)
+        raw = np.concatenate([heavy, inner])
     else:
         raw = np.array([center])
     with np.errstate(over="ignore", invalid="ignore"):
