@@ -40,6 +40,10 @@ def embedded_dense_features(feature_columns: Sequence) -> list[DenseFeat]:
             if isinstance(f, DenseFeat) and f.embedding is not None]
 
 
+# "unbounded" as a finite float32 (model weights and buffers are checked for inf during training)
+_BIG = float(torch.finfo(torch.float32).max)
+
+
 class _Block(nn.Module):
     """The fields of one kind and one width: ``(B, F)`` values -> ``(B, F, D)``."""
 
@@ -72,7 +76,7 @@ class _Quantile(_Block):
         super().__init__(specs, init_std)
         inner = [s.boundaries[1:-1] for s in specs]          # T - 1 inner edges: bins 0..T-1
         width = max(1, max(len(b) for b in inner))
-        bounds = torch.full((len(specs), width), math.inf, dtype=torch.float32)
+        bounds = torch.full((len(specs), width), _BIG, dtype=torch.float32)     # padding: never exceeded
         for j, b in enumerate(inner):
             bounds[j, :len(b)] = torch.tensor(b, dtype=torch.float32)
         rows = [s.n_bins + 1 for s in specs]                 # + the NaN row
@@ -87,6 +91,7 @@ class _Quantile(_Block):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         ids = (x.unsqueeze(-1) > self.bounds).sum(-1)         # NaN compares False: bin 0, replaced below
+        ids = torch.minimum(ids, self.nan_rows - 1)           # (+inf would pass the padding)
         ids = torch.where(torch.isnan(x), self.nan_rows, ids) + self.offsets
         return F.embedding(ids, self.table)
 
@@ -110,8 +115,8 @@ class _PiecewiseLinear(_Block):
             left[j, :t] = b[:-1].float()
             inv_width[j, :t] = (1.0 / (b[1:] - b[:-1])).float()
             high[j, :t] = 1.0
-            low[j, 0] = -math.inf                            # the first bin is open below ...
-            high[j, t - 1] = math.inf                        # ... the last above (the paper's PLE)
+            low[j, 0] = -_BIG                                # the first bin is open below ...
+            high[j, t - 1] = _BIG                            # ... the last above (the paper's PLE)
         for name, t in (("left", left), ("inv_width", inv_width), ("low", low), ("high", high)):
             self.register_buffer(name, t)
         self.weight = nn.Parameter(torch.empty(len(specs), T, self.dim))
