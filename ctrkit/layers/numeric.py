@@ -29,15 +29,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..features import DenseFeat, NumericEmbedding, check_feature_columns, split_feature_columns
+from ..features import NumericEmbedding, check_feature_columns, split_feature_columns
 
-__all__ = ["NumericEmbeddings", "embedded_dense_features"]
-
-
-def embedded_dense_features(feature_columns: Sequence) -> list[DenseFeat]:
-    """The :class:`~ctrkit.DenseFeat` columns that carry a :class:`~ctrkit.NumericEmbedding`, in column order."""
-    return [f for f in split_feature_columns(check_feature_columns(feature_columns)).dense
-            if isinstance(f, DenseFeat) and f.embedding is not None]
+__all__ = ["NumericEmbeddings"]
 
 
 # "unbounded" as a finite float32 (model weights and buffers are checked for inf during training)
@@ -117,8 +111,8 @@ class _PiecewiseLinear(_Block):
             high[j, :t] = 1.0
             low[j, 0] = -_BIG                                # the first bin is open below ...
             high[j, t - 1] = _BIG                            # ... the last above (the paper's PLE)
-        for name, t in (("left", left), ("inv_width", inv_width), ("low", low), ("high", high)):
-            self.register_buffer(name, t)
+        for name, buf in (("left", left), ("inv_width", inv_width), ("low", low), ("high", high)):
+            self.register_buffer(name, buf)
         self.weight = nn.Parameter(torch.empty(len(specs), T, self.dim))
         self.bias = nn.Parameter(torch.empty(len(specs), self.dim))
         self.missing = nn.Parameter(torch.empty(len(specs), self.dim))
@@ -200,25 +194,26 @@ class NumericEmbeddings(nn.Module):
         for f in dense:
             pos[f.name] = start
             start += f.dimension
-        embedded = [f for f in dense if f.embedding is not None]
-        #: ``{dim: [(kind key, feature names)]}``: the blocks of each width, in output order
-        self.dims: list[int] = sorted({f.embedding.embedding_dim for f in embedded})
+        embedded: list[tuple[str, NumericEmbedding]] = [(f.name, f.embedding) for f in dense
+                                                         if f.embedding is not None]
+        #: the embedding widths, ascending
+        self.dims: list[int] = sorted({e.embedding_dim for _, e in embedded})
+        #: ``{dim: [feature name, ...]}``: the fields of each width, in output order
         self.field_names: dict[int, list[str]] = {}
         self.blocks = nn.ModuleList()
         self._layout: list[tuple[int, int]] = []     # per block: (dim, index of its column buffer)
         for d in self.dims:
-            keys: dict[tuple, list[DenseFeat]] = {}
-            for f in embedded:
-                e = f.embedding
-                if e.embedding_dim == d:
-                    keys.setdefault((e.kind, e.n_frequencies if e.kind == "periodic" else 0), []).append(f)
+            keys: dict[tuple, list[tuple[str, NumericEmbedding]]] = {}
+            for name, e in embedded:
+                if e.embedding_dim == d:   # one block per kind (and number of frequencies) and width
+                    keys.setdefault((e.kind, e.n_frequencies if e.kind == "periodic" else 0), []).append((name, e))
             self.field_names[d] = []
             for (kind, _k), feats in keys.items():
-                self.blocks.append(_KINDS[kind]([f.embedding for f in feats], float(init_std)))
+                self.blocks.append(_KINDS[kind]([e for _, e in feats], float(init_std)))
                 self.register_buffer(f"_cols_{len(self._layout)}",
-                                     torch.tensor([pos[f.name] for f in feats], dtype=torch.long), persistent=False)
+                                     torch.tensor([pos[n] for n, _ in feats], dtype=torch.long), persistent=False)
                 self._layout.append((d, len(self._layout)))
-                self.field_names[d].extend(f.name for f in feats)
+                self.field_names[d].extend(n for n, _ in feats)
         self.num_fields = {d: len(n) for d, n in self.field_names.items()}
         self.output_dim = sum(d * n for d, n in self.num_fields.items())
         self.reset_parameters()

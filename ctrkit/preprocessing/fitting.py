@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 
 from ..exceptions import DataValidationError, NotFittedError, SchemaError, suggest
+from ..features import NUMERIC_EMBEDDINGS, NumericEmbedding
 from .categorical import category_keys, infer_column_types
 from .frames import check_frame_columns, label_arrays, label_copies, label_names
-from ..features import NUMERIC_EMBEDDINGS, NumericEmbedding
 from .numerical import CLIP, SCALINGS, dense_stats, new_moments, to_float, update_moments
 from .quantiles import bin_edges, new_sample, update_sample
 from .sequence import split_cells

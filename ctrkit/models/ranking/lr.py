@@ -160,7 +160,10 @@ class LinearDeepModel(BaseModel):
 
 def _field_dim(f) -> int:
     """The width of a field: a sparse / var-length feature's embedding_dim, a numeric embedding's width."""
-    return int(f.embedding.embedding_dim if isinstance(f, DenseFeat) else f.embedding_dim)
+    if isinstance(f, DenseFeat):
+        assert f.embedding is not None   # only embedded dense features are fields
+        return f.embedding.embedding_dim
+    return int(f.embedding_dim)
 
 
 @register_model

@@ -27,6 +27,7 @@ def _widened(f, dim: int):
     if isinstance(f, VarLenSparseFeat):
         return dataclasses.replace(f, sparsefeat=dataclasses.replace(f.sparsefeat, embedding_dim=dim))
     if isinstance(f, DenseFeat):     # a numeric embedding: one width-dim field as well
+        assert f.embedding is not None   # only embedded dense features are fields
         return dataclasses.replace(f, embedding=dataclasses.replace(f.embedding, embedding_dim=dim))
     return dataclasses.replace(f, embedding_dim=dim)
 
