@@ -101,6 +101,11 @@ class EncoderFitting:
                     raise ValueError(f"FeatureEncoder: {arg} must be one of {list(SCALINGS)}, got {v!r}.")
         for c in dense:
             self._numeric_template(c)   # a wrong kind or option fails before any data is read
+        ne = self.numeric_embedding
+        stray = [c for c in (ne if isinstance(ne, Mapping) and "kind" not in ne else ()) if c not in dense]
+        if stray:
+            raise ValueError(f"FeatureEncoder: numeric_embedding names {stray}, which are not dense columns "
+                             f"{dense}. Embed dense columns only (sparse columns have embeddings already).")
         if self.handle_unknown not in ("oov", "error"):
             raise ValueError(f"FeatureEncoder: handle_unknown must be 'oov' or 'error', got {self.handle_unknown!r}.")
         if self.truncating not in ("pre", "post"):

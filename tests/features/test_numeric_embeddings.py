@@ -206,6 +206,7 @@ def test_constant_all_missing_and_out_of_range_columns(census):
     (dict(numeric_embedding={"x": {"kind": "ple", "boundaries": [0, 1]}}), "are fitted by the encoder"),
     (dict(numeric_embedding={"kind": "ple", "width": 3}), "unknown option"),
     (dict(numeric_embedding="ple", n_bins=0), "n_bins for dense column 'x' must be an int >= 1"),
+    (dict(numeric_embedding={"y": "ple"}), r"names \['y'\], which are not dense columns"),
 ])
 def test_encoder_option_errors_name_the_column_and_the_fix(kwargs, message):
     with pytest.raises(ValueError, match=message):
