@@ -48,7 +48,8 @@ class CompareConfig:
     models: tuple[str, ...] | None = None   # None: Single-Task + every registered multi-task model
     monitor_task: str | None = None         # early stopping on this task's validation metric (default: first)
     baselines: tuple[str, ...] = ("lr", "gbdt")   # one-hot LR and gradient-boosted trees rows (compare.baselines)
-    numeric_embedding: str | None = None    # dense columns also as fields: "quantile" / "ple" / "periodic"
+    numeric_embedding: str | dict | None = None   # dense columns also as fields: "quantile" / "ple" / "periodic"
+                                                  # or FeatureEncoder's dict of options ({"kind": "ple", ...})
     n_bins: int = 16                        # bins of the quantile / ple numeric embeddings
     verbose: bool = True
 
@@ -93,7 +94,7 @@ def _split_encode(X: pd.DataFrame, Y: pd.DataFrame, sparse: list[str], dense: li
     return enc, parts
 
 
-def prepare_census(group: int = 1, embedding_dim: int = 4, numeric_embedding: str | None = None,
+def prepare_census(group: int = 1, embedding_dim: int = 4, numeric_embedding: str | dict | None = None,
                    n_bins: int = 16) -> PreparedData:
     """The bundled Census-Income data, task group 1 or 2, split 80/10/10 with seed 2024.
 
@@ -418,6 +419,8 @@ def write_report(result: ComparisonResult, out_dir: str, title: str = "ctrkit co
              f"task's validation metric (patience {cfg.patience}, best weights restored, at most {cfg.max_epochs} "
              f"epochs), {cfg.seeds} seed(s). Shared-Bottom's bottom width (and each single-task network's first "
              "layer) is sized to match MMoE's parameter count; Single-Task counts both networks."
+             + (f" Numeric columns also embedded as fields: {cfg.numeric_embedding!r}, {cfg.n_bins} bins."
+                if cfg.numeric_embedding else "")
              + (" Baseline rows (LR (one-hot), GBDT (trees): scikit-learn, per task, the same split and features; "
                 "deterministic, so run once; params: coefficients / tree leaves) come from "
                 "`ctrkit.compare.baselines`." if cfg.baselines else ""), "",
