@@ -272,3 +272,16 @@ def test_conformance_with_embedded_numeric_fields(model, kind):
         checks.append("onnx_parity")
     report = check_model(factory, checks=checks)
     assert all(v == "passed" or v.startswith("skipped") for v in report.values()), report
+
+
+def test_sparse_tables_keep_sparse_adam_and_the_numeric_fields_train_densely(byterec):
+    enc = FeatureEncoder(sparse=SPARSE, dense=DENSE, embedding_dim=4, numeric_embedding="ple", n_bins=6).fit(byterec)
+    m = MMoE(enc.feature_columns, num_experts=2, expert_dnn_hidden_units=(8,), tower_dnn_hidden_units=(4,),
+             task_names=["finish", "like"], task_types=["binary", "binary"], sparse=True)
+    m.compile("adam", "binary_crossentropy")
+    before = {n: p.detach().clone() for n, p in m.named_parameters() if n.startswith("embedding.")}
+    m.fit(byterec, byterec[["finish", "like"]], batch_size=50, epochs=1, verbose=0)
+    opts = [type(o).__name__ for o in getattr(m.trainer.optimizer, "optimizers", [m.trainer.optimizer])]
+    assert opts == ["SparseAdam", "Adam"], opts
+    moved = [n for n, p in m.named_parameters() if n in before and not torch.equal(p, before[n])]
+    assert "embedding.weights.0" in moved and "embedding.numeric.blocks.0.weight" in moved, moved
