@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
-from ctrkit import DeepFM, DenseFeat, FeatureEncoder, MMoE, NumericEmbedding, SparseFeat
+from ctrkit import DNN, DeepFM, DenseFeat, FeatureEncoder, MMoE, NumericEmbedding, SparseFeat
 from ctrkit.data import TensorData
 from ctrkit.datasets import census_feature_types, load_census_income
 from ctrkit.exceptions import ModelFormatError, SchemaError
@@ -285,3 +285,24 @@ def test_sparse_tables_keep_sparse_adam_and_the_numeric_fields_train_densely(byt
     assert opts == ["SparseAdam", "Adam"], opts
     moved = [n for n, p in m.named_parameters() if n in before and not torch.equal(p, before[n])]
     assert "embedding.weights.0" in moved and "embedding.numeric.blocks.0.weight" in moved, moved
+
+
+def test_an_on_disk_store_fitted_chunk_by_chunk_carries_the_in_memory_edges(census, tmp_path):
+    pytest.importorskip("h5py")
+    from ctrkit.data import H5Store, encode_to_store
+    df = census.iloc[:6000].copy()
+    df["label"] = (df["age"] > 40).astype("float32")
+    df.to_csv(tmp_path / "raw.csv", index=False)
+    kw = dict(sparse=["race", "sex"], dense=["age", "capital_gains", "weeks_worked_in_year"], embedding_dim=4,
+              numeric_embedding="ple", n_bins=8)
+    store = encode_to_store(str(tmp_path / "raw.csv"), FeatureEncoder(**kw), str(tmp_path / "s.h5"), ["label"],
+                            chunksize=1700)
+    in_memory = FeatureEncoder(**kw).fit(pd.read_csv(tmp_path / "raw.csv"))
+    assert list(store.feature_columns) == list(in_memory.feature_columns)
+    reopened = H5Store(str(tmp_path / "s.h5"))
+    assert list(reopened.feature_columns) == list(in_memory.feature_columns)
+    m = DNN(store.feature_columns, dnn_hidden_units=(8,), task_name="label")
+    m.compile("adam", "binary_crossentropy", metrics=["auc"], lr=1e-2)
+    m.fit(store, batch_size=512, epochs=3, verbose=0)
+    res = m.evaluate(store)
+    assert res["auc"] > 0.95, res     # the label is a threshold of an embedded column
