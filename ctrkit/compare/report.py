@@ -17,10 +17,11 @@ import pandas as pd
 if TYPE_CHECKING:
     from .tabular import ComparisonResult, SweepResult
 
-__all__ = ["format_table", "write_report", "format_sweep", "write_sweep_report"]
+__all__ = ["format_table", "write_report", "plot_metrics", "plot_validation_curves", "format_sweep",
+           "write_sweep_report"]
 
 
-def _pm(mean: float, std: float, digits: int = 4) -> str:
+def _pm(mean: float | None, std: float | None, digits: int = 4) -> str:
     if mean is None or (isinstance(mean, float) and math.isnan(mean)):
         return "-"
     if std is None or (isinstance(std, float) and math.isnan(std)):
@@ -29,17 +30,22 @@ def _pm(mean: float, std: float, digits: int = 4) -> str:
 
 
 def format_table(summary: pd.DataFrame, tasks: Sequence[str], types: Sequence[str]) -> str:
-    """A markdown table: one row per model, mean ± std per task metric, parameters, seconds, epochs."""
+    """A markdown table: one row per model, mean ± std per task metric, parameters, training seconds (wall:
+    mean ± std over seeds; CPU: mean CPU seconds of the process, all its threads), epochs."""
     metrics = []
     for t, typ in zip(tasks, types):
         metrics += [(t, "auc"), (t, "logloss")] if typ == "binary" else [(t, "mse")]
-    head = ["model"] + [f"{t} {m.upper() if m == 'auc' else m}" for t, m in metrics] + ["params", "train s",
-                                                                                          "epochs"]
+    cpu = "cpu_seconds" in summary
+    head = (["model"] + [f"{t} {m.upper() if m == 'auc' else m}" for t, m in metrics] + ["params", "train s"]
+            + (["CPU s"] if cpu else []) + ["epochs"])
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for _, r in summary.iterrows():
         cells = [r["model"]] + [_pm(r.get(f"{t}_{m}_mean"), r.get(f"{t}_{m}_std")) for t, m in metrics]
         epochs = "-" if pd.isna(r["epochs"]) else f"{r['epochs']:.1f}"
-        cells += [f"{int(r['params']):,}", f"{r['seconds']:.1f}", epochs]
+        cells += [f"{int(r['params']):,}", _pm(r["seconds"], r.get("seconds_std"), 1)]
+        if cpu:
+            cells.append(_pm(r["cpu_seconds"], None, 1))
+        cells.append(epochs)
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -69,7 +75,10 @@ def write_report(result: ComparisonResult, out_dir: str, title: str = "ctrkit co
              "layer) is sized to match MMoE's parameter count; Single-Task counts both networks."
              + (" Baseline rows (LR (one-hot), GBDT (trees): scikit-learn, per task, the same split and features; "
                 "deterministic, so run once; params: coefficients / tree leaves) come from "
-                "`ctrkit.compare.baselines`." if cfg.baselines else ""), "",
+                "`ctrkit.compare.baselines`." if cfg.baselines else "")
+             + " \"train s\": wall seconds of training per run, mean ± std over seeds; \"CPU s\": the CPU seconds "
+             "of the process (all its threads) for the same training: a wall time far above it means the run waited "
+             "for a core.", "",
              result.table(), "", f"Wall time: {result.wall_seconds:.0f} s.", ""]
     if paper:
         lines += ["Published (MMoE paper, mean of 400 runs on the original 199,523/99,762 split):", "",
@@ -88,55 +97,101 @@ def write_report(result: ComparisonResult, out_dir: str, title: str = "ctrkit co
     return [path] + written
 
 
-def _plots(result: ComparisonResult, out_dir: str) -> list[str]:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    paths = []
-    s, data = result.summary, result.data
-    metric = [("auc" if typ == "binary" else "mse") for typ in data.task_types]
-    fig, axes = plt.subplots(1, len(data.task_names), figsize=(5 * len(data.task_names), 3.8), squeeze=False)
+def _metric_names(result: ComparisonResult) -> list[str]:
+    return [("auc" if typ == "binary" else "mse") for typ in result.data.task_types]
+
+
+def plot_metrics(result: ComparisonResult):
+    """The test metric of every model, one panel per task: a point at the mean over seeds with a ± std error
+    bar (no bars: the axis need not start at zero to stay honest), the baselines (LR, GBDT) as horizontal
+    reference lines. Returns the matplotlib Figure."""
+    from ..viz import _figure
     from .baselines import is_baseline
+    s, data = result.summary, result.data
     base = s[s["model"].map(is_baseline)]
     s = s[~s["model"].map(is_baseline)]
-    for ax, t, m in zip(axes[0], data.task_names, metric):
-        means, stds = s[f"{t}_{m}_mean"].to_numpy(), s[f"{t}_{m}_std"].fillna(0).to_numpy()
-        ax.bar(range(len(s)), means, yerr=stds, capsize=4, color="tab:blue", alpha=0.8)
-        ax.set_xticks(range(len(s)), s["model"], rotation=20)
-        refs = base[f"{t}_{m}_mean"].to_numpy() if f"{t}_{m}_mean" in base else np.array([])
+    fig, axes = _figure(1, len(data.task_names), panel=(max(4.2, 0.75 * len(s) + 2.0), 3.8))
+    for ax, t, m in zip(axes[0], data.task_names, _metric_names(result)):
+        label = f"test {m.upper()}"
+        means, stds = s[f"{t}_{m}_mean"].to_numpy(float), s[f"{t}_{m}_std"].fillna(0).to_numpy(float)
+        ax.errorbar(range(len(s)), means, yerr=stds, fmt="o", color="tab:blue", ecolor="tab:blue", capsize=5,
+                    markersize=6, label=f"{'mean ± std over seeds' if int(s['seeds'].max()) > 1 else 'one seed'}")
+        ax.set_xticks(range(len(s)), list(s["model"]), rotation=20, ha="right")
+        ax.set_xlim(-0.6, len(s) - 0.4)
+        refs = base[f"{t}_{m}_mean"].to_numpy(float) if f"{t}_{m}_mean" in base else np.array([])
         for (_, b), v, style in zip(base.iterrows(), refs, ("--", ":", "-.")):
-            ax.axhline(v, color="tab:red", linestyle=style, linewidth=1.2, label=f"{b['model']} {v:.4f}")
-        if len(refs):
-            ax.legend(fontsize=8, loc="lower right")
-        if np.isfinite(means).any():  # a tiny split can leave a task with one class (AUC undefined)
-            lo = np.nanmin(np.concatenate([means - stds, refs]))
-            hi = np.nanmax(np.concatenate([means + stds, refs]))
-            pad = (hi - lo) * 0.3 + 1e-4
-            ax.set_ylim(lo - pad, hi + pad)
-        ax.set_title(f"{t}: test {m.upper()} (mean ± std, {int(s['seeds'].iloc[0])} seeds)")
-    fig.tight_layout()
-    paths.append(os.path.join(out_dir, "metrics.png"))
-    fig.savefig(paths[-1], dpi=110)
-    plt.close(fig)
+            if np.isfinite(v):
+                ax.axhline(v, color="tab:red", linestyle=style, linewidth=1.2, label=f"{b['model']}: {v:.4f}")
+        ax.set_ylabel(label + (" (higher is better)" if m == "auc" else " (lower is better)"))
+        ax.set_xlabel("model")
+        ax.grid(axis="y", alpha=0.3)
+        ax.legend(fontsize=8, loc="best")
+        seeds = int(s["seeds"].max()) if len(s) else 0
+        ax.set_title(f"{t}: {label}, {seeds} seed(s)", fontsize=10)
+    return fig
+
+
+def _curve_stats(runs: list[dict], key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Epochs, mean, std and number of seeds at each epoch, over the seeds whose run reached that epoch."""
+    seqs = [np.asarray(r[key], dtype=float) for r in runs if key in r and len(r[key])]
+    if not seqs:
+        return (np.array([]),) * 4
+    n = max(len(q) for q in seqs)
+    grid = np.full((len(seqs), n), np.nan)
+    for i, q in enumerate(seqs):
+        grid[i, :len(q)] = q
+    count = np.isfinite(grid).sum(axis=0)
+    mean = np.nansum(grid, axis=0) / count
+    dev = np.nansum((grid - mean) ** 2, axis=0)
+    std = np.sqrt(dev / np.maximum(count - 1, 1)) * (count > 1)   # sample std; 0 where one seed is left
+    return np.arange(1, n + 1), mean, std, count
+
+
+def plot_validation_curves(result: ComparisonResult):
+    """Validation metric per epoch of every model over all seeds: the mean over the seeds still training at
+    that epoch (early stopping ends seeds at different epochs) and a ± std band; integer epochs. Returns the
+    matplotlib Figure."""
+    from matplotlib.ticker import MaxNLocator
+
+    from ..viz import _figure
+    data = result.data
+    fig, axes = _figure(1, len(data.task_names), panel=(5.0, 3.8))
+    seeds = max((len(v) for v in result.curves.values()), default=0)
+    for ax, t, m in zip(axes[0], data.task_names, _metric_names(result)):
+        for i, (name, runs) in enumerate(result.curves.items()):
+            runs = runs if isinstance(runs, list) else [runs]
+            epochs, mean, std, _ = _curve_stats(runs, f"val_{t}_{m}")
+            if not len(epochs):
+                continue
+            color = f"C{i % 10}"
+            ax.plot(epochs, mean, marker=".", color=color, label=name)
+            if len(runs) > 1:
+                ax.fill_between(epochs, mean - std, mean + std, color=color, alpha=0.15, linewidth=0)
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_ylabel(f"validation {m.upper()}")
+        ax.grid(alpha=0.3)
+        ax.set_title(f"{t}: validation {m.upper()}, mean ± std over {seeds} seed(s)" if seeds > 1
+                     else f"{t}: validation {m.upper()} (one seed)", fontsize=10)
+        ax.legend(fontsize=8)
+    return fig
+
+
+def _plots(result: ComparisonResult, out_dir: str) -> list[str]:
+    from ..viz import _draw_gate_heatmap, _finish
+    paths = [os.path.join(out_dir, "metrics.png")]
+    _finish(plot_metrics(result), paths[-1])
     if result.curves:
-        fig, axes = plt.subplots(1, len(data.task_names), figsize=(5 * len(data.task_names), 3.8), squeeze=False)
-        for ax, t, m in zip(axes[0], data.task_names, metric):
-            for name, curve in result.curves.items():
-                key = f"val_{t}_{m}"
-                if key in curve:
-                    ax.plot(range(1, len(curve[key]) + 1), curve[key], label=name, marker=".")
-            ax.set_xlabel("epoch")
-            ax.set_title(f"validation {t} {m.upper()} (seed 0)")
-            ax.legend(fontsize=8)
-        fig.tight_layout()
         paths.append(os.path.join(out_dir, "validation_curves.png"))
-        fig.savefig(paths[-1], dpi=110)
-        plt.close(fig)
-    from ..viz import _draw_gate_heatmap
+        _finish(plot_validation_curves(result), paths[-1])
     for name, g in result.gates.items():
         paths.append(os.path.join(out_dir, f"gates_{name}.png"))
-        _draw_gate_heatmap(g, data.task_names, [f"e{i}" for i in range(g.shape[1])],
-                           f"{name}: mean gate weight per task and expert (test set)", paths[-1])
+        if isinstance(g, pd.DataFrame):
+            tasks, labels = list(g.index), list(g.columns)
+        else:   # a plain (tasks x experts) array
+            tasks, labels = list(result.data.task_names), [f"e{i}" for i in range(np.shape(g)[1])]
+        _draw_gate_heatmap(np.asarray(g, dtype=float), tasks, labels,
+                           f"{name}: mean gate weight per task and expert (test set, seed 0)", paths[-1])
     return paths
 
 

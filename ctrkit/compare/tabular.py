@@ -68,8 +68,8 @@ class PreparedData:
 class ComparisonResult:
     runs: pd.DataFrame            # one row per (model, seed)
     summary: pd.DataFrame         # one row per model: mean ± std
-    curves: dict                  # model -> list of per-seed validation histories
-    gates: dict                   # model -> (tasks x experts) mean gate weights (first seed)
+    curves: dict                  # model -> list of per-seed validation histories ({val_<task>_<metric>: [...]})
+    gates: dict                   # model -> tasks x experts DataFrame of mean gate weights (first seed; viz.gate_table)
     config: CompareConfig
     data: PreparedData
     wall_seconds: float = 0.0
@@ -272,7 +272,7 @@ def mmoe_variants(cfg: CompareConfig) -> dict[str, dict[str, Any]]:
 
 
 # ------------------------------------------------------------------------------------------ running
-def _train_one(model, task_subset, data: PreparedData, cfg: CompareConfig, seed: int):
+def _train_one(model, task_subset, data: PreparedData, cfg: CompareConfig, seed: int, callbacks=()):
     from ..callbacks import EarlyStopping
     from ..training import log_key
     types = dict(zip(data.task_names, data.task_types))
@@ -284,13 +284,13 @@ def _train_one(model, task_subset, data: PreparedData, cfg: CompareConfig, seed:
     model.compile("adam", lr=cfg.lr, metrics=metrics)
     (xtr, ytr), (xva, yva), (xte, yte) = data.train, data.val, data.test
     ytr, yva, yte = ytr[task_subset], yva[task_subset], yte[task_subset]
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     h = model.fit(xtr, ytr, batch_size=cfg.batch_size, epochs=cfg.max_epochs, verbose=0, validation_data=(xva, yva),
                   callbacks=[EarlyStopping(log_key(task_subset, monitor_task, metric, "val_"), patience=cfg.patience,
-                                           restore_best_weights=True)], seed=seed)
-    seconds = time.perf_counter() - t0
+                                           restore_best_weights=True), *callbacks], seed=seed)
+    seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - cpu0
     res = model.evaluate(xte, yte)
-    out = {"epochs": len(h.epoch), "seconds": seconds, "params": model.count_params()}
+    out = {"epochs": len(h.epoch), "seconds": seconds, "cpu_seconds": cpu_seconds, "params": model.count_params()}
     for t in task_subset:
         for m in ("auc", "logloss", "mse"):
             key = log_key(task_subset, t, m)
@@ -301,8 +301,9 @@ def _train_one(model, task_subset, data: PreparedData, cfg: CompareConfig, seed:
              for k, v in h.history.items() if k.startswith("val_")}
     gates = None
     if hasattr(model, "gate_weights"):
+        from ..viz import gate_table
         g = model.gate_weights(xte)
-        gates = np.stack([g[t].mean(axis=0) for t in task_subset])
+        gates = gate_table(model, {t: g[t] for t in task_subset})
     return out, curve, gates
 
 
@@ -322,33 +323,35 @@ def run_comparison(data_factory: Callable[[int], PreparedData] | PreparedData, c
     first = fixed or make(0)
     specs = _model_specs(first, cfg)
     runs: list[dict[str, Any]] = []
-    curves: dict[str, dict[str, Any]] = {}
+    curves: dict[str, list[dict[str, Any]]] = {}
     gates: dict[str, Any] = {}
-    from tqdm.auto import tqdm
-
     from .baselines import run_baselines
-    bar = tqdm(total=cfg.seeds * len(specs), desc="compare", unit="run", disable=not progress, dynamic_ncols=True)
+    from .progress import EpochProgress
+    networks = sum(len(first.task_names) if name == "Single-Task" else 1 for name in specs)  # a DNN per task
+    bar = EpochProgress(cfg.seeds * networks, cfg.max_epochs, disable=not progress)
     for seed in range(cfg.seeds):
         data = fixed or (first if seed == 0 else make(seed))
         if data is not first:
             specs = _model_specs(data, cfg)
         for name, build in specs.items():
             bar.set_postfix_str(f"{name} seed {seed}")
-            row: dict[str, Any] = {"model": name, "seed": seed, "epochs": 0, "seconds": 0.0, "params": 0}
+            row: dict[str, Any] = {"model": name, "seed": seed, "epochs": 0, "seconds": 0.0, "cpu_seconds": 0.0,
+                                   "params": 0}
+            seed_curve: dict[str, Any] = {}
             for model, subset in build(seed):
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    out, curve, g = _train_one(model, subset, data, cfg, seed)
+                    out, curve, g = _train_one(model, subset, data, cfg, seed, [bar.callback()])
+                bar.finished(out["epochs"])
                 row["epochs"] = max(row["epochs"], out.pop("epochs"))
-                row["seconds"] += out.pop("seconds")
-                row["params"] += out.pop("params")
+                for k in ("seconds", "cpu_seconds", "params"):
+                    row[k] += out.pop(k)
                 row.update(out)
-                if seed == 0:
-                    curves.setdefault(name, {}).update(curve)
+                seed_curve.update(curve)
                 if g is not None and seed == 0:
                     gates[name] = g
+            curves.setdefault(name, []).append(seed_curve)
             runs.append(row)
-            bar.update(1)
         if cfg.baselines and (seed == 0 or fixed is None):   # deterministic: once on a fixed split
             bar.set_postfix_str(f"baselines seed {seed}")
             runs += run_baselines(data, cfg.baselines, seed)
@@ -362,7 +365,9 @@ def summarise(runs: pd.DataFrame, tasks: Sequence[str]) -> pd.DataFrame:
     metric_cols = [c for c in runs.columns if any(c.startswith(t + "_") for t in tasks)]
     agg = runs.groupby("model", sort=False).agg(
         **{f"{c}_mean": (c, "mean") for c in metric_cols}, **{f"{c}_std": (c, "std") for c in metric_cols},
-        params=("params", "first"), seconds=("seconds", "mean"), epochs=("epochs", "mean"), seeds=("seed", "count"))
+        params=("params", "first"), seconds=("seconds", "mean"), seconds_std=("seconds", "std"),
+        **({"cpu_seconds": ("cpu_seconds", "mean")} if "cpu_seconds" in runs else {}),
+        epochs=("epochs", "mean"), seeds=("seed", "count"))
     return agg.reset_index()
 
 
