@@ -9,13 +9,13 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-if TYPE_CHECKING:
-    from .tabular import ComparisonResult, SweepResult
+# The results below are ctrkit.compare.tabular's ComparisonResult / SweepResult, typed Any: tabular imports this
+# module, so importing it back (even for type checking) would make an import cycle (tests/test_layering.py).
 
 __all__ = ["format_table", "write_report", "plot_metrics", "plot_validation_curves", "format_sweep",
            "write_sweep_report"]
@@ -51,7 +51,7 @@ def format_table(summary: pd.DataFrame, tasks: Sequence[str], types: Sequence[st
 
 
 # ------------------------------------------------------------------------------------------ report
-def write_report(result: ComparisonResult, out_dir: str, title: str = "ctrkit compare",
+def write_report(result: Any, out_dir: str, title: str = "ctrkit compare",
                  paper: dict | None = None) -> list[str]:
     """Write ``report.md``, ``results.csv``, ``summary.csv`` and PNG plots into ``out_dir``; return paths."""
     os.makedirs(out_dir, exist_ok=True)
@@ -97,11 +97,11 @@ def write_report(result: ComparisonResult, out_dir: str, title: str = "ctrkit co
     return [path] + written
 
 
-def _metric_names(result: ComparisonResult) -> list[str]:
+def _metric_names(result: Any) -> list[str]:
     return [("auc" if typ == "binary" else "mse") for typ in result.data.task_types]
 
 
-def plot_metrics(result: ComparisonResult):
+def plot_metrics(result: Any):
     """The test metric of every model, one panel per task: a point at the mean over seeds with a ± std error
     bar (no bars: the axis need not start at zero to stay honest), the baselines (LR, GBDT) as horizontal
     reference lines. Returns the matplotlib Figure."""
@@ -147,7 +147,7 @@ def _curve_stats(runs: list[dict], key: str) -> tuple[np.ndarray, np.ndarray, np
     return np.arange(1, n + 1), mean, std, count
 
 
-def plot_validation_curves(result: ComparisonResult):
+def plot_validation_curves(result: Any):
     """Validation metric per epoch of every model over all seeds: the mean over the seeds still training at
     that epoch (early stopping ends seeds at different epochs) and a ± std band; integer epochs. Returns the
     matplotlib Figure."""
@@ -177,7 +177,7 @@ def plot_validation_curves(result: ComparisonResult):
     return fig
 
 
-def _plots(result: ComparisonResult, out_dir: str) -> list[str]:
+def _plots(result: Any, out_dir: str) -> list[str]:
     from ..viz import _draw_gate_heatmap, _finish
     paths = [os.path.join(out_dir, "metrics.png")]
     _finish(plot_metrics(result), paths[-1])
@@ -195,7 +195,7 @@ def _plots(result: ComparisonResult, out_dir: str) -> list[str]:
     return paths
 
 
-def format_sweep(sweep: SweepResult) -> str:
+def format_sweep(sweep: Any) -> str:
     models = list(dict.fromkeys(sweep.table["model"]))
     lines = ["| p (weight cosine) | label Pearson | " + " | ".join(f"{m} MSE" for m in models)
              + " | MMoE − Shared-Bottom |", "|---|---|" + "---|" * (len(models) + 1)]
@@ -208,7 +208,7 @@ def format_sweep(sweep: SweepResult) -> str:
     return "\n".join(lines)
 
 
-def write_sweep_report(sweep: SweepResult, out_dir: str) -> list[str]:
+def write_sweep_report(sweep: Any, out_dir: str) -> list[str]:
     os.makedirs(out_dir, exist_ok=True)
     sweep.runs.to_csv(os.path.join(out_dir, "synthetic_runs.csv"), index=False)
     sweep.table.to_csv(os.path.join(out_dir, "synthetic_summary.csv"), index=False)
