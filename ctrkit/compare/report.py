@@ -141,7 +141,7 @@ def _curve_stats(runs: list[dict], key: str) -> tuple[np.ndarray, np.ndarray, np
     for i, q in enumerate(seqs):
         grid[i, :len(q)] = q
     count = np.isfinite(grid).sum(axis=0)
-    mean = np.nansum(grid, axis=0) / count
+    mean = np.divide(np.nansum(grid, axis=0), count, out=np.full(n, np.nan), where=count > 0)  # NaN: no value
     dev = np.nansum((grid - mean) ** 2, axis=0)
     std = np.sqrt(dev / np.maximum(count - 1, 1)) * (count > 1)   # sample std; 0 where one seed is left
     return np.arange(1, n + 1), mean, std, count
