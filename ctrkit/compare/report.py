@@ -73,6 +73,8 @@ def write_report(result: Any, out_dir: str, title: str = "ctrkit compare",
              f"task's validation metric (patience {cfg.patience}, best weights restored, at most {cfg.max_epochs} "
              f"epochs), {cfg.seeds} seed(s). Shared-Bottom's bottom width (and each single-task network's first "
              "layer) is sized to match MMoE's parameter count; Single-Task counts both networks."
+             + (f" Numeric columns also embedded as fields: {cfg.numeric_embedding!r}, {cfg.n_bins} bins."
+                if cfg.numeric_embedding else "")
              + (" Baseline rows (LR (one-hot), GBDT (trees): scikit-learn, per task, the same split and features; "
                 "deterministic, so run once; params: coefficients / tree leaves) come from "
                 "`ctrkit.compare.baselines`." if cfg.baselines else "")

@@ -47,6 +47,9 @@ class CompareConfig:
     models: tuple[str, ...] | None = None   # None: Single-Task + every registered multi-task model
     monitor_task: str | None = None         # early stopping on this task's validation metric (default: first)
     baselines: tuple[str, ...] = ("lr", "gbdt")   # one-hot LR and gradient-boosted trees rows (compare.baselines)
+    numeric_embedding: str | dict | None = None   # dense columns also as fields: "quantile" / "ple" / "periodic"
+                                                  # or FeatureEncoder's dict of options ({"kind": "ple", ...})
+    n_bins: int = 16                        # bins of the quantile / ple numeric embeddings
     verbose: bool = True
 
 
@@ -80,17 +83,18 @@ class ComparisonResult:
 
 # ------------------------------------------------------------------------------------------ data preparation
 def _split_encode(X: pd.DataFrame, Y: pd.DataFrame, sparse: list[str], dense: list[str], varlen: dict,
-                  embedding_dim: int, fractions=(0.8, 0.1, 0.1), seed: int = 2024):
+                  embedding_dim: int, fractions=(0.8, 0.1, 0.1), seed: int = 2024, **numeric: Any):
     from ..datasets import split_indices
     from ..preprocessing import FeatureEncoder
     tr, va, te = split_indices(len(X), fractions, seed=seed)
-    enc = FeatureEncoder(sparse=sparse, dense=dense, varlen=varlen or None, embedding_dim=embedding_dim)
+    enc = FeatureEncoder(sparse=sparse, dense=dense, varlen=varlen or None, embedding_dim=embedding_dim, **numeric)
     enc.fit(X.iloc[tr])
     parts = [(enc.transform(X.iloc[idx]), Y.iloc[idx].reset_index(drop=True)) for idx in (tr, va, te)]
     return enc, parts
 
 
-def prepare_census(group: int = 1, embedding_dim: int = 4) -> PreparedData:
+def prepare_census(group: int = 1, embedding_dim: int = 4, numeric_embedding: str | dict | None = None,
+                   n_bins: int = 16) -> PreparedData:
     """The bundled Census-Income data, task group 1 or 2, split 80/10/10 with seed 2024.
 
     The paper trains on the 199,523-row training file and splits its 99,762-row test file 1:1 into
@@ -99,7 +103,8 @@ def prepare_census(group: int = 1, embedding_dim: int = 4) -> PreparedData:
     from ..datasets import census_feature_types, load_census_income
     X, Y = load_census_income(group=group)
     sparse, dense = census_feature_types()
-    enc, (tr, va, te) = _split_encode(X, Y, sparse, dense, {}, embedding_dim)
+    enc, (tr, va, te) = _split_encode(X, Y, sparse, dense, {}, embedding_dim, numeric_embedding=numeric_embedding,
+                                      n_bins=n_bins)
     return PreparedData(enc.feature_columns, tr, va, te, list(Y.columns), ["binary"] * Y.shape[1],
                         f"Census-Income (KDD) test file, group {group}: {len(X):,} rows, 80/10/10 split (seed 2024)",
                         {"group": group})
