@@ -34,6 +34,7 @@ from ..data.arrays import ArraySource
 from ..data.source import epoch_steps, mix_seed
 from ..metrics import get_metric
 from .balancing import get_balancer
+from .evaluation import compute_metrics, log_key
 from .losses import TaskLoss, resolve_task_losses
 from .optim import build_optimizer
 from .resume import Distribution, checkpoint_state, restore_after_begin, resume_checkpoint
@@ -42,17 +43,6 @@ __all__ = ["Trainer", "check_batch_size", "check_finite_outputs", "inference_loc
            "predict_logits", "predict_small"]
 
 Source = Any  # ArraySource | DataSource
-
-
-def log_key(task_names: Sequence[str], task: str, name: str, prefix: str = "") -> str:
-    """The log key of metric ``name`` for ``task``: Keras' ``auc`` / ``val_auc`` for a single-task model,
-    ``ctr_auc`` / ``val_ctr_auc`` for a task of a multi-task one.
-
-    Example:
-        >>> log_key(["label"], "label", "auc", "val_"), log_key(["ctr", "cvr"], "cvr", "auc", "val_")
-        ('val_auc', 'val_cvr_auc')
-    """
-    return f"{prefix}{task}_{name}" if len(task_names) > 1 else f"{prefix}{name}"
 
 
 def check_batch_size(batch_size: Any, where: str) -> int:
@@ -318,32 +308,8 @@ class Trainer:
 
     def compute_metrics(self, logits: torch.Tensor, y: torch.Tensor, w: torch.Tensor | None,
                         prefix: str = "") -> dict[str, float]:
-        """Loss and compiled metrics per task over whole arrays (not batch averages).
-
-        The keys are Keras': ``loss`` and ``<metric>`` (``auc``) for a single-task model,
-        ``<task>_loss`` and ``<task>_<metric>`` (``ctr_auc``) for each task of a multi-task one; ``prefix``
-        (``"val_"``) goes in front. This is the one place log keys are made."""
-        model = self.model
-        logs: dict[str, float] = {}
-        with torch.no_grad():
-            total, per_task = model.compute_loss(model.split_outputs(logits), y, w, loss=self.loss)
-        logs[prefix + "loss"] = float(total)
-        probs = {t: p.numpy() for t, p in model.split_outputs(model.logits_to_predictions(logits)).items()}
-        ynp = y.numpy()
-        wnp = None if w is None else w.numpy()
-        for i, (t, typ) in enumerate(zip(model.task_names, model.task_types)):
-            if len(model.task_names) > 1:
-                logs[log_key(model.task_names, t, "loss", prefix)] = float(per_task[i])
-            mask = ~np.isnan(ynp[:, i])
-            for name in self.metrics:
-                spec = get_metric(name)
-                if typ not in spec.task_types:
-                    continue
-                fn = spec.multiclass if typ == "multiclass" else spec.fn
-                assert fn is not None  # a spec lists "multiclass" in task_types only with a multiclass fn
-                wt = None if wnp is None else wnp[mask]
-                logs[log_key(model.task_names, t, name, prefix)] = fn(ynp[mask, i], probs[t][mask], wt)
-        return logs
+        """Loss and compiled metrics per task over whole arrays (:func:`.evaluation.compute_metrics`)."""
+        return compute_metrics(self.model, self.loss, self.metrics, logits, y, w, prefix)
 
     def evaluate(self, source: Source, batch_size: int = 4096, prefix: str = "") -> dict[str, float]:
         batch_size = check_batch_size(batch_size, "evaluate")
