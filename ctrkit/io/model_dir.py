@@ -188,5 +188,6 @@ def load_model(path: str, device: str | None = None, compile: bool = True) -> An
         model.compile(spec["optimizer"], loss=spec.get("loss"), metrics=spec.get("metrics"),
                       loss_weights=spec.get("loss_weights"), lr=spec.get("lr"),
                       grad_clip_norm=spec.get("grad_clip_norm"), task_balancer=spec.get("task_balancer"),
-                      **({"init_output_bias": bool(spec["init_output_bias"])} if "init_output_bias" in spec else {}))
+                      **({"init_output_bias": bool(spec["init_output_bias"])} if "init_output_bias" in spec else {}),
+                      **({"group_by": spec["group_by"]} if spec.get("group_by") else {}))
     return model

@@ -22,7 +22,7 @@ from ..training.trainer import (
     predict_logits,
     predict_small,
 )
-from .inputs import check_trainable_rows, encode_records, store_source, to_data, to_source
+from .inputs import check_trainable_rows, encode_records, group_values, store_source, to_data, to_source
 
 if TYPE_CHECKING:
     from ..callbacks import History
@@ -89,7 +89,7 @@ class KerasFacade:
 
     def compile(self, optimizer: Any = "adam", loss: Any = None, metrics: Sequence[str] | None = None,
                 loss_weights: Any = None, lr: float | None = None, grad_clip_norm: float | None = None,
-                task_balancer: Any = None, init_output_bias: bool = True) -> None:
+                task_balancer: Any = None, init_output_bias: bool = True, group_by: str | None = None) -> None:
         """Make the model's :class:`~ctrkit.training.Trainer`: optimizer, per-task losses and weights, metrics.
 
         Args:
@@ -98,7 +98,8 @@ class KerasFacade:
                 task order, or ``{task: name}``. Names: ``binary_crossentropy``, ``mse``, ``mae``, ``huber``,
                 ``categorical_crossentropy`` (the multiclass default).
             metrics: names computed per task over whole epochs: ``auc``, ``logloss`` (or
-                ``binary_crossentropy``), ``accuracy`` for binary tasks; ``mse``, ``mae`` for regression;
+                ``binary_crossentropy``), ``accuracy``, ``gauc`` (AUC per group, needs ``group_by``), ``ne``
+                (normalized entropy), ``calibration_ratio``, ``ece`` for binary tasks; ``mse``, ``mae`` for regression;
                 ``accuracy``, ``logloss`` (multi-class cross-entropy) and ``auc`` (macro one-vs-rest) for
                 multiclass tasks.
             loss_weights: ``{task: weight}`` or a list in task order (default 1 each).
@@ -110,9 +111,12 @@ class KerasFacade:
                 ``loss_weight_<task>``; they exclude ``loss_weights``.
             init_output_bias: on the first ``fit`` of a new model (not one trained or loaded before), start each
                 task's output bias at its label prior (see :meth:`~ctrkit.models.BaseModel.init_output_bias`).
+            group_by: the column holding the group of each row (e.g. ``"user_id"``) for the grouped metrics
+                (``gauc``): ``evaluate`` and validation read it from ``x`` (a DataFrame column or dict key, a
+                feature or not; a sparse feature of a store). Training logs leave grouped metrics out.
         """
         self.trainer = Trainer(self, optimizer, loss, metrics, loss_weights, lr, grad_clip_norm, task_balancer,
-                               init_output_bias)
+                               init_output_bias, group_by)
 
     def fit(self, x: Any = None, y: Any = None, batch_size: int = 256, epochs: int = 1, verbose: int = 1,
             initial_epoch: int = 0, validation_split: float = 0.0, validation_data: Any = None,
@@ -145,13 +149,16 @@ class KerasFacade:
             raise ValueError(f"fit: validation_split must be a float in [0, 1), got {validation_split!r}.")
         source = to_source(self, x, y, sample_weight, "fit")
         validation = None
+        val_groups = None
         if isinstance(validation_data, DataSource):
             validation = store_source(self, validation_data, None, None, "fit(validation_data)")
+            val_groups = group_values(self, validation_data, trainer.group_by, "fit(validation_data)")
         elif validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
                 raise ValueError("fit: validation_data must be (x_val, y_val) or (x_val, y_val, sample_weight).")
             validation = to_source(self, validation_data[0], validation_data[1],
                                    validation_data[2] if len(validation_data) == 3 else None, "fit(validation_data)")
+            val_groups = group_values(self, validation_data[0], trainer.group_by, "fit(validation_data)")
         elif validation_split > 0:
             if not isinstance(source, ArraySource):
                 raise ValueError("fit: validation_split needs in-memory data; with a store pass "
@@ -162,17 +169,24 @@ class KerasFacade:
                 raise ValueError(f"fit: validation_split={validation_split} leaves {k} of {n} rows for training; "
                                  "use more data or another split.")
             source, validation = source.slice(0, k), source.slice(k, n)
+            groups = group_values(self, x, trainer.group_by, "fit(validation_split)")
+            val_groups = None if groups is None else groups[k:n]
         check_trainable_rows(self, len(source), "fit")
         return trainer.fit(source, batch_size=batch_size, epochs=epochs, verbose=verbose,
                            initial_epoch=initial_epoch, validation=validation, shuffle=shuffle, callbacks=callbacks,
-                           seed=self.seed if seed is None else seed, resume=resume_from)
+                           seed=self.seed if seed is None else seed, resume=resume_from, validation_groups=val_groups)
 
     def evaluate(self, x: Any = None, y: Any = None, batch_size: int = 4096, sample_weight: Any = None,
                  verbose: int = 0) -> dict[str, float]:
-        """Loss and compiled metrics per task on ``(x, y)``: ``{"loss", "ctr_loss", "ctr_auc", ...}``."""
+        """Loss and compiled metrics per task on ``(x, y)``: ``{"loss", "ctr_loss", "ctr_auc", ...}``.
+
+        The metrics are those of the probabilities :meth:`predict` returns (after a negative-sampling correction
+        and a calibration, if the model has them); ``loss`` is the training loss on the raw logits. Grouped
+        metrics (``gauc``) read the ``compile(group_by=...)`` column of ``x``."""
         trainer = self._require_trainer("evaluate")
         trainer.check_not_training_elsewhere("evaluate")
-        return trainer.evaluate(to_source(self, x, y, sample_weight, "evaluate"), batch_size)
+        source = to_source(self, x, y, sample_weight, "evaluate")
+        return trainer.evaluate(source, batch_size, groups=group_values(self, x, trainer.group_by, "evaluate"))
 
     def predict(self, x: Any = None, batch_size: int = 4096) -> np.ndarray:
         """Predictions ``(n, T)`` in task order: probabilities for binary tasks, values for regression.
