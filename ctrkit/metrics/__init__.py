@@ -13,8 +13,8 @@ Ad-ranking metrics: :func:`gauc` (AUC per group, e.g. per user, weighted by the 
 ``compile(group_by=...)``), :func:`normalized_entropy` (``"ne"``), :func:`calibration_ratio` and
 :func:`expected_calibration_error` (``"ece"``).
 
-Modules: ``classification``, ``calibration``, ``grouped``, ``regression``, ``ranking`` and ``specs`` (the registry behind
-:func:`get_metric`).
+Modules: ``classification``, ``calibration``, ``grouped``, ``regression``, ``ranking`` and ``specs`` (the
+registry behind :func:`get_metric`).
 """
 from __future__ import annotations
 
