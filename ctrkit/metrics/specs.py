@@ -4,6 +4,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
 from ..exceptions import suggest
 from .calibration import calibration_ratio, expected_calibration_error, normalized_entropy
@@ -38,7 +39,7 @@ for _names, _fn, _dir, _types, _mc, _grouped in [
     (("ece", "expected_calibration_error"), expected_calibration_error, "min", ("binary",), None, False),
 ]:
     for _n in _names:
-        METRICS[_n] = MetricSpec(_n, _fn, _dir, _types, _mc, _grouped)
+        METRICS[_n] = MetricSpec(_n, cast(Callable[..., float], _fn), _dir, _types, _mc, _grouped)
 
 
 def get_metric(name: str) -> MetricSpec:

@@ -77,7 +77,8 @@ def group_values(model: Any, x: Any, group_by: str | None, where: str) -> np.nda
                 f"the store has no sparse feature {group_by!r} (its sparse features: {sparse[:10]}). Write the "
                 "column into the store as a sparse feature, or evaluate on a DataFrame that holds it.")
         j = sparse.index(group_by)
-        parts = [xb.sparse[:, j].numpy() for xb, _, _ in x.iter_range(0, len(x), 65536)]
+        parts = [xb.sparse[:, j].numpy() for xb, _, _ in x.iter_range(0, len(x), 65536)
+                 if xb.sparse is not None]
         return np.concatenate(parts) if parts else np.zeros(0, np.int64)
     if isinstance(x, (pd.DataFrame, Mapping)) and group_by in x:
         g = np.asarray(x[group_by]).reshape(-1)
