@@ -16,6 +16,7 @@ from ..data.arrays import ArraySource
 from ..data.source import DataSource
 from ..training.trainer import (
     Trainer,
+    check_batch_size,
     check_finite_outputs,
     inference_lock,
     nonfinite_parameters,
@@ -47,6 +48,10 @@ class KerasFacade:
         def eval(self: _M) -> _M: ...
 
         def logits_to_predictions(self, logits: torch.Tensor) -> torch.Tensor: ...
+
+        task_names: list[str]
+        task_types: list[str]
+        output_transform: Any
 
     # Keras names that callbacks and users read on the model; they are the trainer's state
     @property
@@ -229,6 +234,68 @@ class KerasFacade:
         pred = predict_small(self, to_data(self, x, "predict_records"))
         check_finite_outputs(self, torch.from_numpy(pred), "predict_records")
         return pred
+
+    def set_negative_sampling(self: _M, rates: Mapping[str, float] | None) -> _M:
+        """Record that the negatives of some binary tasks were downsampled in training, so that predictions are
+        corrected back to the full log: ``p = q / (q + (1 - q) / w)`` for a task whose negatives were kept at
+        rate ``w`` (exactly: ``log(w)`` added to the logit).
+
+        The correction applies to :meth:`predict`, :meth:`predict_records`, the metrics of :meth:`evaluate` and
+        validation, and the exported ONNX / ``torch.export`` graphs; it is saved with the model. Training and the
+        loss are unaffected (they use the raw logits). See :func:`ctrkit.preprocessing.downsample_negatives`.
+
+        Args:
+            rates: ``{task: w}`` with ``0 < w <= 1``, e.g. ``{"ctr": 0.1}``; None or ``{}`` removes the correction.
+
+        Returns:
+            the model.
+        """
+        from .calibration import set_negative_sampling
+        return set_negative_sampling(self, rates)
+
+    def calibrate(self: _M, x: Any = None, y: Any = None, method: str | None = "isotonic",
+                  tasks: Sequence[str] | str | None = None, sample_weight: Any = None, batch_size: int = 4096) -> _M:
+        """Fit a post-hoc calibrator per binary task on validation data, applied after the negative-sampling
+        correction: raw logit -> correction -> calibration -> probability.
+
+        Args:
+            x, y, sample_weight: the validation data, as for :meth:`evaluate` (a store: ``y=None``). Use rows
+                the model was not trained on, with negatives *not* downsampled.
+            method: ``"isotonic"`` (scikit-learn's ``IsotonicRegression`` of the corrected probability,
+                interpolated linearly), ``"platt"`` (``sigmoid(a * z + b)`` of the corrected logit ``z``),
+                ``"temperature"`` (``sigmoid(z / T)``), or None to remove the calibration of ``tasks``.
+            tasks: the tasks to calibrate (default: every binary task).
+
+        The calibration is used by :meth:`predict`, :meth:`predict_records`, :meth:`evaluate`'s metrics and the
+        exported graphs, and saved with the model. Fitting again replaces it (it is fitted on the corrected, not
+        the previously calibrated, output).
+
+        Returns:
+            the model.
+        """
+        from .calibration import calibrate
+        trainer = getattr(self, "trainer", None)
+        if trainer is not None:
+            trainer.check_not_training_elsewhere("calibrate")
+        if method is None:
+            return calibrate(self, torch.zeros(0, 0), torch.zeros(0, 0), None, None, tasks)
+        source = to_source(self, x, y, sample_weight, "calibrate")
+        logits, labels, weights = predict_logits(self, source, check_batch_size(batch_size, "calibrate"),
+                                                 with_labels=True)
+        check_finite_outputs(self, logits, "calibrate")
+        return calibrate(self, logits, labels, weights, method, tasks)
+
+    def output_config(self) -> dict[str, Any] | None:
+        """The negative-sampling rates and calibrators as JSON-ready data (None without any): what ``save``
+        writes under ``"outputs"`` in ``config.json``."""
+        t = getattr(self, "output_transform", None)
+        return t.to_dict() if t else None
+
+    def load_output_config(self, config: Mapping[str, Any] | None) -> None:
+        """Restore what :meth:`output_config` returned (``load_model`` calls it); a ValueError if it is invalid."""
+        from .calibration import OutputTransform
+        self.output_transform = None if not config else OutputTransform.from_dict(
+            config, self.task_names, self.task_types)
 
     @torch.inference_mode()
     def _map_batches(self, x: Any, fn: Any, where: str, batch_size: int = 4096) -> torch.Tensor:
