@@ -92,22 +92,26 @@ class OutputTransform:
         return self._cache[key]
 
     def task_probability(self, task: str, z: torch.Tensor) -> torch.Tensor:
-        """Raw logits ``(N,)`` of a binary task -> corrected, calibrated probabilities ``(N,)``."""
+        """Raw logits ``(N,)`` of a binary task -> corrected, calibrated probabilities ``(N,)`` (computed in
+        float64, as the calibrator was fitted: a near-vertical isotonic segment would turn float32 rounding of the
+        input into visible errors; the result has ``z``'s dtype)."""
+        dtype = z.dtype
+        z = z.to(torch.float64)
         w = self.rates.get(task, 1.0)
         if w != 1.0:
             z = z + math.log(w)
         c = self.calibrators.get(task)
         if c is None:
-            return torch.sigmoid(z)
-        method = c["method"]
-        if method == "platt":
-            return torch.sigmoid(z * float(c["a"]) + float(c["b"]))
-        if method == "temperature":
-            return torch.sigmoid(z / float(c["t"]))
-        x0, dx, slope, y0 = self._params(task, z.dtype, z.device)
-        q = torch.sigmoid(z).unsqueeze(1)
-        seg = torch.minimum(torch.relu(q - x0), dx)        # how far q runs into each segment, (N, K-1)
-        return y0 + (seg * slope).sum(dim=1)
+            p = torch.sigmoid(z)
+        elif c["method"] == "platt":
+            p = torch.sigmoid(z * float(c["a"]) + float(c["b"]))
+        elif c["method"] == "temperature":
+            p = torch.sigmoid(z / float(c["t"]))
+        else:
+            x0, dx, slope, y0 = self._params(task, torch.float64, z.device)
+            seg = torch.minimum(torch.relu(torch.sigmoid(z).unsqueeze(1) - x0), dx)   # run into each segment
+            p = y0 + (seg * slope).sum(dim=1)
+        return p.to(dtype)
 
 
 def check_task(task: str, task_names: Sequence[str], task_types: Sequence[str], where: str) -> None:
