@@ -48,6 +48,8 @@ class CompareConfig:
     models: tuple[str, ...] | None = None   # None: Single-Task + every registered multi-task model
     monitor_task: str | None = None         # early stopping on this task's validation metric (default: first)
     baselines: tuple[str, ...] = ("lr", "gbdt")   # one-hot LR and gradient-boosted trees rows (compare.baselines)
+    extra_metrics: tuple[str, ...] = ()     # e.g. ("gauc", "ne"): also reported (binary tasks), in results.csv
+    group_by: str | None = None             # gauc's group column: a sparse feature of the data (its encoded ids)
     verbose: bool = True
 
 
@@ -76,7 +78,7 @@ class ComparisonResult:
     wall_seconds: float = 0.0
 
     def table(self) -> str:
-        return format_table(self.summary, self.data.task_names, self.data.task_types)
+        return format_table(self.summary, self.data.task_names, self.data.task_types, self.config.extra_metrics)
 
 
 # ------------------------------------------------------------------------------------------ data preparation
@@ -282,7 +284,8 @@ def _train_one(model, task_subset, data: PreparedData, cfg: CompareConfig, seed:
     metric = "auc" if types[monitor_task] == "binary" else "mse"
     metrics = sorted({"auc", "logloss"} if "binary" in [types[t] for t in task_subset] else set()) + (
         ["mse"] if "regression" in [types[t] for t in task_subset] else [])
-    model.compile("adam", lr=cfg.lr, metrics=metrics)
+    model.compile("adam", lr=cfg.lr, metrics=metrics + [m for m in cfg.extra_metrics if m not in metrics],
+                  group_by=cfg.group_by)
     (xtr, ytr), (xva, yva), (xte, yte) = data.train, data.val, data.test
     ytr, yva, yte = ytr[task_subset], yva[task_subset], yte[task_subset]
     t0 = time.perf_counter()
@@ -293,7 +296,7 @@ def _train_one(model, task_subset, data: PreparedData, cfg: CompareConfig, seed:
     res = model.evaluate(xte, yte)
     out = {"epochs": len(h.epoch), "seconds": seconds, "params": model.count_params()}
     for t in task_subset:
-        for m in ("auc", "logloss", "mse"):
+        for m in ("auc", "logloss", "mse", *cfg.extra_metrics):
             key = log_key(task_subset, t, m)
             if key in res:
                 out[f"{t}_{m}"] = res[key]
@@ -375,11 +378,12 @@ def _pm(mean: float, std: float, digits: int = 4) -> str:
     return f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
-def format_table(summary: pd.DataFrame, tasks: Sequence[str], types: Sequence[str]) -> str:
-    """A markdown table: one row per model, mean ± std per task metric, parameters, seconds, epochs."""
+def format_table(summary: pd.DataFrame, tasks: Sequence[str], types: Sequence[str], extra: Sequence[str] = ()) -> str:
+    """A markdown table: one row per model, mean ± std per task metric (and ``extra`` ones of binary tasks),
+    parameters, seconds, epochs."""
     metrics = []
     for t, typ in zip(tasks, types):
-        metrics += [(t, "auc"), (t, "logloss")] if typ == "binary" else [(t, "mse")]
+        metrics += [(t, m) for m in ("auc", "logloss", *extra)] if typ == "binary" else [(t, "mse")]
     head = ["model"] + [f"{t} {m.upper() if m == 'auc' else m}" for t, m in metrics] + ["params", "train s",
                                                                                           "epochs"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]

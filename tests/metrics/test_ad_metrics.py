@@ -154,3 +154,18 @@ def test_gauc_from_a_store_sparse_feature(census, tmp_path):
     m.compile("adam", metrics=["gauc"], group_by="not_there")
     with pytest.raises(Exception, match="no sparse feature 'not_there'"):
         m.evaluate(open_store(path))
+
+
+def test_compare_reports_extra_metrics(census):
+    from ctrkit.compare.tabular import CompareConfig, PreparedData, _split_encode, run_comparison
+    from ctrkit.datasets import census_feature_types
+    _, X, y = census
+    sparse, dense = census_feature_types()
+    enc, (tr, va, te) = _split_encode(X.iloc[:3000], y.iloc[:3000], sparse, dense, {}, 4)
+    data = PreparedData(enc.feature_columns, tr, va, te, ["income", "marital"], ["binary", "binary"], "census 3k")
+    cfg = CompareConfig(seeds=1, max_epochs=1, models=("MMoE",), baselines=(), verbose=False,
+                        extra_metrics=("gauc", "ne"), group_by="country_of_birth_self")
+    res = run_comparison(data, cfg, progress=False)
+    row = res.runs.iloc[0]
+    assert 0.5 < row["marital_gauc"] <= 1 and 0 < row["income_ne"] < 1.5
+    assert "marital gauc" in res.table() and "income ne" in res.table()
