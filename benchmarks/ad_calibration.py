@@ -166,8 +166,9 @@ def main(argv=None) -> int:
         Path(a.json).write_text(json.dumps(runs, indent=1))
     if a.write:
         from speed import write_section
-        write_section(text, BEGIN, END, "## Negative downsampling with correction, and post-hoc calibration "
-                      "(issue #19)")
+        write_section(text, BEGIN.replace("adcal", f"adcal-{a.model}"), END.replace("adcal", f"adcal-{a.model}"),
+                      f"## Negative downsampling with correction, and post-hoc calibration ({a.model.upper()}, "
+                      "issue #19)")
     return 0
 
 
