@@ -262,7 +262,7 @@ def test_train_with_varlen_json_config_and_explicit_files(tmp_path, capsys):
     assert not list((tmp_path / "run").glob("*.png"))                      # plots = false
 
 
-def test_train_reports_grouped_and_calibration_metrics(tmp_path):
+def test_train_reports_grouped_and_calibration_metrics(tmp_path, capsys):
     """`group_by` in [training]: gAUC per group in the validation history and the test report; the group column
     reaches evaluate although the config's features are those the example infers."""
     cfg = write(tmp_path / "g.toml", f"""
@@ -286,6 +286,13 @@ plots = false
     test = metrics["test"]
     assert 0.5 < test["marital_gauc"] <= 1 and 0 <= test["marital_gauc_skipped"] < 1
     assert 0 < test["income_ne"] < 1.2 and 0.5 < test["income_calibration_ratio"] < 2 and test["income_ece"] < 0.2
+    # `ctrkit evaluate` of the saved run reads the group column of the file too
+    from ctrkit.datasets import load_census_income
+    X, y = load_census_income(group=1)
+    pd.concat([X, y], axis=1).iloc[3000:3600].to_csv(tmp_path / "score.csv", index=False)
+    assert main(["evaluate", str(tmp_path / "run"), str(tmp_path / "score.csv"), "--json"]) == 0
+    ev = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert 0.5 < ev["marital_gauc"] <= 1 and "income_ne" in ev
     bad = write(tmp_path / "b.toml", f"""
 extends = {json.dumps(str(EXAMPLE))}
 [data]
