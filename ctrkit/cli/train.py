@@ -12,7 +12,7 @@ import os
 import time
 from typing import Any
 
-from .data import UsageError, check_file, check_numeric_labels, check_out_dir, read_frame
+from .data import UsageError, bundled_frame, check_file, check_numeric_labels, check_out_dir, is_bundled, read_frame
 
 __all__ = ["add_train_parser", "run_train", "DEFAULT_METRICS"]
 
@@ -37,16 +37,8 @@ def add_train_parser(sub: Any) -> None:
 
 def _load_table(spec: str, base_dir: str, sep: str | None, max_rows: int | None, what: str):
     """A data spec of the config: ``census:1`` / ``census:2`` or a file path (relative to the config)."""
-    import pandas as pd
-    if spec.startswith("census:"):
-        group = spec.split(":", 1)[1]
-        if group not in ("1", "2"):
-            raise UsageError(f"[data].{what} = {spec!r}: the bundled census data is 'census:1' (income, marital) "
-                             "or 'census:2' (education, marital).")
-        from ..datasets import load_census_income
-        X, y = load_census_income(group=int(group))
-        df = pd.concat([X, y], axis=1)
-        return df.iloc[:max_rows].reset_index(drop=True) if max_rows else df
+    if is_bundled(spec):
+        return bundled_frame(spec, f"[data].{what}", max_rows)
     path = spec if os.path.isabs(spec) else os.path.join(base_dir, spec)
     return read_frame(path, sep, max_rows, what=f"[data].{what}")
 
