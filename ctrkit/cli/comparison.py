@@ -65,6 +65,8 @@ def add_compare_parser(sub: Any) -> None:
     c.add_argument("--baselines", default="lr,gbdt",
                    help="reference rows trained on the same split and features: lr (one-hot logistic regression), "
                         "gbdt (gradient-boosted trees), comma-separated, or none (default lr,gbdt)")
+    c.add_argument("--metrics", help="extra metrics per binary task in results.csv, e.g. gauc,ne,calibration_ratio,ece")
+    c.add_argument("--group-by", help="gauc's group column (a sparse feature of --data), e.g. user_id")
     c.add_argument("--out", default="ctrkit-report", help="report folder (default ./ctrkit-report)")
     c.add_argument("--device", default="cpu", help="movielens-seq: where to train (cpu, cuda, auto; default cpu)")
     c.add_argument("--quick", action="store_true", help="one seed, few epochs: a smoke test")
@@ -110,6 +112,10 @@ def run_compare(args: argparse.Namespace) -> int:
     cfg.numeric_embedding = args.numeric_embedding
     if args.models:
         cfg.models = tuple(_csv_list(args.models))
+    if args.metrics:
+        cfg.extra_metrics, cfg.group_by = tuple(m.lower() for m in _csv_list(args.metrics)), args.group_by
+        if "gauc" in cfg.extra_metrics and not args.group_by:
+            return _fail("--metrics gauc needs --group-by COLUMN (the group of each row, e.g. user_id).")
     from ..compare.baselines import parse_baselines
     try:
         cfg.baselines = parse_baselines(args.baselines)

@@ -29,12 +29,13 @@ def _pm(mean: float | None, std: float | None, digits: int = 4) -> str:
     return f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
-def format_table(summary: pd.DataFrame, tasks: Sequence[str], types: Sequence[str]) -> str:
-    """A markdown table: one row per model, mean ± std per task metric, parameters, training seconds (wall:
-    mean ± std over seeds; CPU: mean CPU seconds of the process, all its threads), epochs."""
+def format_table(summary: pd.DataFrame, tasks: Sequence[str], types: Sequence[str], extra: Sequence[str] = ()) -> str:
+    """A markdown table: one row per model, mean ± std per task metric (and the ``extra`` metrics of binary tasks,
+    ``compare --metrics``), parameters, training seconds (wall: mean ± std over seeds; CPU: mean CPU seconds of
+    the process, all its threads), epochs."""
     metrics = []
     for t, typ in zip(tasks, types):
-        metrics += [(t, "auc"), (t, "logloss")] if typ == "binary" else [(t, "mse")]
+        metrics += [(t, m) for m in ("auc", "logloss", *extra)] if typ == "binary" else [(t, "mse")]
     cpu = "cpu_seconds" in summary
     head = (["model"] + [f"{t} {m.upper() if m == 'auc' else m}" for t, m in metrics] + ["params", "train s"]
             + (["CPU s"] if cpu else []) + ["epochs"])

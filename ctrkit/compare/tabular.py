@@ -50,6 +50,8 @@ class CompareConfig:
     numeric_embedding: str | dict | None = None   # dense columns also as fields: "quantile" / "ple" / "periodic"
                                                   # or FeatureEncoder's dict of options ({"kind": "ple", ...})
     n_bins: int = 16                        # bins of the quantile / ple numeric embeddings
+    extra_metrics: tuple[str, ...] = ()     # e.g. ("gauc", "ne"): also reported (binary tasks), in results.csv
+    group_by: str | None = None             # gauc's group column: a sparse feature of the data (its encoded ids)
     verbose: bool = True
 
 
@@ -78,7 +80,7 @@ class ComparisonResult:
     wall_seconds: float = 0.0
 
     def table(self) -> str:
-        return format_table(self.summary, self.data.task_names, self.data.task_types)
+        return format_table(self.summary, self.data.task_names, self.data.task_types, self.config.extra_metrics)
 
 
 # ------------------------------------------------------------------------------------------ data preparation
@@ -286,7 +288,8 @@ def _train_one(model, task_subset, data: PreparedData, cfg: CompareConfig, seed:
     metric = "auc" if types[monitor_task] == "binary" else "mse"
     metrics = sorted({"auc", "logloss"} if "binary" in [types[t] for t in task_subset] else set()) + (
         ["mse"] if "regression" in [types[t] for t in task_subset] else [])
-    model.compile("adam", lr=cfg.lr, metrics=metrics)
+    model.compile("adam", lr=cfg.lr, metrics=metrics + [m for m in cfg.extra_metrics if m not in metrics],
+                  group_by=cfg.group_by)
     (xtr, ytr), (xva, yva), (xte, yte) = data.train, data.val, data.test
     ytr, yva, yte = ytr[task_subset], yva[task_subset], yte[task_subset]
     t0, cpu0 = time.perf_counter(), time.process_time()
@@ -297,7 +300,7 @@ def _train_one(model, task_subset, data: PreparedData, cfg: CompareConfig, seed:
     res = model.evaluate(xte, yte)
     out = {"epochs": len(h.epoch), "seconds": seconds, "cpu_seconds": cpu_seconds, "params": model.count_params()}
     for t in task_subset:
-        for m in ("auc", "logloss", "mse"):
+        for m in ("auc", "logloss", "mse", *cfg.extra_metrics):
             key = log_key(task_subset, t, m)
             if key in res:
                 out[f"{t}_{m}"] = res[key]
