@@ -39,6 +39,13 @@ MODELS = {
     "IFM": ("IFM", dict(dnn_hidden_units=(64, 32))),
     "ONN": ("ONN", dict(dnn_hidden_units=(64, 32))),
     "MLR": ("MLR", dict(region_num=4)),
+    "FinalMLP": ("FinalMLP", dict(mlp1_hidden_units=(64, 32), mlp2_hidden_units=(64, 32), fs_hidden_units=(64,),
+                                  num_heads=2)),
+    "GDCN": ("GDCN", dict(cross_num=3, structure="stacked", dnn_hidden_units=(64, 32))),
+    "GDCN-P": ("GDCN", dict(cross_num=3, structure="parallel", dnn_hidden_units=(64, 32))),
+    "MaskNet": ("MaskNet", dict(model_type="serial", dnn_hidden_units=(64, 32))),
+    "MaskNet-P": ("MaskNet", dict(model_type="parallel", parallel_num_blocks=4, parallel_block_dim=16,
+                                  dnn_hidden_units=(64, 32))),
     "FM": ("FM", {}),
     "LR": ("LR", {}),
 }
