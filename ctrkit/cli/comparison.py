@@ -62,6 +62,9 @@ def add_compare_parser(sub: Any) -> None:
     c.add_argument("--baselines", default="lr,gbdt",
                    help="reference rows trained on the same split and features: lr (one-hot logistic regression), "
                         "gbdt (gradient-boosted trees), comma-separated, or none (default lr,gbdt)")
+    c.add_argument("--ctr-models", default=None,
+                   help="also train single-task CTR models, one per task, with the same budget, as a second table: "
+                        "comma-separated (e.g. deepfm,dcn,finalmlp,gdcn,masknet) or all (default: none)")
     c.add_argument("--out", default="ctrkit-report", help="report folder (default ./ctrkit-report)")
     c.add_argument("--device", default="cpu", help="movielens-seq: where to train (cpu, cuda, auto; default cpu)")
     c.add_argument("--quick", action="store_true", help="one seed, few epochs: a smoke test")
@@ -109,6 +112,10 @@ def run_compare(args: argparse.Namespace) -> int:
     from ..compare.baselines import parse_baselines
     try:
         cfg.baselines = parse_baselines(args.baselines)
+        from ..compare.ctr_table import ctr_report_lines, parse_ctr_models
+        cfg.ctr_models = parse_ctr_models(args.ctr_models)
+        if cfg.ctr_models and args.data == "synthetic":
+            return _fail("--ctr-models: the synthetic sweep has regression tasks only; use census or a file.")
     except ValueError as e:
         return _fail(str(e))
     progress = not args.no_progress
@@ -141,6 +148,7 @@ def run_compare(args: argparse.Namespace) -> int:
     print()
     print(data.description)
     print(result.table())
+    print("\n".join(["", *ctr_report_lines(result)]).rstrip())
     paths = write_report(result, args.out, title=title, paper=paper)
     print(f"\nWall time {result.wall_seconds:.0f} s. Report: {paths[0]} (plots and results.csv beside it)")
     return 0

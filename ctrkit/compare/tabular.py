@@ -48,6 +48,7 @@ class CompareConfig:
     models: tuple[str, ...] | None = None   # None: Single-Task + every registered multi-task model
     monitor_task: str | None = None         # early stopping on this task's validation metric (default: first)
     baselines: tuple[str, ...] = ("lr", "gbdt")   # one-hot LR and gradient-boosted trees rows (compare.baselines)
+    ctr_models: tuple[str, ...] = ()        # single-task CTR models per task: a second table (compare.ctr_table)
     verbose: bool = True
 
 
@@ -328,6 +329,8 @@ def run_comparison(data_factory: Callable[[int], PreparedData] | PreparedData, c
     from tqdm.auto import tqdm
 
     from .baselines import run_baselines
+    from .ctr_table import ctr_model_specs, is_ctr_row, run_ctr_models
+    ctr_specs = ctr_model_specs(first, cfg.ctr_models)   # built once here: a model the data does not suit fails now
     bar = tqdm(total=cfg.seeds * len(specs), desc="compare", unit="run", disable=not progress, dynamic_ncols=True)
     for seed in range(cfg.seeds):
         data = fixed or (first if seed == 0 else make(seed))
@@ -353,9 +356,10 @@ def run_comparison(data_factory: Callable[[int], PreparedData] | PreparedData, c
         if cfg.baselines and (seed == 0 or fixed is None):   # deterministic: once on a fixed split
             bar.set_postfix_str(f"baselines seed {seed}")
             runs += run_baselines(data, cfg.baselines, seed)
+        runs += run_ctr_models(data, ctr_specs, cfg, seed)
     bar.close()
     runs_df = pd.DataFrame(runs)
-    summary = summarise(runs_df, first.task_names)
+    summary = summarise(runs_df[~is_ctr_row(runs_df)], first.task_names)
     return ComparisonResult(runs_df, summary, curves, gates, cfg, first, time.perf_counter() - t_start)
 
 
@@ -418,6 +422,8 @@ def write_report(result: ComparisonResult, out_dir: str, title: str = "ctrkit co
                 "deterministic, so run once; params: coefficients / tree leaves) come from "
                 "`ctrkit.compare.baselines`." if cfg.baselines else ""), "",
              result.table(), "", f"Wall time: {result.wall_seconds:.0f} s.", ""]
+    from .ctr_table import ctr_report_lines
+    lines += ctr_report_lines(result)
     if paper:
         lines += ["Published (MMoE paper, mean of 400 runs on the original 199,523/99,762 split):", "",
                   "| model | " + " | ".join(f"{t} AUC" for t in result.data.task_names) + " |",
