@@ -132,7 +132,7 @@ class FinalMLP(LinearDeepModel):
     def _stream_inputs(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if not self.use_fs:
             return x, x
-        out = []
+        out: list[torch.Tensor] = []
         for gate, index in ((self.gate1, self.fs1_index), (self.gate2, self.fs2_index)):
             assert isinstance(gate, nn.Module)
             out.append(gate(x, x.index_select(1, index) if index.numel() else None))

@@ -7,6 +7,7 @@ Mask", DLP-KDD 2021. https://arxiv.org/abs/2102.07619
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -66,6 +67,8 @@ class MaskNet(LinearDeepModel):
         12
     """
 
+    dnn_linear: nn.Linear   # always built here (the base class's optional deep part is not used)
+
     def __init__(self, linear_feature_columns, dnn_feature_columns, model_type: str = "serial",
                  dnn_hidden_units: Sequence[int] = (400, 400, 400), parallel_num_blocks: int = 1,
                  parallel_block_dim: int = 64, reduction_ratio: float = 1.0, emb_layernorm: bool = True,
@@ -92,10 +95,10 @@ class MaskNet(LinearDeepModel):
         self.emb_norms = nn.ModuleList([FieldLayerNorm(n, g) for n, g in zip(self.embedding.num_fields_per_group,
                                                                                 self.embedding.group_dims)]) \
             if emb_layernorm else None
-        block = dict(reduction_ratio=reduction_ratio, activation=dnn_activation, dropout=dnn_dropout,
+        block: dict[str, Any] = dict(reduction_ratio=reduction_ratio, activation=dnn_activation, dropout=dnn_dropout,
                      layer_norm=net_layernorm)
         self.blocks: nn.Module
-        self.dnn = None
+        self.dnn: MLP | None = None
         if model_type == "serial":
             widths = [d, *dnn_hidden_units]
             self.blocks = nn.ModuleList([MaskBlock(d, a, b, **block) for a, b in zip(widths, widths[1:])])
