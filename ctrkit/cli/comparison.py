@@ -77,10 +77,12 @@ def run_compare(args: argparse.Namespace) -> int:
         PAPER_CENSUS,
         CompareConfig,
         format_sweep,
+        format_table,
         prepare_census,
         prepare_frame_data,
         run_comparison,
         run_synthetic_sweep,
+        summarise,
         write_report,
         write_sweep_report,
     )
@@ -148,7 +150,7 @@ def run_compare(args: argparse.Namespace) -> int:
     print()
     print(data.description)
     print(result.table())
-    print("\n".join(["", *ctr_report_lines(result)]).rstrip())
+    print("\n".join(["", *ctr_report_lines(result, summarise, format_table)]).rstrip())
     paths = write_report(result, args.out, title=title, paper=paper)
     print(f"\nWall time {result.wall_seconds:.0f} s. Report: {paths[0]} (plots and results.csv beside it)")
     return 0

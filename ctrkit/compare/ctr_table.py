@@ -21,7 +21,7 @@ import pandas as pd
 
 from ..exceptions import DataValidationError, suggest
 
-__all__ = ["CTR_MODELS", "CTR_TABLE", "parse_ctr_models", "ctr_model_specs", "run_ctr_models", "ctr_summary",
+__all__ = ["CTR_MODELS", "CTR_TABLE", "parse_ctr_models", "ctr_model_specs", "run_ctr_models", "is_ctr_row",
            "ctr_report_lines"]
 
 #: the value of the ``table`` column that marks the single-task CTR rows of ``results.csv``
@@ -116,14 +116,20 @@ def ctr_model_specs(data: Any, names: Sequence[str]) -> dict[str, Callable[[str,
     return specs
 
 
-def run_ctr_models(data: Any, specs: dict[str, Callable[[str, str, int], Any]], cfg: Any,
-                   seed: int) -> list[dict[str, Any]]:
+def run_ctr_models(data: Any, specs: dict[str, Callable[[str, str, int], Any]], cfg: Any, seed: int,
+                   train_one: Callable[..., Any]) -> list[dict[str, Any]]:
     """Train every model of ``specs`` on each task of ``data`` for one seed, under the comparison's budget.
+
+    Args:
+        data, cfg: the comparison's prepared data and settings.
+        specs: from :func:`ctr_model_specs`.
+        seed: the seed of the models and of ``fit``.
+        train_one: the comparison's ``train_one(model, tasks, data, cfg, seed)`` (passed in: this module does
+            not import :mod:`ctrkit.compare.tabular`, which imports it).
 
     Returns:
         one row per model, like the multi-task rows of ``results.csv`` plus ``table = "single-task CTR"``.
     """
-    from .tabular import _train_one
     rows = []
     for name, build in specs.items():
         row: dict[str, Any] = {"model": name, "seed": seed, "epochs": 0, "seconds": 0.0, "params": 0,
@@ -131,7 +137,7 @@ def run_ctr_models(data: Any, specs: dict[str, Callable[[str, str, int], Any]], 
         for task, typ in zip(data.task_names, data.task_types):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                out, _, _ = _train_one(build(task, typ, seed), [task], data, cfg, seed)
+                out, _, _ = train_one(build(task, typ, seed), [task], data, cfg, seed)
             row["epochs"] = max(row["epochs"], out.pop("epochs"))
             row["seconds"] += out.pop("seconds")
             row["params"] += out.pop("params")
@@ -147,19 +153,19 @@ def is_ctr_row(runs: pd.DataFrame) -> pd.Series:
     return runs["table"].eq(CTR_TABLE)
 
 
-def ctr_summary(runs: pd.DataFrame, tasks: Sequence[str]) -> pd.DataFrame:
-    """Mean ± std per single-task CTR model (the rows marked :data:`CTR_TABLE`), like the multi-task summary."""
-    from .tabular import summarise
-    return summarise(runs[is_ctr_row(runs)], tasks)
+def ctr_report_lines(result: Any, summarise: Callable[..., pd.DataFrame], format_table: Callable[..., str]
+                     ) -> list[str]:
+    """The report's second table (empty when the comparison trained no single-task CTR model).
 
-
-def ctr_report_lines(result: Any) -> list[str]:
-    """The report's second table (empty when the comparison trained no single-task CTR model)."""
-    from .tabular import format_table
+    Args:
+        result: a :class:`~ctrkit.compare.ComparisonResult`.
+        summarise, format_table: the comparison's (:func:`ctrkit.compare.summarise`,
+            :func:`ctrkit.compare.format_table`), applied to the rows marked :data:`CTR_TABLE`.
+    """
     runs, data, cfg = result.runs, result.data, result.config
     if not is_ctr_row(runs).any():
         return []
-    table = format_table(ctr_summary(runs, data.task_names), data.task_names, data.task_types)
+    table = format_table(summarise(runs[is_ctr_row(runs)], data.task_names), data.task_names, data.task_types)
     return ["## Single-task CTR models", "",
             "One network per task (as the Single-Task row above), trained on the same split and features with the "
             f"same budget: Adam lr {cfg.lr}, batch {cfg.batch_size}, at most {cfg.max_epochs} epochs, early stopping "

@@ -356,7 +356,7 @@ def run_comparison(data_factory: Callable[[int], PreparedData] | PreparedData, c
         if cfg.baselines and (seed == 0 or fixed is None):   # deterministic: once on a fixed split
             bar.set_postfix_str(f"baselines seed {seed}")
             runs += run_baselines(data, cfg.baselines, seed)
-        runs += run_ctr_models(data, ctr_specs, cfg, seed)
+        runs += run_ctr_models(data, ctr_specs, cfg, seed, _train_one)
     bar.close()
     runs_df = pd.DataFrame(runs)
     summary = summarise(runs_df[~is_ctr_row(runs_df)], first.task_names)
@@ -423,7 +423,7 @@ def write_report(result: ComparisonResult, out_dir: str, title: str = "ctrkit co
                 "`ctrkit.compare.baselines`." if cfg.baselines else ""), "",
              result.table(), "", f"Wall time: {result.wall_seconds:.0f} s.", ""]
     from .ctr_table import ctr_report_lines
-    lines += ctr_report_lines(result)
+    lines += ctr_report_lines(result, summarise, format_table)
     if paper:
         lines += ["Published (MMoE paper, mean of 400 runs on the original 199,523/99,762 split):", "",
                   "| model | " + " | ".join(f"{t} AUC" for t in result.data.task_names) + " |",
