@@ -67,6 +67,9 @@ def add_compare_parser(sub: Any) -> None:
                         "gbdt (gradient-boosted trees), comma-separated, or none (default lr,gbdt)")
     c.add_argument("--metrics", help="extra metrics per binary task in results.csv, e.g. gauc,ne,calibration_ratio,ece")
     c.add_argument("--group-by", help="gauc's group column (a sparse feature of --data), e.g. user_id")
+    c.add_argument("--ctr-models", default=None,
+                   help="also train single-task CTR models, one per task, with the same budget, as a second table: "
+                        "comma-separated (e.g. deepfm,dcn,finalmlp,gdcn,masknet) or all (default: none)")
     c.add_argument("--out", default="ctrkit-report", help="report folder (default ./ctrkit-report)")
     c.add_argument("--device", default="cpu", help="movielens-seq: where to train (cpu, cuda, auto; default cpu)")
     c.add_argument("--quick", action="store_true", help="one seed, few epochs: a smoke test")
@@ -79,10 +82,12 @@ def run_compare(args: argparse.Namespace) -> int:
         PAPER_CENSUS,
         CompareConfig,
         format_sweep,
+        format_table,
         prepare_census,
         prepare_frame_data,
         run_comparison,
         run_synthetic_sweep,
+        summarise,
         write_report,
         write_sweep_report,
     )
@@ -119,6 +124,10 @@ def run_compare(args: argparse.Namespace) -> int:
     from ..compare.baselines import parse_baselines
     try:
         cfg.baselines = parse_baselines(args.baselines)
+        from ..compare.ctr_table import ctr_report_lines, parse_ctr_models
+        cfg.ctr_models = parse_ctr_models(args.ctr_models)
+        if cfg.ctr_models and args.data == "synthetic":
+            return _fail("--ctr-models: the synthetic sweep has regression tasks only; use census or a file.")
     except ValueError as e:
         return _fail(str(e))
     progress = not args.no_progress
@@ -151,6 +160,7 @@ def run_compare(args: argparse.Namespace) -> int:
     print()
     print(data.description)
     print(result.table())
+    print("\n".join(["", *ctr_report_lines(result, summarise, format_table)]).rstrip())
     paths = write_report(result, args.out, title=title, paper=paper)
     print(f"\nWall time {result.wall_seconds:.0f} s. Report: {paths[0]} (plots and results.csv beside it)")
     return 0

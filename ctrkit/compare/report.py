@@ -83,6 +83,8 @@ def write_report(result: Any, out_dir: str, title: str = "ctrkit compare",
              "of the process (all its threads) for the same training: a wall time far above it means the run waited "
              "for a core.", "",
              result.table(), "", f"Wall time: {result.wall_seconds:.0f} s.", ""]
+    from .ctr_table import ctr_report_lines
+    lines += ctr_report_lines(result, format_table)
     if paper:
         lines += ["Published (MMoE paper, mean of 400 runs on the original 199,523/99,762 split):", "",
                   "| model | " + " | ".join(f"{t} AUC" for t in result.data.task_names) + " |",

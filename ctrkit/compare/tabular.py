@@ -52,6 +52,7 @@ class CompareConfig:
     n_bins: int = 16                        # bins of the quantile / ple numeric embeddings
     extra_metrics: tuple[str, ...] = ()     # e.g. ("gauc", "ne"): also reported (binary tasks), in results.csv
     group_by: str | None = None             # gauc's group column: a sparse feature of the data (its encoded ids)
+    ctr_models: tuple[str, ...] = ()        # single-task CTR models per task: a second table (compare.ctr_table)
     verbose: bool = True
 
 
@@ -78,6 +79,7 @@ class ComparisonResult:
     config: CompareConfig
     data: PreparedData
     wall_seconds: float = 0.0
+    ctr_summary: pd.DataFrame | None = None   # the single-task CTR models' rows summarised (compare.ctr_table)
 
     def table(self) -> str:
         return format_table(self.summary, self.data.task_names, self.data.task_types, self.config.extra_metrics)
@@ -334,8 +336,11 @@ def run_comparison(data_factory: Callable[[int], PreparedData] | PreparedData, c
     curves: dict[str, list[dict[str, Any]]] = {}
     gates: dict[str, Any] = {}
     from .baselines import run_baselines
+    from .ctr_table import ctr_model_specs, is_ctr_row, run_ctr_models
+    ctr_specs = ctr_model_specs(first, cfg.ctr_models)   # built once here: a model the data does not suit fails now
     from .progress import EpochProgress
     networks = sum(len(first.task_names) if name == "Single-Task" else 1 for name in specs)  # a DNN per task
+    networks += len(ctr_specs) * len(first.task_names)   # single-task CTR models: one per task
     bar = EpochProgress(cfg.seeds * networks, cfg.max_epochs, disable=not progress)
     for seed in range(cfg.seeds):
         data = fixed or (first if seed == 0 else make(seed))
@@ -363,10 +368,13 @@ def run_comparison(data_factory: Callable[[int], PreparedData] | PreparedData, c
         if cfg.baselines and (seed == 0 or fixed is None):   # deterministic: once on a fixed split
             bar.set_postfix_str(f"baselines seed {seed}")
             runs += run_baselines(data, cfg.baselines, seed)
+        runs += run_ctr_models(data, ctr_specs, cfg, seed, _train_one, bar)
     bar.close()
     runs_df = pd.DataFrame(runs)
-    summary = summarise(runs_df, first.task_names)
-    return ComparisonResult(runs_df, summary, curves, gates, cfg, first, time.perf_counter() - t_start)
+    summary = summarise(runs_df[~is_ctr_row(runs_df)], first.task_names)
+    ctr_rows = runs_df[is_ctr_row(runs_df)]
+    ctr_summary = summarise(ctr_rows, first.task_names) if len(ctr_rows) else None
+    return ComparisonResult(runs_df, summary, curves, gates, cfg, first, time.perf_counter() - t_start, ctr_summary)
 
 
 def summarise(runs: pd.DataFrame, tasks: Sequence[str]) -> pd.DataFrame:
