@@ -353,7 +353,9 @@ def main(argv=None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     check_settings(out, args)
     if args.report_only:
-        report(out, args, None, "Report rewritten from the recorded runs.")
+        prev = out / "results.json"
+        reason = json.loads(prev.read_text())["meta"]["stop_reason"] if prev.exists() else "Report from the runs."
+        report(out, args, None, reason)
         return
     runs_path = out / "runs.jsonl"
     done = {(r["p"], r["model"], r["seed"]) for r in load_runs(runs_path)}
