@@ -198,3 +198,14 @@ def test_replay_errors_name_the_problem():
         replay_auction(log, log["p_click"], pricing="vickrey")
     with pytest.raises(ValueError, match="NaN"):
         replay_auction(log, [0.1, np.nan])
+
+
+@pytest.mark.parametrize("pricing", ["first", "second"])
+def test_the_truth_maximises_advertiser_value_in_every_slot_layout(ad_log, pricing):
+    """Bid x true events is maximised by sorting on the true eCPM when slot factors decrease (rearrangement)."""
+    rng = np.random.default_rng(2)
+    kw = dict(slots=3, position_bias=[1.0, 0.7, 0.5], pricing=pricing)
+    best = replay_auction(ad_log, ad_log["p_click"], **kw).summary()["advertiser_value"]
+    for score in (rng.random(len(ad_log)), ad_log["bid"].to_numpy(),
+                  ad_log["bid"] * np.clip(ad_log["p_click"] * rng.lognormal(0, 0.3, len(ad_log)), 0, 1)):
+        assert replay_auction(ad_log, score=score, **kw).summary()["advertiser_value"] < best
