@@ -11,7 +11,9 @@ oracle, i.e. the log's true probabilities:
 Then the auction replay (:func:`ctrkit.ranking.compare_replays`) on the test requests' candidates, with
 expected outcomes from the true probabilities, for the oracle, each model, an ad-CTR baseline (each ad's
 smoothed training click rate; for oCPA also the advertiser's smoothed conversion rate among clicks) and
-bid-only ranking; revenue, clicks and conversions as fractions of the oracle's. Means ± standard deviations
+bid-only ranking, and the truth blurred by Gaussian noise of standard deviation 0.5 and 1.0 on the logits (how
+the replay degrades with the prediction error); revenue, clicks, conversions and advertiser value as fractions
+of the oracle's. Means ± standard deviations
 over the model seeds (the oracle and the baselines do not depend on them).
 
     OMP_NUM_THREADS=1 python benchmarks/ad_ranking.py --seeds 3 --write      # what RESULTS.md shows
@@ -47,6 +49,14 @@ AUCTIONS = {   # name -> compare_replays settings
     "CPC, first price, 1 slot": dict(bid_type="cpc", pricing="first", slots=1),
     "oCPA, GSP, 1 slot": dict(bid_type="ocpa", pricing="second", slots=1),
 }
+
+
+NOISE = (0.5, 1.0)
+
+
+def _blur(p: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
+    z = np.log(p) - np.log1p(-p) + rng.normal(0.0, sigma, len(p))
+    return 1.0 / (1.0 + np.exp(-z))
 
 
 def gauc(y: np.ndarray, p: np.ndarray, groups: np.ndarray) -> float:
@@ -117,10 +127,15 @@ def run(args) -> str:
     clicked = tr[tr["click"] == 1]
     base_cvr = smoothed_rate(clicked["advertiser_id"], clicked["conversion"], te["advertiser_id"])
     rows["baseline (ad CTR, advertiser CVR)"] = [score(te, base_ctr, base_cvr)]
+    noisy = {}   # the truth blurred by Gaussian noise on the logits: how the replay degrades with the error
+    for sigma in NOISE:
+        rng = np.random.default_rng(int(sigma * 100))
+        noisy[f"oracle + logit noise {sigma}"] = {k: _blur(v, sigma, rng) for k, v in truth.items()}
+        rows[f"oracle + logit noise {sigma}"] = [score(te, **noisy[f"oracle + logit noise {sigma}"])]
     replays: dict[str, dict[str, list[pd.DataFrame]]] = {a: {} for a in AUCTIONS}
     fixed = {"oracle": truth, "ad-CTR baseline": {"pctr": base_ctr, "pcvr": base_cvr},
              "bid only": {"pctr": np.full(len(te), tr["click"].mean()),
-                          "pcvr": np.full(len(te), clicked["conversion"].mean())}}
+                          "pcvr": np.full(len(te), clicked["conversion"].mean())}, **noisy}
     seconds: dict[str, list[float]] = {}
     for kind in args.models:
         for seed in range(args.seeds):
@@ -160,7 +175,7 @@ def run(args) -> str:
     for name, per_model in replays.items():
         first = next(iter(per_model.values()))[0]
         o = first.loc["oracle"]
-        for pol in [*args.models, "ad-CTR baseline", "bid only"]:
+        for pol in [*args.models, "ad-CTR baseline", "bid only", *noisy]:
             tabs = per_model[pol] if pol in per_model else [first]
             cells = [fmt([t.loc[pol, f"{c}_vs_oracle"] for t in tabs], 3)
                      for c in ("revenue", "clicks", "conversions", "advertiser_value")]
