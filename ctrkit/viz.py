@@ -9,7 +9,8 @@ as a PNG.
 
 * :func:`plot_learning_curves`: a History (or a dict of lists), one panel per task and metric, train vs
   validation.
-* :func:`plot_gate_weights`: OMoE / MMoE / PLE mean gate weight per task and expert over a data set.
+* :func:`plot_gate_weights`: OMoE / MMoE / PLE mean gate weight per task and expert over a data set
+  (:func:`gate_table`: the same numbers as a DataFrame, one column per expert).
 * :func:`plot_calibration`: predicted vs observed positive rate in bins, per binary task, with bin counts.
 * :func:`plot_roc`: ROC curve per binary task, AUC in the legend.
 * :func:`save_training_plots`: the PNGs that apply to a model, written into a folder (``ctrkit train``).
@@ -30,7 +31,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["plot_learning_curves", "plot_gate_weights", "plot_calibration", "plot_roc", "save_training_plots"]
+__all__ = ["plot_learning_curves", "plot_gate_weights", "gate_table", "plot_calibration", "plot_roc",
+           "save_training_plots"]
 
 _DPI = 110
 _SKIP_KEYS = ("lr", "epoch_seconds")
@@ -138,29 +140,69 @@ def plot_learning_curves(history: Any, path: str | os.PathLike | None = None):
 
 
 # ------------------------------------------------------------------------------------------ gate weights
-def _expert_labels(model: Any, n_experts: int) -> list[str]:
+def gate_table(model: Any, gate_weights: Mapping[str, Any]):
+    """Mean gate weight per task and expert as a DataFrame whose columns are experts, the same expert in every row.
+
+    Args:
+        model: the model the weights come from (OMoE, MMoE, PLE); PLE's configuration says which experts a
+            task's gate reads.
+        gate_weights: ``{task: (n, experts) array}``, what ``model.gate_weights(x)`` returns (any subset of its
+            tasks).
+
+    Returns:
+        One row per task. OMoE / MMoE: columns ``e0, e1, ...``. PLE: the columns are every expert of its last
+        level, each task's own experts (``<task> own0``, ...) then the shared ones (``shared0``, ...); a task's
+        gate reads only its own and the shared experts, so the other tasks' own experts are NaN in its row.
+
+    Example:
+        >>> import numpy as np
+        >>> from ctrkit import PLE, DenseFeat
+        >>> m = PLE([DenseFeat("x")], shared_expert_num=1, specific_expert_num=1, expert_dnn_hidden_units=(4,),
+        ...         gate_dnn_hidden_units=(), task_names=["ctr", "cvr"])
+        >>> list(gate_table(m, m.gate_weights({"x": np.zeros(3, "float32")})).columns)
+        ['ctr own0', 'cvr own0', 'shared0']
+    """
+    import pandas as pd
+    tasks = list(gate_weights)
+    means = {t: np.asarray(gate_weights[t], dtype=float).mean(axis=0) for t in tasks}
+    n_experts = len(next(iter(means.values()))) if means else 0
     cfg = getattr(model, "_config", {}) or {}
     own, shared = cfg.get("specific_expert_num"), cfg.get("shared_expert_num")
-    if isinstance(own, int) and isinstance(shared, int) and own + shared == n_experts:  # PLE: own first
-        return [f"own{i}" for i in range(own)] + [f"shared{i}" for i in range(shared)]
-    return [f"e{i}" for i in range(n_experts)]
+    all_tasks = list(getattr(model, "task_names", tasks))
+    if isinstance(own, int) and isinstance(shared, int) and own + shared == n_experts:  # PLE: own first, then shared
+        columns = [f"{t} own{i}" for t in all_tasks for i in range(own)] + [f"shared{k}" for k in range(shared)]
+        table = pd.DataFrame(np.nan, index=tasks, columns=columns)
+        for t in tasks:
+            table.loc[t, [f"{t} own{i}" for i in range(own)] + columns[len(all_tasks) * own:]] = means[t]
+        return table
+    return pd.DataFrame([means[t] for t in tasks], index=tasks, columns=[f"e{i}" for i in range(n_experts)])
 
 
 def _draw_gate_heatmap(g: np.ndarray, task_names: Sequence[str], expert_labels: Sequence[str], title: str,
                        path: str | os.PathLike | None = None):
-    """Heatmap of a ``(tasks, experts)`` matrix of mean gate weights, each cell annotated with its value."""
+    """Heatmap of a ``(tasks, experts)`` matrix of mean gate weights, each cell annotated with its value; a NaN
+    cell (an expert the task's gate does not read, PLE) is grey and marked "-"."""
+    import matplotlib as mpl
     g = np.asarray(g, dtype=float)
-    fig, axes = _figure(1, 1, panel=(1.6 + 0.6 * g.shape[1], 1.4 + 0.55 * g.shape[0]))
+    long_labels = max((len(str(x)) for x in expert_labels), default=0) > 4
+    fig, axes = _figure(1, 1, panel=(1.6 + (0.75 if long_labels else 0.6) * g.shape[1],
+                                     1.4 + 0.55 * g.shape[0] + (0.5 if long_labels else 0.0)))
     ax = axes[0, 0]
-    im = ax.imshow(g, cmap="viridis", aspect="auto", vmin=0)
+    cmap = mpl.colormaps["viridis"].with_extremes(bad="lightgrey")
+    im = ax.imshow(np.ma.masked_invalid(g), cmap=cmap, aspect="auto", vmin=0)
     ax.set_yticks(range(g.shape[0]), list(task_names))
-    ax.set_xticks(range(g.shape[1]), list(expert_labels), rotation=45 if g.shape[1] > 8 else 0)
-    top = float(np.nanmax(g)) if g.size else 0.0
+    ax.set_xticks(range(g.shape[1]), list(expert_labels), rotation=45 if g.shape[1] > 8 or long_labels else 0,
+                  ha="right" if long_labels else "center")
+    top = float(np.nanmax(g)) if np.isfinite(g).any() else 0.0
     for i in range(g.shape[0]):
         for j in range(g.shape[1]):
+            if np.isnan(g[i, j]):
+                ax.text(j, i, "-", ha="center", va="center", fontsize=7, color="dimgrey")
+                continue
             ax.text(j, i, f"{g[i, j]:.2f}", ha="center", va="center", fontsize=7,
                     color="k" if g[i, j] > 0.6 * top else "w")
     ax.set_xlabel("expert")
+    ax.set_ylabel("task (gate)")
     ax.set_title(title, fontsize=9)
     fig.colorbar(im, ax=ax, fraction=0.04)
     return _finish(fig, path)
@@ -171,8 +213,10 @@ def plot_gate_weights(model: Any, x: Any, path: str | os.PathLike | None = None,
 
     Args:
         model: a model with ``gate_weights(x)``: :class:`~ctrkit.OMoE`, :class:`~ctrkit.MMoE`,
-            :class:`~ctrkit.PLE`. For PLE the last extraction level's gates are shown (the task's own
-            experts ``own*`` first, then the shared ones); for OMoE every task row is the one shared gate.
+            :class:`~ctrkit.PLE`. For PLE the last extraction level's gates are shown with one column per
+            expert (every task's own experts ``<task> own*``, then the shared ones; a task's row is blank
+            under the other tasks' own experts, which its gate does not read, see :func:`gate_table`); for OMoE
+            every task row is the one shared gate.
         x: the rows to average over, in any form the model's ``predict`` accepts (a raw DataFrame for a
             model built from a :class:`~ctrkit.FeatureEncoder`).
         path: where to save the PNG (optional).
@@ -188,11 +232,10 @@ def plot_gate_weights(model: Any, x: Any, path: str | os.PathLike | None = None,
         raise TypeError(f"plot_gate_weights: {type(model).__name__} has no gates; pass a mixture-of-experts "
                         "model (OMoE, MMoE or PLE), one with a gate_weights(x) method.")
     gw = model.gate_weights(x, batch_size=batch_size)
-    tasks = list(gw)
-    g = np.stack([np.asarray(gw[t]).mean(axis=0) for t in tasks])
+    table = gate_table(model, gw)
     n = len(next(iter(gw.values())))
     level = " (last level)" if getattr(model, "levels", None) is not None and len(model.levels) > 1 else ""
-    return _draw_gate_heatmap(g, tasks, _expert_labels(model, g.shape[1]),
+    return _draw_gate_heatmap(table.to_numpy(), list(table.index), list(table.columns),
                               f"{type(model).__name__}{level}: mean gate weight over {n:,} rows", path)
 
 

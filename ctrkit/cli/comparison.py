@@ -58,10 +58,15 @@ def add_compare_parser(sub: Any) -> None:
     c.add_argument("--lr", type=float, default=None)
     c.add_argument("--experts", type=int, default=None, help="number of experts (default 8)")
     c.add_argument("--expert-units", type=int, default=None, help="units per expert (default 16)")
+    c.add_argument("--numeric-embedding", choices=("quantile", "ple", "periodic"), default=None,
+                   help="census: embed the numeric columns as fields too (default: raw values only)")
+    c.add_argument("--n-bins", type=int, default=None, help="bins of --numeric-embedding quantile / ple (default 16)")
     c.add_argument("--correlations", default="0.5,0.9,1.0", help="synthetic: task correlations to sweep")
     c.add_argument("--baselines", default="lr,gbdt",
                    help="reference rows trained on the same split and features: lr (one-hot logistic regression), "
                         "gbdt (gradient-boosted trees), comma-separated, or none (default lr,gbdt)")
+    c.add_argument("--metrics", help="extra metrics per binary task in results.csv, e.g. gauc,ne,calibration_ratio,ece")
+    c.add_argument("--group-by", help="gauc's group column (a sparse feature of --data), e.g. user_id")
     c.add_argument("--out", default="ctrkit-report", help="report folder (default ./ctrkit-report)")
     c.add_argument("--device", default="cpu", help="movielens-seq: where to train (cpu, cuda, auto; default cpu)")
     c.add_argument("--quick", action="store_true", help="one seed, few epochs: a smoke test")
@@ -99,13 +104,18 @@ def run_compare(args: argparse.Namespace) -> int:
         cfg.seeds, cfg.max_epochs, cfg.patience = 1, 3, 1
     for attr, val in (("seeds", args.seeds), ("max_epochs", args.epochs), ("patience", args.patience),
                       ("batch_size", args.batch_size), ("lr", args.lr), ("num_experts", args.experts),
-                      ("expert_units", args.expert_units)):
+                      ("expert_units", args.expert_units), ("n_bins", args.n_bins)):
         if val is not None:
             if isinstance(val, int) and val < (0 if attr == "patience" else 1):
                 return _fail(f"--{attr.replace('_', '-')} must be >= 1, got {val}.")
             setattr(cfg, attr, val)
+    cfg.numeric_embedding = args.numeric_embedding
     if args.models:
         cfg.models = tuple(_csv_list(args.models))
+    if args.metrics:
+        cfg.extra_metrics, cfg.group_by = tuple(m.lower() for m in _csv_list(args.metrics)), args.group_by
+        if "gauc" in cfg.extra_metrics and not args.group_by:
+            return _fail("--metrics gauc needs --group-by COLUMN (the group of each row, e.g. user_id).")
     from ..compare.baselines import parse_baselines
     try:
         cfg.baselines = parse_baselines(args.baselines)
@@ -122,7 +132,7 @@ def run_compare(args: argparse.Namespace) -> int:
             print(f"\nReport: {paths[0]} ({time.perf_counter() - t0:.0f} s)")
             return 0
         if args.data == "census":
-            data = prepare_census(args.group, cfg.embedding_dim)
+            data = prepare_census(args.group, cfg.embedding_dim, cfg.numeric_embedding, cfg.n_bins)
             paper = PAPER_CENSUS[args.group]
             title = f"Census-Income group {args.group}: multi-task comparison"
         else:

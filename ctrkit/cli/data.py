@@ -5,12 +5,13 @@
 """
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 __all__ = ["UsageError", "read_frame", "iter_frames", "available_columns", "check_file", "check_out_dir",
-           "check_out_file", "check_numeric_labels", "is_parquet"]
+           "check_out_file", "check_numeric_labels", "is_parquet", "is_bundled", "bundled_frame"]
 
 _PARQUET = (".parquet", ".pq")
 # In CSV files only an empty cell is missing: "NA", "null", "None" ... are values (census has a category "NA"),
@@ -26,8 +27,42 @@ def is_parquet(path: str) -> bool:
     return path.lower().endswith(_PARQUET)
 
 
+def is_bundled(spec: str) -> bool:
+    """Whether a data spec names bundled data (``census:1`` / ``census:2``) rather than a file."""
+    return spec.startswith("census:")
+
+
+def _census_group(spec: str, what: str) -> int:
+    group = spec.split(":", 1)[1]
+    if group not in ("1", "2"):
+        raise UsageError(f"{what} = {spec!r}: the bundled census data is 'census:1' (income, marital) or 'census:2' "
+                         "(education, marital).")
+    return int(group)
+
+
+def bundled_frame(spec: str, what: str, max_rows: int | None = None):
+    """The bundled data a spec names, features and labels in one DataFrame: ``census:1`` (labels income,
+    marital) or ``census:2`` (education, marital), the Census-Income file of :mod:`ctrkit.datasets`."""
+    df = _census_frame(_census_group(spec, what))
+    return df.iloc[:max_rows].reset_index(drop=True) if max_rows else df.copy()
+
+
+@functools.lru_cache(maxsize=1)
+def _census_frame(group: int):
+    """Read once per process: ``evaluate`` asks for the columns, then for the rows (callers get copies)."""
+    import pandas as pd
+
+    from ..datasets import load_census_income
+    X, y = load_census_income(group=group)
+    return pd.concat([X, y], axis=1)
+
+
 def check_file(path: str, what: str) -> None:
-    """Raise a one-line error unless ``path`` is an existing non-empty file (``what``: the argument)."""
+    """Raise a one-line error unless ``path`` is an existing non-empty file or a bundled data spec
+    (``census:1``; ``what``: the argument)."""
+    if is_bundled(path):
+        _census_group(path, what)
+        return
     from ..data.readers import check_table_path
     check_table_path(path, what)
 
@@ -101,8 +136,10 @@ def read_frame(path: str, sep: str | None = None, max_rows: int | None = None, w
 
 
 def available_columns(path: str, sep: str | None) -> list[str]:
-    """The column names of a CSV / Parquet file, read without its rows."""
+    """The column names of a CSV / Parquet file (read without its rows) or of bundled data (``census:1``)."""
     import pandas as pd
+    if is_bundled(path):
+        return list(bundled_frame(path, "DATA").columns)
     if is_parquet(path):
         import pyarrow.parquet as pq
         return list(pq.ParquetFile(path).schema_arrow.names)
@@ -111,9 +148,16 @@ def available_columns(path: str, sep: str | None) -> list[str]:
 
 def iter_frames(path: str, chunk_size: int, sep: str | None = None, columns: Sequence[str] | None = None,
                 what: str = "data") -> Iterator[Any]:
-    """Yield DataFrames of at most ``chunk_size`` rows of a CSV / Parquet file, reading it piece by piece."""
+    """Yield DataFrames of at most ``chunk_size`` rows of a CSV / Parquet file, reading it piece by piece (bundled
+    data, ``census:1``, is in memory already: its slices)."""
     from ..data.readers import read_table
     if chunk_size < 1:
         raise UsageError(f"--chunk-size must be >= 1, got {chunk_size}.")
+    if is_bundled(path):
+        frame = bundled_frame(path, what)
+        frame = frame if columns is None else frame[list(columns)]
+        for start in range(0, len(frame), chunk_size):
+            yield frame.iloc[start:start + chunk_size]
+        return
     options = None if is_parquet(path) else dict(_CSV_NA)
     yield from read_table(path, columns=columns, chunksize=chunk_size, sep=sep, options=options, where=what)

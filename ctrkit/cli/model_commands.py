@@ -7,7 +7,8 @@
 * ``ctrkit inspect MODEL`` prints the feature columns, vocabulary sizes, parameters per module and embedding
   memory.
 
-``MODEL`` is a directory written by ``model.save`` or a ``ctrkit train`` run folder (its ``model/`` is used).
+``MODEL`` is a directory written by ``model.save`` or a ``ctrkit train`` run folder (its ``model/`` is used);
+``DATA`` is a file or, as in a config's ``[data].train``, the bundled ``census:1`` / ``census:2``.
 """
 from __future__ import annotations
 
@@ -46,7 +47,8 @@ def add_model_parsers(sub: Any) -> None:
     e = sub.add_parser("evaluate", help="loss and metrics per task of a saved model on a raw data file",
                        description="Read DATA in chunks, apply the saved encoder, and print the loss and the "
                                    "metrics of every task over the whole file (labels: the task columns).")
-    _model_and_data_args(e, "raw .csv / .parquet file with the feature and label columns")
+    _model_and_data_args(e, "raw .csv / .parquet file with the feature and label columns, or the bundled "
+                            "census:1 / census:2 (the data specs a config's [data].train accepts)")
     e.add_argument("--metrics", help="comma-separated metric names (default: the compiled ones, else "
                                      "auc,logloss for binary tasks and mse,mae for regression)")
     e.add_argument("--json", action="store_true", help="print the metrics as JSON")
@@ -56,7 +58,8 @@ def add_model_parsers(sub: Any) -> None:
                        description="Read DATA in chunks, apply the saved encoder, and write one column per task "
                                    "(probabilities for binary tasks) to OUT (.csv or .parquet); files larger "
                                    "than memory work.")
-    _model_and_data_args(p, "raw .csv / .parquet file with the feature columns")
+    _model_and_data_args(p, "raw .csv / .parquet file with the feature columns, or the bundled census:1 / "
+                            "census:2")
     p.add_argument("-o", "--output", required=True, help="predictions file, .csv or .parquet")
     p.add_argument("--id-column", help="comma-separated columns of DATA copied to the output (e.g. a row id)")
     p.set_defaults(handler=_predict)
@@ -137,10 +140,17 @@ def _evaluate(args: argparse.Namespace) -> int:
         model.compile("adam")
     trainer = model.trainer
     trainer.metrics = [m.lower() for m in metrics]
-    logits, ys = [], []
+    group_by = trainer.group_by if any(get_metric(m).grouped for m in trainer.metrics) else None
+    if any(get_metric(m).grouped for m in trainer.metrics) and group_by is None:
+        raise UsageError(f"--metrics {args.metrics!r}: gauc needs the group column the model was compiled with "
+                         "(compile(group_by=...), [training].group_by); this model has none.")
+    extra = [group_by] if group_by and group_by not in feats + tasks else []
+    logits, ys, groups = [], [], []
     n = 0
-    for chunk in iter_frames(args.data, args.chunk_size, args.sep, columns=feats + tasks, what="DATA"):
+    for chunk in iter_frames(args.data, args.chunk_size, args.sep, columns=feats + tasks + extra, what="DATA"):
         check_numeric_labels(chunk, tasks, f"DATA {args.data!r}")
+        if group_by:
+            groups.append(chunk[group_by].to_numpy())
         logits.append(model.predict_logits(chunk[feats]))
         ys.append(to_targets(chunk[tasks].apply(pd.to_numeric, errors="coerce"), tasks, model.task_types,
                              len(chunk), where="DATA labels"))
@@ -149,7 +159,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         raise UsageError(f"DATA: {args.data!r} has no rows.")
     Y = torch.cat(ys)
     trainer.loss.masked = bool(torch.isnan(Y).any())
-    res = trainer.compute_metrics(torch.cat(logits), Y, None)
+    res = trainer.compute_metrics(torch.cat(logits), Y, None, groups=np.concatenate(groups) if groups else None)
     if args.json:
         print(json.dumps({"rows": n, **{k: (float(v) if np.isfinite(v) else None) for k, v in res.items()}}))
     else:

@@ -7,6 +7,7 @@ request) lives here, in :data:`~ctrkit.compare.tabular.MODEL_SETTINGS`, not in t
 """
 from __future__ import annotations
 
+from .report import format_sweep, format_table, write_report, write_sweep_report
 from .tabular import (
                       MODEL_SETTINGS,
                       ON_REQUEST,
@@ -16,8 +17,6 @@ from .tabular import (
                       PreparedData,
                       SweepResult,
                       config_dict,
-                      format_sweep,
-                      format_table,
                       match_width,
                       mmoe_variants,
                       prepare_census,
@@ -26,8 +25,6 @@ from .tabular import (
                       run_comparison,
                       run_synthetic_sweep,
                       summarise,
-                      write_report,
-                      write_sweep_report,
 )
 
 __all__ = ["CompareConfig", "ComparisonResult", "run_comparison", "prepare_frame_data", "prepare_census",

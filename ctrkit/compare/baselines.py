@@ -101,8 +101,8 @@ def run_baselines(data: Any, baselines: Sequence[str], seed: int = 0) -> list[di
 
     Returns:
         one row per baseline, like the deep models' rows of ``results.csv``: ``model``, ``seed``, ``seconds``
-        (training, all tasks), ``params``, ``epochs`` (NaN) and ``<task>_auc`` / ``<task>_logloss`` (binary) or
-        ``<task>_mse`` (regression) on the test split.
+        and ``cpu_seconds`` (training, all tasks: wall and CPU time of this process), ``params``, ``epochs``
+        (NaN) and ``<task>_auc`` / ``<task>_logloss`` (binary) or ``<task>_mse`` (regression) on the test split.
     """
     from ..metrics import get_metric
     sparse, dense = _columns(data.feature_columns)
@@ -114,15 +114,16 @@ def run_baselines(data: Any, baselines: Sequence[str], seed: int = 0) -> list[di
     rows = []
     for name in baselines:
         row: dict[str, Any] = {"model": BASELINE_NAMES[name], "seed": seed, "epochs": float("nan"),
-                               "seconds": 0.0, "params": 0}
+                               "seconds": 0.0, "cpu_seconds": 0.0, "params": 0}
         for task, typ in zip(data.task_names, data.task_types):
             y = np.asarray(ytr[task], dtype=np.float64)
             keep = ~np.isnan(y)
             est = (_lr(typ, categorical, numeric, seed) if name == "lr"
                    else _gbdt(typ, [c in native for c in ftr.columns], seed))
-            t0 = time.perf_counter()
+            t0, cpu0 = time.perf_counter(), time.process_time()
             est.fit(ftr[keep], y[keep].astype(np.int64) if typ == "binary" else y[keep])
             row["seconds"] += time.perf_counter() - t0
+            row["cpu_seconds"] += time.process_time() - cpu0
             row["params"] += _size(name, est)
             yt = np.asarray(yte[task], dtype=np.float64)
             ok = ~np.isnan(yt)

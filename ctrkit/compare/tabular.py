@@ -7,8 +7,6 @@ its parameter count matches MMoE's within a few percent; several seeds, reported
 """
 from __future__ import annotations
 
-import math
-import os
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -19,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from ..exceptions import DataValidationError
+from .report import format_sweep, format_table, write_report, write_sweep_report  # noqa: F401 - moved; re-exported
 
 __all__ = ["CompareConfig", "ComparisonResult", "run_comparison", "prepare_frame_data", "prepare_census",
            "prepare_synthetic", "match_width", "PAPER_CENSUS", "MODEL_SETTINGS", "ON_REQUEST"]
@@ -48,6 +47,11 @@ class CompareConfig:
     models: tuple[str, ...] | None = None   # None: Single-Task + every registered multi-task model
     monitor_task: str | None = None         # early stopping on this task's validation metric (default: first)
     baselines: tuple[str, ...] = ("lr", "gbdt")   # one-hot LR and gradient-boosted trees rows (compare.baselines)
+    numeric_embedding: str | dict | None = None   # dense columns also as fields: "quantile" / "ple" / "periodic"
+                                                  # or FeatureEncoder's dict of options ({"kind": "ple", ...})
+    n_bins: int = 16                        # bins of the quantile / ple numeric embeddings
+    extra_metrics: tuple[str, ...] = ()     # e.g. ("gauc", "ne"): also reported (binary tasks), in results.csv
+    group_by: str | None = None             # gauc's group column: a sparse feature of the data (its encoded ids)
     verbose: bool = True
 
 
@@ -69,29 +73,30 @@ class PreparedData:
 class ComparisonResult:
     runs: pd.DataFrame            # one row per (model, seed)
     summary: pd.DataFrame         # one row per model: mean ± std
-    curves: dict                  # model -> list of per-seed validation histories
-    gates: dict                   # model -> (tasks x experts) mean gate weights (first seed)
+    curves: dict                  # model -> list of per-seed validation histories ({val_<task>_<metric>: [...]})
+    gates: dict                   # model -> tasks x experts DataFrame of mean gate weights (first seed; viz.gate_table)
     config: CompareConfig
     data: PreparedData
     wall_seconds: float = 0.0
 
     def table(self) -> str:
-        return format_table(self.summary, self.data.task_names, self.data.task_types)
+        return format_table(self.summary, self.data.task_names, self.data.task_types, self.config.extra_metrics)
 
 
 # ------------------------------------------------------------------------------------------ data preparation
 def _split_encode(X: pd.DataFrame, Y: pd.DataFrame, sparse: list[str], dense: list[str], varlen: dict,
-                  embedding_dim: int, fractions=(0.8, 0.1, 0.1), seed: int = 2024):
+                  embedding_dim: int, fractions=(0.8, 0.1, 0.1), seed: int = 2024, **numeric: Any):
     from ..datasets import split_indices
     from ..preprocessing import FeatureEncoder
     tr, va, te = split_indices(len(X), fractions, seed=seed)
-    enc = FeatureEncoder(sparse=sparse, dense=dense, varlen=varlen or None, embedding_dim=embedding_dim)
+    enc = FeatureEncoder(sparse=sparse, dense=dense, varlen=varlen or None, embedding_dim=embedding_dim, **numeric)
     enc.fit(X.iloc[tr])
     parts = [(enc.transform(X.iloc[idx]), Y.iloc[idx].reset_index(drop=True)) for idx in (tr, va, te)]
     return enc, parts
 
 
-def prepare_census(group: int = 1, embedding_dim: int = 4) -> PreparedData:
+def prepare_census(group: int = 1, embedding_dim: int = 4, numeric_embedding: str | dict | None = None,
+                   n_bins: int = 16) -> PreparedData:
     """The bundled Census-Income data, task group 1 or 2, split 80/10/10 with seed 2024.
 
     The paper trains on the 199,523-row training file and splits its 99,762-row test file 1:1 into
@@ -100,7 +105,8 @@ def prepare_census(group: int = 1, embedding_dim: int = 4) -> PreparedData:
     from ..datasets import census_feature_types, load_census_income
     X, Y = load_census_income(group=group)
     sparse, dense = census_feature_types()
-    enc, (tr, va, te) = _split_encode(X, Y, sparse, dense, {}, embedding_dim)
+    enc, (tr, va, te) = _split_encode(X, Y, sparse, dense, {}, embedding_dim, numeric_embedding=numeric_embedding,
+                                      n_bins=n_bins)
     return PreparedData(enc.feature_columns, tr, va, te, list(Y.columns), ["binary"] * Y.shape[1],
                         f"Census-Income (KDD) test file, group {group}: {len(X):,} rows, 80/10/10 split (seed 2024)",
                         {"group": group})
@@ -273,7 +279,7 @@ def mmoe_variants(cfg: CompareConfig) -> dict[str, dict[str, Any]]:
 
 
 # ------------------------------------------------------------------------------------------ running
-def _train_one(model, task_subset, data: PreparedData, cfg: CompareConfig, seed: int):
+def _train_one(model, task_subset, data: PreparedData, cfg: CompareConfig, seed: int, callbacks=()):
     from ..callbacks import EarlyStopping
     from ..training import log_key
     types = dict(zip(data.task_names, data.task_types))
@@ -282,18 +288,19 @@ def _train_one(model, task_subset, data: PreparedData, cfg: CompareConfig, seed:
     metric = "auc" if types[monitor_task] == "binary" else "mse"
     metrics = sorted({"auc", "logloss"} if "binary" in [types[t] for t in task_subset] else set()) + (
         ["mse"] if "regression" in [types[t] for t in task_subset] else [])
-    model.compile("adam", lr=cfg.lr, metrics=metrics)
+    model.compile("adam", lr=cfg.lr, metrics=metrics + [m for m in cfg.extra_metrics if m not in metrics],
+                  group_by=cfg.group_by)
     (xtr, ytr), (xva, yva), (xte, yte) = data.train, data.val, data.test
     ytr, yva, yte = ytr[task_subset], yva[task_subset], yte[task_subset]
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     h = model.fit(xtr, ytr, batch_size=cfg.batch_size, epochs=cfg.max_epochs, verbose=0, validation_data=(xva, yva),
                   callbacks=[EarlyStopping(log_key(task_subset, monitor_task, metric, "val_"), patience=cfg.patience,
-                                           restore_best_weights=True)], seed=seed)
-    seconds = time.perf_counter() - t0
+                                           restore_best_weights=True), *callbacks], seed=seed)
+    seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - cpu0
     res = model.evaluate(xte, yte)
-    out = {"epochs": len(h.epoch), "seconds": seconds, "params": model.count_params()}
+    out = {"epochs": len(h.epoch), "seconds": seconds, "cpu_seconds": cpu_seconds, "params": model.count_params()}
     for t in task_subset:
-        for m in ("auc", "logloss", "mse"):
+        for m in ("auc", "logloss", "mse", *cfg.extra_metrics):
             key = log_key(task_subset, t, m)
             if key in res:
                 out[f"{t}_{m}"] = res[key]
@@ -302,8 +309,9 @@ def _train_one(model, task_subset, data: PreparedData, cfg: CompareConfig, seed:
              for k, v in h.history.items() if k.startswith("val_")}
     gates = None
     if hasattr(model, "gate_weights"):
+        from ..viz import gate_table
         g = model.gate_weights(xte)
-        gates = np.stack([g[t].mean(axis=0) for t in task_subset])
+        gates = gate_table(model, {t: g[t] for t in task_subset})
     return out, curve, gates
 
 
@@ -323,33 +331,35 @@ def run_comparison(data_factory: Callable[[int], PreparedData] | PreparedData, c
     first = fixed or make(0)
     specs = _model_specs(first, cfg)
     runs: list[dict[str, Any]] = []
-    curves: dict[str, dict[str, Any]] = {}
+    curves: dict[str, list[dict[str, Any]]] = {}
     gates: dict[str, Any] = {}
-    from tqdm.auto import tqdm
-
     from .baselines import run_baselines
-    bar = tqdm(total=cfg.seeds * len(specs), desc="compare", unit="run", disable=not progress, dynamic_ncols=True)
+    from .progress import EpochProgress
+    networks = sum(len(first.task_names) if name == "Single-Task" else 1 for name in specs)  # a DNN per task
+    bar = EpochProgress(cfg.seeds * networks, cfg.max_epochs, disable=not progress)
     for seed in range(cfg.seeds):
         data = fixed or (first if seed == 0 else make(seed))
         if data is not first:
             specs = _model_specs(data, cfg)
         for name, build in specs.items():
             bar.set_postfix_str(f"{name} seed {seed}")
-            row: dict[str, Any] = {"model": name, "seed": seed, "epochs": 0, "seconds": 0.0, "params": 0}
+            row: dict[str, Any] = {"model": name, "seed": seed, "epochs": 0, "seconds": 0.0, "cpu_seconds": 0.0,
+                                   "params": 0}
+            seed_curve: dict[str, Any] = {}
             for model, subset in build(seed):
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    out, curve, g = _train_one(model, subset, data, cfg, seed)
+                    out, curve, g = _train_one(model, subset, data, cfg, seed, [bar.callback()])
+                bar.finished(out["epochs"])
                 row["epochs"] = max(row["epochs"], out.pop("epochs"))
-                row["seconds"] += out.pop("seconds")
-                row["params"] += out.pop("params")
+                for k in ("seconds", "cpu_seconds", "params"):
+                    row[k] += out.pop(k)
                 row.update(out)
-                if seed == 0:
-                    curves.setdefault(name, {}).update(curve)
+                seed_curve.update(curve)
                 if g is not None and seed == 0:
                     gates[name] = g
+            curves.setdefault(name, []).append(seed_curve)
             runs.append(row)
-            bar.update(1)
         if cfg.baselines and (seed == 0 or fixed is None):   # deterministic: once on a fixed split
             bar.set_postfix_str(f"baselines seed {seed}")
             runs += run_baselines(data, cfg.baselines, seed)
@@ -363,128 +373,10 @@ def summarise(runs: pd.DataFrame, tasks: Sequence[str]) -> pd.DataFrame:
     metric_cols = [c for c in runs.columns if any(c.startswith(t + "_") for t in tasks)]
     agg = runs.groupby("model", sort=False).agg(
         **{f"{c}_mean": (c, "mean") for c in metric_cols}, **{f"{c}_std": (c, "std") for c in metric_cols},
-        params=("params", "first"), seconds=("seconds", "mean"), epochs=("epochs", "mean"), seeds=("seed", "count"))
+        params=("params", "first"), seconds=("seconds", "mean"), seconds_std=("seconds", "std"),
+        **({"cpu_seconds": ("cpu_seconds", "mean")} if "cpu_seconds" in runs else {}),
+        epochs=("epochs", "mean"), seeds=("seed", "count"))
     return agg.reset_index()
-
-
-def _pm(mean: float, std: float, digits: int = 4) -> str:
-    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
-        return "-"
-    if std is None or (isinstance(std, float) and math.isnan(std)):
-        return f"{mean:.{digits}f}"  # a single seed has no spread
-    return f"{mean:.{digits}f} ± {std:.{digits}f}"
-
-
-def format_table(summary: pd.DataFrame, tasks: Sequence[str], types: Sequence[str]) -> str:
-    """A markdown table: one row per model, mean ± std per task metric, parameters, seconds, epochs."""
-    metrics = []
-    for t, typ in zip(tasks, types):
-        metrics += [(t, "auc"), (t, "logloss")] if typ == "binary" else [(t, "mse")]
-    head = ["model"] + [f"{t} {m.upper() if m == 'auc' else m}" for t, m in metrics] + ["params", "train s",
-                                                                                          "epochs"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for _, r in summary.iterrows():
-        cells = [r["model"]] + [_pm(r.get(f"{t}_{m}_mean"), r.get(f"{t}_{m}_std")) for t, m in metrics]
-        epochs = "-" if pd.isna(r["epochs"]) else f"{r['epochs']:.1f}"
-        cells += [f"{int(r['params']):,}", f"{r['seconds']:.1f}", epochs]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-# ------------------------------------------------------------------------------------------ report
-def write_report(result: ComparisonResult, out_dir: str, title: str = "ctrkit compare",
-                 paper: dict | None = None) -> list[str]:
-    """Write ``report.md``, ``results.csv``, ``summary.csv`` and PNG plots into ``out_dir``; return paths."""
-    os.makedirs(out_dir, exist_ok=True)
-    written = []
-    runs_path = os.path.join(out_dir, "results.csv")
-    result.runs.to_csv(runs_path, index=False)
-    result.summary.to_csv(os.path.join(out_dir, "summary.csv"), index=False)
-    written += [runs_path, os.path.join(out_dir, "summary.csv")]
-    plots = []
-    try:
-        plots = _plots(result, out_dir)
-    except ImportError:
-        plots = []
-    written += plots
-    cfg = result.config
-    lines = [f"# {title}", "", result.data.description, "",
-             f"Settings: {cfg.num_experts} experts x ({cfg.expert_units},), towers ({cfg.tower_units},), embedding "
-             f"dim {cfg.embedding_dim}, Adam lr {cfg.lr}, batch {cfg.batch_size}, early stopping on the first "
-             f"task's validation metric (patience {cfg.patience}, best weights restored, at most {cfg.max_epochs} "
-             f"epochs), {cfg.seeds} seed(s). Shared-Bottom's bottom width (and each single-task network's first "
-             "layer) is sized to match MMoE's parameter count; Single-Task counts both networks."
-             + (" Baseline rows (LR (one-hot), GBDT (trees): scikit-learn, per task, the same split and features; "
-                "deterministic, so run once; params: coefficients / tree leaves) come from "
-                "`ctrkit.compare.baselines`." if cfg.baselines else ""), "",
-             result.table(), "", f"Wall time: {result.wall_seconds:.0f} s.", ""]
-    if paper:
-        lines += ["Published (MMoE paper, mean of 400 runs on the original 199,523/99,762 split):", "",
-                  "| model | " + " | ".join(f"{t} AUC" for t in result.data.task_names) + " |",
-                  "|---|" + "---|" * len(result.data.task_names)]
-        for name, vals in paper.items():
-            lines.append(f"| {name} | " + " | ".join(f"{v:.4f}" for v in vals) + " |")
-        lines.append("")
-    for p in plots:
-        lines += [f"![{os.path.basename(p)}]({os.path.basename(p)})", ""]
-    if not plots:
-        lines += ["(No plots: install matplotlib, `pip install ctrkit[viz]`.)", ""]
-    path = os.path.join(out_dir, "report.md")
-    with open(path, "w") as fh:
-        fh.write("\n".join(lines))
-    return [path] + written
-
-
-def _plots(result: ComparisonResult, out_dir: str) -> list[str]:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    paths = []
-    s, data = result.summary, result.data
-    metric = [("auc" if typ == "binary" else "mse") for typ in data.task_types]
-    fig, axes = plt.subplots(1, len(data.task_names), figsize=(5 * len(data.task_names), 3.8), squeeze=False)
-    from .baselines import is_baseline
-    base = s[s["model"].map(is_baseline)]
-    s = s[~s["model"].map(is_baseline)]
-    for ax, t, m in zip(axes[0], data.task_names, metric):
-        means, stds = s[f"{t}_{m}_mean"].to_numpy(), s[f"{t}_{m}_std"].fillna(0).to_numpy()
-        ax.bar(range(len(s)), means, yerr=stds, capsize=4, color="tab:blue", alpha=0.8)
-        ax.set_xticks(range(len(s)), s["model"], rotation=20)
-        refs = base[f"{t}_{m}_mean"].to_numpy() if f"{t}_{m}_mean" in base else np.array([])
-        for (_, b), v, style in zip(base.iterrows(), refs, ("--", ":", "-.")):
-            ax.axhline(v, color="tab:red", linestyle=style, linewidth=1.2, label=f"{b['model']} {v:.4f}")
-        if len(refs):
-            ax.legend(fontsize=8, loc="lower right")
-        if np.isfinite(means).any():  # a tiny split can leave a task with one class (AUC undefined)
-            lo = np.nanmin(np.concatenate([means - stds, refs]))
-            hi = np.nanmax(np.concatenate([means + stds, refs]))
-            pad = (hi - lo) * 0.3 + 1e-4
-            ax.set_ylim(lo - pad, hi + pad)
-        ax.set_title(f"{t}: test {m.upper()} (mean ± std, {int(s['seeds'].iloc[0])} seeds)")
-    fig.tight_layout()
-    paths.append(os.path.join(out_dir, "metrics.png"))
-    fig.savefig(paths[-1], dpi=110)
-    plt.close(fig)
-    if result.curves:
-        fig, axes = plt.subplots(1, len(data.task_names), figsize=(5 * len(data.task_names), 3.8), squeeze=False)
-        for ax, t, m in zip(axes[0], data.task_names, metric):
-            for name, curve in result.curves.items():
-                key = f"val_{t}_{m}"
-                if key in curve:
-                    ax.plot(range(1, len(curve[key]) + 1), curve[key], label=name, marker=".")
-            ax.set_xlabel("epoch")
-            ax.set_title(f"validation {t} {m.upper()} (seed 0)")
-            ax.legend(fontsize=8)
-        fig.tight_layout()
-        paths.append(os.path.join(out_dir, "validation_curves.png"))
-        fig.savefig(paths[-1], dpi=110)
-        plt.close(fig)
-    from ..viz import _draw_gate_heatmap
-    for name, g in result.gates.items():
-        paths.append(os.path.join(out_dir, f"gates_{name}.png"))
-        _draw_gate_heatmap(g, data.task_names, [f"e{i}" for i in range(g.shape[1])],
-                           f"{name}: mean gate weight per task and expert (test set)", paths[-1])
-    return paths
 
 
 def config_dict(cfg: CompareConfig) -> dict[str, Any]:
@@ -526,50 +418,3 @@ def run_synthetic_sweep(ps: Sequence[float] = (0.5, 0.9, 1.0), cfg: CompareConfi
                                                           epochs=("epochs", "mean")).reset_index()
     table["label_corr"] = table["p"].map(corr)
     return SweepResult(table, runs, cfg, time.perf_counter() - t0)
-
-
-def format_sweep(sweep: SweepResult) -> str:
-    models = list(dict.fromkeys(sweep.table["model"]))
-    lines = ["| p (weight cosine) | label Pearson | " + " | ".join(f"{m} MSE" for m in models)
-             + " | MMoE − Shared-Bottom |", "|---|---|" + "---|" * (len(models) + 1)]
-    for p, g in sweep.table.groupby("p", sort=False):
-        g = g.set_index("model")
-        cells = [_pm(g.loc[m, "mse_mean"], g.loc[m, "mse_std"], 3) if m in g.index else "-" for m in models]
-        gap = (g.loc["MMoE", "mse_mean"] - g.loc["Shared-Bottom", "mse_mean"]
-               if {"MMoE", "Shared-Bottom"} <= set(g.index) else float("nan"))
-        lines.append(f"| {p} | {g['label_corr'].iloc[0]:.3f} | " + " | ".join(cells) + f" | {gap:+.3f} |")
-    return "\n".join(lines)
-
-
-def write_sweep_report(sweep: SweepResult, out_dir: str) -> list[str]:
-    os.makedirs(out_dir, exist_ok=True)
-    sweep.runs.to_csv(os.path.join(out_dir, "synthetic_runs.csv"), index=False)
-    sweep.table.to_csv(os.path.join(out_dir, "synthetic_summary.csv"), index=False)
-    paths = [os.path.join(out_dir, "synthetic_runs.csv"), os.path.join(out_dir, "synthetic_summary.csv")]
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-        fig, ax = plt.subplots(figsize=(5.5, 3.8))
-        for m, g in sweep.table.groupby("model", sort=False):
-            ax.errorbar(g["p"], g["mse_mean"], yerr=g["mse_std"].fillna(0), marker="o", capsize=4, label=m)
-        ax.set_xlabel("task correlation p (cosine of w1, w2)")
-        ax.set_ylabel("test MSE (mean of both tasks)")
-        ax.set_title(f"MMoE synthetic experiment ({int(sweep.table['seeds'].iloc[0])} seeds)")
-        ax.legend()
-        fig.tight_layout()
-        paths.append(os.path.join(out_dir, "synthetic_mse_vs_correlation.png"))
-        fig.savefig(paths[-1], dpi=110)
-        plt.close(fig)
-    except ImportError:
-        pass
-    cfg = sweep.config
-    lines = ["# MMoE synthetic experiment (paper §3.2 / Figure 4)", "",
-             f"Two regression tasks per p; {cfg.num_experts} experts x ({cfg.expert_units},), towers "
-             f"({cfg.tower_units},), Shared-Bottom width matched; Adam lr {cfg.lr}, batch {cfg.batch_size}, early "
-             f"stopping on task1 validation MSE (patience {cfg.patience}); fresh data and initialisation per seed.",
-             "", format_sweep(sweep), "", f"Wall time: {sweep.wall_seconds:.0f} s.", ""]
-    lines += [f"![{os.path.basename(p)}]({os.path.basename(p)})" for p in paths if p.endswith(".png")]
-    with open(os.path.join(out_dir, "synthetic_report.md"), "w") as fh:
-        fh.write("\n".join(lines) + "\n")
-    return [os.path.join(out_dir, "synthetic_report.md")] + paths

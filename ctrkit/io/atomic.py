@@ -3,6 +3,9 @@
 The promise: whatever stops a save (an exception, Ctrl-C, ``kill -9``, a full disk), the destination then holds
 either the complete previous version or the complete new one, never a mix and never nothing.
 
+Both end with the modes an ordinary write would give (``0o644`` files, ``0o755`` directories under umask 022),
+not the private ones of their temporary names.
+
 * A file (:func:`atomic_file`) is written to a temporary file, fsynced and renamed over the destination: one
   rename, atomic on a local POSIX file system.
 * A directory (:func:`atomic_dir`) is written to a temporary directory; then the existing directory is renamed
@@ -51,6 +54,30 @@ def _fsync_dir(path: str) -> None:
             os.close(dfd)
     except OSError:  # pragma: no cover - platforms without directory fsync
         pass
+
+
+_umask_lock = threading.Lock()
+
+
+def _umask() -> int:
+    """The process's file-mode creation mask (read without changing it where /proc allows)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    with _umask_lock:   # elsewhere: set and restore (os.umask has no read-only form)
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
+
+
+def _normal_mode(path: str, directory: bool) -> None:
+    """Give a temporary file or directory the mode an ordinary ``open`` / ``os.makedirs`` would have
+    (``0o644`` / ``0o755`` under the usual umask 022): ``mkstemp`` / ``mkdtemp`` make them private (600 / 700)."""
+    os.chmod(path, (0o777 if directory else 0o666) & ~_umask())
 
 
 def _prefix(path: str, kind: str) -> str:
@@ -177,6 +204,7 @@ def atomic_dir(path: str, write: Callable[[str], None], what: str = "save_model"
     try:
         tmp = tempfile.mkdtemp(prefix=_prefix(path, "tmp"), dir=parent)
         _track(tmp, True)
+        _normal_mode(tmp, directory=True)
         write(tmp)
         _fsync_tree(tmp)
         if os.path.isdir(path):
@@ -220,6 +248,7 @@ def atomic_file(path: str, write: Callable[[IO[bytes]], None], what: str = "save
     try:
         fd, tmp = tempfile.mkstemp(prefix=_prefix(path, "tmp"), dir=parent)
         _track(tmp, True)
+        _normal_mode(tmp, directory=False)
         with os.fdopen(fd, "wb") as fh:
             write(fh)
             fh.flush()

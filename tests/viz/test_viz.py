@@ -75,7 +75,15 @@ def test_gate_weights_heatmap_mmoe_and_ple(trained, tmp_path):
               expert_dnn_hidden_units=(8,), gate_dnn_hidden_units=(), task_names=["income", "marital"])
     fig = plot_gate_weights(ple, Xte.iloc[:300], tmp_path / "ple.png")
     _check_png(tmp_path / "ple.png")
-    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["own0", "shared0", "shared1"]
+    # one column per expert, the same expert in every row: each task's own experts, then the shared ones
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["income own0", "marital own0", "shared0",
+                                                                     "shared1"]
+    g = np.ma.getdata(fig.axes[0].get_images()[0].get_array()).astype(float)
+    w = ple.gate_weights(Xte.iloc[:300])
+    assert np.isnan(g[0, 1]) and np.isnan(g[1, 0])          # income's gate does not read marital's expert
+    assert np.allclose(g[0, [0, 2, 3]], w["income"].mean(0)) and np.allclose(g[1, [1, 2, 3]], w["marital"].mean(0))
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert texts.count("-") == 2
     assert "last level" in fig.axes[0].get_title()
     dnn = DNN(enc.feature_columns, dnn_hidden_units=(8,))
     with pytest.raises(TypeError, match="OMoE, MMoE or PLE"):
