@@ -4,13 +4,16 @@ The whole prototype of an ad-ranking system, on a log whose true click and conve
 (:func:`ctrkit.datasets.make_ad_log`), so every number can be set against its ceiling:
 
 1. generate the log (requests x candidate ads, with bids) and split it by request;
-2. train an MMoE with a ``ctr`` task on every impression and a ``cvr`` task on clicked impressions (the CVR
-   label is NaN elsewhere, which leaves those rows out of its loss and metrics);
-3. evaluate AUC and logloss next to the oracle's (the true probabilities);
-4. replay a second-price auction with 3 slots and position bias on the test requests: revenue, clicks and
+2. keep every click and a share of the non-clicks of the training requests (negative downsampling);
+3. train an MMoE with a ``ctr`` task on every impression and a ``cvr`` task on clicked impressions (the CVR
+   label is NaN elsewhere, which leaves those rows out of its loss and metrics); the model corrects its pCTR
+   for the downsampling, then is calibrated (Platt scaling) on the validation requests;
+4. evaluate AUC, gAUC by user, logloss, normalised entropy and calibration next to the oracle's (the true
+   probabilities);
+5. replay a second-price auction with 3 slots and position bias on the test requests: revenue, clicks and
    conversions of the model's eCPM ranking as fractions of the oracle's, next to an ad-CTR baseline and
    bid-only ranking;
-5. save the model for serving and score a raw request's candidates with ``predict_records``.
+6. save the model for serving and score a raw request's candidates with ``predict_records``.
 
     python examples/ad_ranking.py
     python examples/ad_ranking.py --requests 50000 --epochs 10 --out ad-mmoe
@@ -30,6 +33,8 @@ from sklearn.metrics import log_loss, roc_auc_score
 
 from ctrkit import EarlyStopping, FeatureEncoder, MMoE, load_model
 from ctrkit.datasets import make_ad_log
+from ctrkit.metrics import calibration_ratio, gauc, normalized_entropy
+from ctrkit.preprocessing import downsample_negatives
 from ctrkit.ranking import compare_replays, smoothed_rate
 
 
@@ -47,56 +52,61 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     ap.add_argument("--out", default=None, help="directory to save the model in (default: a temporary one)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--negative-rate", type=float, default=0.25,
+                    help="share of the training non-clicks kept (1: no downsampling)")
+    ap.add_argument("--calibration", default="platt", choices=["isotonic", "platt", "temperature", "none"],
+                    help="post-hoc calibration fitted on the validation requests")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
 
     # 1. the log: one row per (request, candidate ad); p_click / p_conv are the truth, click / conversion labels
     log = make_ad_log(n_requests=args.requests, n_users=max(100, args.requests // 10),
                       n_ads=max(50, args.requests // 40), seed=args.seed)
-    train, val, test = log.split((0.8, 0.1, 0.1), seed=args.seed)
-    # TODO(lead, after the merge of `adcal`): downsample the negatives of the training set and tell the model,
-    # so that its pCTR stays calibrated on the full traffic:
-    #     train = ctrkit.preprocessing.downsample_negatives(train, "click", 0.1, seed=args.seed)
-    #     ... and after building the model: model.set_negative_sampling({"ctr": 0.1})
+    full_train, val, test = log.split((0.8, 0.1, 0.1), seed=args.seed)
+    # 2. every click and a share of the non-clicks (the CVR task lives on clicks: it loses no row)
+    train = downsample_negatives(full_train, "click", args.negative_rate, seed=args.seed)
     print(f"ad log: {len(log.impressions):,} candidate impressions of {args.requests:,} requests; "
-          f"{len(train):,} training rows ({int(train['click'].sum()):,} clicks, "
+          f"{len(train):,} training rows after keeping {args.negative_rate:g} of the non-clicks "
+          f"(of {len(full_train):,}; {int(train['click'].sum()):,} clicks, "
           f"{int(train['conversion'].sum()):,} conversions), {len(test):,} test rows")
 
-    # 2. features -> model; CTR and CVR as two tasks of one MMoE
+    # 3. features -> model; CTR and CVR as two tasks of one MMoE
     enc = FeatureEncoder(sparse=list(log.sparse_features), dense=list(log.dense_features), embedding_dim=8)
     enc.fit(train)
     model = MMoE(enc.feature_columns, num_experts=4, expert_dnn_hidden_units=(64,), tower_dnn_hidden_units=(32,),
                  task_names=["ctr", "cvr"], seed=args.seed)
-    # TODO(lead, after the merge of `adcal`): group-wise metrics, normalised entropy and calibration:
-    #     model.compile("adam", lr=2e-3, metrics=["auc", "logloss", "gauc", "ne", "calibration_ratio", "ece"],
-    #                   group_by="user_id")
-    model.compile("adam", lr=2e-3, metrics=["auc", "logloss"])
+    model.set_negative_sampling({"ctr": args.negative_rate})       # pCTR back on the full traffic
+    model.compile("adam", lr=2e-3, metrics=["auc", "logloss", "gauc", "ne", "calibration_ratio"],
+                  group_by="user_id")                               # gAUC: AUC per user, impression-weighted
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")                 # "some labels are NaN": the CVR label off clicks
         model.fit(train, labels(train), batch_size=1024, epochs=args.epochs, verbose=2,
                   validation_data=(val, labels(val)),
                   callbacks=[EarlyStopping("val_ctr_logloss", patience=1, restore_best_weights=True)])
-    # TODO(lead, after the merge of `adcal`): calibrate on the validation requests before evaluating:
-    #     model.calibrate(val, labels(val), method="isotonic")
+    if args.calibration != "none":                      # on validation requests, never downsampled
+        model.calibrate(val, labels(val), method=args.calibration)
 
-    # 3. test metrics next to the oracle's (the true probabilities of the same rows)
+    # 4. test metrics next to the oracle's (the true probabilities of the same rows)
     res = model.evaluate(test, labels(test))
     p = model.predict(test)
     pctr, pcvr = p[:, 0].astype(np.float64), np.clip(p[:, 1].astype(np.float64), 0.0, 1.0)
     clicked = test["click"].to_numpy() == 1
-    oracle = {"ctr_auc": roc_auc_score(test["click"], test["p_click"]),
-              "ctr_logloss": log_loss(test["click"], test["p_click"]),
-              "cvr_auc": roc_auc_score(test["conversion"][clicked], test["p_conv"][clicked]),
-              "cvr_logloss": log_loss(test["conversion"][clicked], test["p_conv"][clicked])}
-    # TODO(lead, after the merge of `adcal`): the oracle's and the model's gAUC by user and NE, e.g.
-    #     ctrkit.metrics.gauc(test["click"], pctr, test["user_id"]),
-    #     ctrkit.metrics.normalized_entropy(test["click"], pctr), ctrkit.metrics.calibration_ratio(...)
+    oracle = {}
+    for task, y_true, p_true, rows in (("ctr", test["click"], test["p_click"], slice(None)),
+                                       ("cvr", test["conversion"], test["p_conv"], clicked)):
+        y_t, p_t, users = y_true[rows], p_true[rows], test["user_id"][rows]
+        oracle.update({f"{task}_auc": roc_auc_score(y_t, p_t), f"{task}_logloss": log_loss(y_t, p_t),
+                       f"{task}_gauc": gauc(y_t, p_t, users), f"{task}_ne": normalized_entropy(y_t, p_t),
+                       f"{task}_calibration_ratio": calibration_ratio(y_t, p_t)})
     for task in ("ctr", "cvr"):
-        print(f"{task}: test AUC {res[f'{task}_auc']:.4f}  test logloss {res[f'{task}_logloss']:.4f}  "
-              f"(oracle: AUC {oracle[f'{task}_auc']:.4f}  logloss {oracle[f'{task}_logloss']:.4f})")
+        print(f"{task}: test AUC {res[f'{task}_auc']:.4f}  test gAUC {res[f'{task}_gauc']:.4f}  "
+              f"test logloss {res[f'{task}_logloss']:.4f}  test NE {res[f'{task}_ne']:.4f}  "
+              f"test calibration {res[f'{task}_calibration_ratio']:.3f}  (oracle: AUC {oracle[f'{task}_auc']:.4f}  "
+              f"gAUC {oracle[f'{task}_gauc']:.4f}  logloss {oracle[f'{task}_logloss']:.4f}  "
+              f"NE {oracle[f'{task}_ne']:.4f})")
     res.update({f"oracle_{k}": v for k, v in oracle.items()})
 
-    # 4. the auction replay: GSP, top slots with position bias, outcomes from the true probabilities
+    # 5. the auction replay: GSP, top slots with position bias, outcomes from the true probabilities
     base = smoothed_rate(train["ad_id"], train["click"], test["ad_id"])     # each ad's smoothed training CTR
     policies = {"oracle": {"pctr": test["p_click"]}, "model": {"pctr": pctr}, "ad-CTR baseline": {"pctr": base},
                 "bid only": {"score": test["bid"]}}
@@ -118,7 +128,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     res.update({f"{c}_vs_oracle": float(table.loc["model", f"{c}_vs_oracle"])
                 for c in ("revenue", "clicks", "advertiser_value")})
 
-    # 5. serving: the saved directory carries the encoder, so raw candidate records can be scored directly
+    # 6. serving: the saved directory carries the encoder, so raw candidate records can be scored directly
     out = args.out or tempfile.mkdtemp(prefix="ad-mmoe-")
     model.save(out)
     request = test[test["request_id"] == test["request_id"].iloc[0]]
