@@ -38,6 +38,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from ctrkit import ESMM, EarlyStopping, FeatureEncoder, MMoE  # noqa: E402
 from ctrkit.datasets import make_ad_log  # noqa: E402
+from ctrkit.metrics import gauc  # noqa: E402
 from ctrkit.ranking import compare_replays, smoothed_rate  # noqa: E402
 
 RESULTS_MD = REPO / "benchmarks" / "RESULTS.md"
@@ -59,23 +60,12 @@ def _blur(p: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-z))
 
 
-def gauc(y: np.ndarray, p: np.ndarray, groups: np.ndarray) -> float:
-    """Impression-weighted mean of per-group AUCs over groups holding both classes (local helper)."""
-    df = pd.DataFrame({"y": y, "p": p, "g": groups})
-    num = den = 0.0
-    for _, g in df.groupby("g", sort=False):
-        if 0 < g["y"].sum() < len(g):
-            num += len(g) * roc_auc_score(g["y"], g["p"])
-            den += len(g)
-    return num / den
-
-
 def score(test: pd.DataFrame, pctr: np.ndarray, pcvr: np.ndarray) -> dict[str, float]:
     y, clicked = test["click"].to_numpy(), test["click"].to_numpy() == 1
     yc = test["conversion"].to_numpy()
     eps = 1e-7
     return {"ctr_auc": roc_auc_score(y, pctr), "ctr_logloss": log_loss(y, np.clip(pctr, eps, 1 - eps)),
-            "ctr_gauc": gauc(y, pctr, test["user_id"].to_numpy()),
+            "ctr_gauc": gauc(y, pctr, test["user_id"].to_numpy()),   # per-user AUC, impression-weighted
             "cvr_auc": roc_auc_score(yc[clicked], pcvr[clicked]),
             "cvr_logloss": log_loss(yc[clicked], np.clip(pcvr[clicked], eps, 1 - eps)),
             "ctcvr_auc": roc_auc_score(yc, pctr * pcvr)}
