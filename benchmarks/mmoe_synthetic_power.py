@@ -113,7 +113,7 @@ class Runner:
         self.args = args
         self.cfg = CompareConfig(num_experts=8, expert_units=16, tower_units=8, batch_size=args.batch_size,
                                  lr=args.lr, max_epochs=args.max_epochs, patience=args.patience,
-                                 models=MODELS, baselines=(), verbose=False)
+                                 models=MODELS, baselines=(), verbose=False, numeric_embedding=None)
         self._prepare = prepare_synthetic
         # the builders depend only on the feature columns and tasks, the same for every p and seed
         self.specs = _model_specs(prepare_synthetic(args.correlations[0], 0, n_train=64, n_val=8, n_test=8),

@@ -57,10 +57,13 @@ def add_compare_parser(sub: Any) -> None:
     c.add_argument("--batch-size", type=int, default=None)
     c.add_argument("--lr", type=float, default=None)
     c.add_argument("--experts", type=int, default=None, help="number of experts (default 8)")
-    c.add_argument("--expert-units", type=int, default=None, help="units per expert (default 16)")
-    c.add_argument("--numeric-embedding", choices=("quantile", "ple", "periodic"), default=None,
-                   help="census: embed the numeric columns as fields too (default: raw values only)")
-    c.add_argument("--n-bins", type=int, default=None, help="bins of --numeric-embedding quantile / ple (default 16)")
+    c.add_argument("--expert-units", type=int, default=None, help="units per expert (default 32)")
+    c.add_argument("--tower-units", type=int, default=None, help="units of each task tower (default 16)")
+    c.add_argument("--embedding-dim", type=int, default=None, help="embedding size of every field (default 4)")
+    c.add_argument("--numeric-embedding", choices=("quantile", "ple", "periodic", "none"), default=None,
+                   help="embed the numeric columns as fields too, next to their scaled values (default quantile; "
+                        "none: scaled values only)")
+    c.add_argument("--n-bins", type=int, default=None, help="bins of --numeric-embedding quantile / ple (default 64)")
     c.add_argument("--correlations", default="0.5,0.9,1.0", help="synthetic: task correlations to sweep")
     c.add_argument("--baselines", default="lr,gbdt",
                    help="reference rows trained on the same split and features: lr (one-hot logistic regression), "
@@ -103,17 +106,19 @@ def run_compare(args: argparse.Namespace) -> int:
     cfg = CompareConfig()
     if args.data == "synthetic":
         cfg = CompareConfig(num_experts=8, expert_units=16, tower_units=8, batch_size=128, lr=1e-3, max_epochs=200,
-                            patience=5, models=("Shared-Bottom", "OMoE", "MMoE"))
+                            patience=5, models=("Shared-Bottom", "OMoE", "MMoE"), numeric_embedding=None)
     if args.quick:
         cfg.seeds, cfg.max_epochs, cfg.patience = 1, 3, 1
     for attr, val in (("seeds", args.seeds), ("max_epochs", args.epochs), ("patience", args.patience),
                       ("batch_size", args.batch_size), ("lr", args.lr), ("num_experts", args.experts),
-                      ("expert_units", args.expert_units), ("n_bins", args.n_bins)):
+                      ("expert_units", args.expert_units), ("tower_units", args.tower_units),
+                      ("embedding_dim", args.embedding_dim), ("n_bins", args.n_bins)):
         if val is not None:
             if isinstance(val, int) and val < (0 if attr == "patience" else 1):
                 return _fail(f"--{attr.replace('_', '-')} must be >= 1, got {val}.")
             setattr(cfg, attr, val)
-    cfg.numeric_embedding = args.numeric_embedding
+    if args.numeric_embedding is not None:
+        cfg.numeric_embedding = None if args.numeric_embedding == "none" else args.numeric_embedding
     if args.models:
         cfg.models = tuple(_csv_list(args.models))
     if args.metrics:
@@ -150,7 +155,8 @@ def run_compare(args: argparse.Namespace) -> int:
             types = _csv_list(args.task_types)
             data = prepare_frame_data(df, _csv_list(args.tasks), sparse=_csv_list(args.sparse),
                                       dense=_csv_list(args.dense), task_types=types,
-                                      embedding_dim=cfg.embedding_dim, name=os.path.basename(args.data))
+                                      embedding_dim=cfg.embedding_dim, name=os.path.basename(args.data),
+                                      numeric_embedding=cfg.numeric_embedding, n_bins=cfg.n_bins)
             paper, title = None, f"{os.path.basename(args.data)}: multi-task comparison"
         result = run_comparison(data, cfg, progress=progress)
     except (CtrkitError, ValueError, KeyError, FileNotFoundError) as e:

@@ -36,8 +36,8 @@ class CompareConfig:
     """Settings shared by every model of a comparison."""
 
     num_experts: int = 8
-    expert_units: int = 16
-    tower_units: int = 8
+    expert_units: int = 32
+    tower_units: int = 16
     embedding_dim: int = 4
     batch_size: int = 1024
     lr: float = 5e-3
@@ -47,9 +47,9 @@ class CompareConfig:
     models: tuple[str, ...] | None = None   # None: Single-Task + every registered multi-task model
     monitor_task: str | None = None         # early stopping on this task's validation metric (default: first)
     baselines: tuple[str, ...] = ("lr", "gbdt")   # one-hot LR and gradient-boosted trees rows (compare.baselines)
-    numeric_embedding: str | dict | None = None   # dense columns also as fields: "quantile" / "ple" / "periodic"
-                                                  # or FeatureEncoder's dict of options ({"kind": "ple", ...})
-    n_bins: int = 16                        # bins of the quantile / ple numeric embeddings
+    numeric_embedding: str | dict | None = "quantile"   # dense columns also as fields: "quantile" / "ple" /
+                                                  # "periodic", FeatureEncoder's dict of options, or None
+    n_bins: int = 64                        # bins of the quantile / ple numeric embeddings
     extra_metrics: tuple[str, ...] = ()     # e.g. ("gauc", "ne"): also reported (binary tasks), in results.csv
     group_by: str | None = None             # gauc's group column: a sparse feature of the data (its encoded ids)
     ctr_models: tuple[str, ...] = ()        # single-task CTR models per task: a second table (compare.ctr_table)
@@ -97,9 +97,12 @@ def _split_encode(X: pd.DataFrame, Y: pd.DataFrame, sparse: list[str], dense: li
     return enc, parts
 
 
-def prepare_census(group: int = 1, embedding_dim: int = 4, numeric_embedding: str | dict | None = None,
-                   n_bins: int = 16) -> PreparedData:
+def prepare_census(group: int = 1, embedding_dim: int = 4, numeric_embedding: str | dict | None = "quantile",
+                   n_bins: int = 64) -> PreparedData:
     """The bundled Census-Income data, task group 1 or 2, split 80/10/10 with seed 2024.
+
+    The numeric columns are embedded as fields as :class:`CompareConfig`'s defaults say (``numeric_embedding=None``:
+    raw scaled values only, as before 0.2).
 
     The paper trains on the 199,523-row training file and splits its 99,762-row test file 1:1 into
     validation and test; only the test file ships here, so it is split 80/10/10 instead.
@@ -116,8 +119,10 @@ def prepare_census(group: int = 1, embedding_dim: int = 4, numeric_embedding: st
 
 def prepare_frame_data(df: pd.DataFrame, tasks: Sequence[str], *, sparse: Sequence[str] | None = None,
                        dense: Sequence[str] | None = None, task_types: Sequence[str] | None = None,
-                       embedding_dim: int = 4, name: str = "data") -> PreparedData:
-    """A user's DataFrame: columns typed as given or inferred, labels validated, split 80/10/10."""
+                       embedding_dim: int = 4, name: str = "data", numeric_embedding: str | dict | None = "quantile",
+                       n_bins: int = 64) -> PreparedData:
+    """A user's DataFrame: columns typed as given or inferred, labels validated, split 80/10/10; numeric columns
+    embedded as fields too as :class:`CompareConfig`'s defaults say (``numeric_embedding=None``: raw values only)."""
     from ..preprocessing import infer_column_types
     if len(df) == 0:
         raise DataValidationError(f"{name}: the file has no rows.")
@@ -157,7 +162,8 @@ def prepare_frame_data(df: pd.DataFrame, tasks: Sequence[str], *, sparse: Sequen
         if typ == "binary" and col.dropna().nunique() < 2:
             raise DataValidationError(f"task {t!r} has a single class; AUC is undefined.")
     Y = df[tasks].apply(pd.to_numeric, errors="coerce").astype("float32")
-    enc, (tr, va, te) = _split_encode(df[list(sparse) + list(dense)], Y, list(sparse), list(dense), {}, embedding_dim)
+    enc, (tr, va, te) = _split_encode(df[list(sparse) + list(dense)], Y, list(sparse), list(dense), {}, embedding_dim,
+                                      numeric_embedding=numeric_embedding if dense else None, n_bins=n_bins)
     return PreparedData(enc.feature_columns, tr, va, te, tasks, task_types,
                         f"{name}: {len(df):,} rows, {len(sparse)} sparse + {len(dense)} dense features, "
                         "80/10/10 split (seed 2024)")
@@ -405,8 +411,8 @@ def run_synthetic_sweep(ps: Sequence[float] = (0.5, 0.9, 1.0), cfg: CompareConfi
     """The MMoE paper's Figure 4 experiment: Shared-Bottom, OMoE and MMoE on two regression tasks whose
     correlation is ``p``, fresh data and initialisation per seed; test MSE averaged over the two tasks."""
     from ..datasets import label_correlation, make_mmoe_synthetic
-    cfg = cfg or CompareConfig(num_experts=8, expert_units=16, tower_units=8, batch_size=128, lr=1e-3,
-                               max_epochs=200, patience=5, models=("Shared-Bottom", "OMoE", "MMoE"))
+    cfg = cfg or CompareConfig(numeric_embedding=None, num_experts=8, expert_units=16, tower_units=8, batch_size=128,
+                               lr=1e-3, max_epochs=200, patience=5, models=("Shared-Bottom", "OMoE", "MMoE"))
     t0 = time.perf_counter()
     rows = []
     for p in ps:

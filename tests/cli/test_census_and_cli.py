@@ -88,7 +88,7 @@ def test_compare_numeric_embedding_flag_reaches_the_census_encoder(monkeypatch, 
     import ctrkit.compare as compare
     seen = {}
 
-    def prepare(group, embedding_dim, numeric_embedding=None, n_bins=16):
+    def prepare(group, embedding_dim, numeric_embedding="quantile", n_bins=64):
         data = real(group, embedding_dim, numeric_embedding, n_bins)
         seen["columns"] = data.feature_columns
         raise ValueError("stopped before training")     # the flag's path is what this test checks
