@@ -62,6 +62,9 @@ def add_compare_parser(sub: Any) -> None:
     c.add_argument("--baselines", default="lr,gbdt",
                    help="reference rows trained on the same split and features: lr (one-hot logistic regression), "
                         "gbdt (gradient-boosted trees), comma-separated, or none (default lr,gbdt)")
+    c.add_argument("--workers", type=int, default=None,
+                   help="processes training the (model, seed) runs side by side, one torch thread each "
+                        "(default: one per available core; 1 trains them one after the other in this process)")
     c.add_argument("--out", default="ctrkit-report", help="report folder (default ./ctrkit-report)")
     c.add_argument("--device", default="cpu", help="movielens-seq: where to train (cpu, cuda, auto; default cpu)")
     c.add_argument("--quick", action="store_true", help="one seed, few epochs: a smoke test")
@@ -99,7 +102,7 @@ def run_compare(args: argparse.Namespace) -> int:
         cfg.seeds, cfg.max_epochs, cfg.patience = 1, 3, 1
     for attr, val in (("seeds", args.seeds), ("max_epochs", args.epochs), ("patience", args.patience),
                       ("batch_size", args.batch_size), ("lr", args.lr), ("num_experts", args.experts),
-                      ("expert_units", args.expert_units)):
+                      ("expert_units", args.expert_units), ("workers", args.workers)):
         if val is not None:
             if isinstance(val, int) and val < (0 if attr == "patience" else 1):
                 return _fail(f"--{attr.replace('_', '-')} must be >= 1, got {val}.")
