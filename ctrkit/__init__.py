@@ -12,11 +12,12 @@ from typing import TYPE_CHECKING, Any
 from ._version import __version__
 
 _EXPORTS = {
-    "ctrkit.features": ["SparseFeat", "DenseFeat", "VarLenSparseFeat", "get_feature_names"],
+    "ctrkit.features": ["SparseFeat", "DenseFeat", "NumericEmbedding", "VarLenSparseFeat", "get_feature_names"],
     "ctrkit.preprocessing": ["FeatureEncoder"],
     "ctrkit.models": ["BaseModel", "SharedBottom", "OMoE", "MMoE", "MMOE", "PLE", "ESMM", "DNN", "LR", "FM", "WDL",
                       "DeepFM", "DCN", "DCNMix", "xDeepFM", "AutoInt", "DIN", "NFM", "PNN", "AFM", "AFN", "CCPM",
-                      "DIFM", "FiBiNET", "IFM", "MLR", "ONN", "DIEN", "SASRec", "FAME"],
+                      "DIFM", "FiBiNET", "IFM", "MLR", "ONN", "DIEN", "FinalMLP", "GDCN", "MaskNet", "SASRec",
+                      "FAME"],
     "ctrkit.callbacks": ["History", "EarlyStopping", "ModelCheckpoint", "LearningRateScheduler", "LRScheduler",
                          "ReduceLROnPlateau", "TerminateOnNaN", "CSVLogger", "BackupAndRestore"],
     "ctrkit.io": ["load_model", "save_model", "save_checkpoint", "load_checkpoint"],
@@ -60,7 +61,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     )
     from .exceptions import CtrkitError, DataValidationError, ModelFormatError, NotFittedError, SchemaError  # noqa: F401
     from .export import export_onnx, export_torch  # noqa: F401
-    from .features import DenseFeat, SparseFeat, VarLenSparseFeat, get_feature_names  # noqa: F401
+    from .features import DenseFeat, NumericEmbedding, SparseFeat, VarLenSparseFeat, get_feature_names  # noqa: F401
     from .io import load_checkpoint, load_model, save_checkpoint, save_model  # noqa: F401
     from .models import (  # noqa: F401
         AFM,
@@ -74,6 +75,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
         ESMM,
         FAME,
         FM,
+        GDCN,
         IFM,
         LR,
         MLR,
@@ -88,6 +90,8 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
         DCNMix,
         DeepFM,
         FiBiNET,
+        FinalMLP,
+        MaskNet,
         MMoE,
         OMoE,
         SASRec,

@@ -161,10 +161,19 @@ def input_contract(model: Any) -> dict[str, Any]:
     for t, typ in zip(model.task_names, model.task_types):
         meaning = {"binary": "probability (sigmoid of the logit)", "regression": "predicted value",
                    "multiclass": "class probabilities (softmax)"}.get(typ, typ)
+        transform = getattr(model, "output_transform", None)
+        if transform and typ == "binary" and (t in transform.calibrators or transform.rates.get(t, 1.0) != 1.0):
+            steps = ([f"negative-sampling correction (rate {transform.rates[t]})"] if t in transform.rates else []) \
+                + ([f"{transform.calibrators[t]['method']} calibration"] if t in transform.calibrators else [])
+            meaning = f"probability after {' and '.join(steps)}, computed inside the graph"
         shape: list[Any] = ["batch", widths[t]] if t in num_classes else ["batch"]
         outputs.append({"name": t, "dtype": "float32", "shape": shape, "task_type": typ, "content": meaning})
-    return {"inputs": inputs, "outputs": outputs, "ids": {"padding": 0, "out_of_vocabulary": 1},
-            "batch_dimension": "dynamic: axis 0 of every input and output"}
+    out = {"inputs": inputs, "outputs": outputs, "ids": {"padding": 0, "out_of_vocabulary": 1},
+           "batch_dimension": "dynamic: axis 0 of every input and output"}
+    config = getattr(model, "output_config", lambda: None)()
+    if config:  # for the record: the graph already applies it
+        out["output_transform"] = config
+    return out
 
 
 def _sidecar_path(path: str) -> str:

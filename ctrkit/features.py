@@ -14,6 +14,7 @@ through :func:`feature_to_dict` / :func:`feature_from_dict` (and so through JSON
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Union
@@ -24,6 +25,8 @@ from .exceptions import SchemaError
 
 __all__ = [
     "DEFAULT_GROUP_NAME",
+    "NUMERIC_EMBEDDINGS",
+    "NumericEmbedding",
     "SparseFeat",
     "DenseFeat",
     "VarLenSparseFeat",
@@ -39,6 +42,8 @@ __all__ = [
 
 DEFAULT_GROUP_NAME = "default_group"
 _COMBINERS = ("mean", "sum", "max")
+#: the kinds of :class:`NumericEmbedding`
+NUMERIC_EMBEDDINGS = ("quantile", "ple", "periodic")
 
 
 def _check_name(kind: str, name: Any) -> None:
@@ -118,6 +123,82 @@ class SparseFeat:
 
 
 @dataclass(frozen=True)
+class NumericEmbedding:
+    """How a one-value :class:`DenseFeat` is embedded into a field (a vector like a sparse feature's embedding).
+
+    Kinds (Gorishniy et al., "On Embeddings for Numerical Features in Tabular Deep Learning", NeurIPS 2022):
+
+    - ``"quantile"``: the value's bin among ``boundaries`` picks a row of a per-feature table (values below
+      the first edge fall in the first bin, above the last in the last; NaN has a row of its own).
+    - ``"ple"``: piecewise-linear encoding over the bins (bin ``t`` reads 0 below it, 1 above it, the position
+      inside it), then a per-feature linear map to ``embedding_dim`` (``activation="relu"`` adds a ReLU).
+    - ``"periodic"``: PLR, ``ReLU(Linear([sin(2 pi c x), cos(2 pi c x)]))`` with ``n_frequencies`` trainable
+      frequencies ``c`` initialised from ``N(0, sigma)``; no boundaries.
+
+    The value embedded is the one the model receives (after the encoder's scaling), so ``boundaries`` are in that
+    scale; :class:`~ctrkit.FeatureEncoder` fits them (``numeric_embedding=...``).
+
+    Args:
+        kind: ``"quantile"``, ``"ple"`` or ``"periodic"``.
+        boundaries: the bin edges ``b_0 < b_1 < ... < b_T`` (``T >= 1`` bins) for ``"quantile"`` / ``"ple"``.
+        embedding_dim: the field's width (give it the sparse features' width so that FM / cross / attention
+            models put it among their fields).
+        n_frequencies: ``"periodic"`` only: the number of frequencies ``c``.
+        sigma: ``"periodic"`` only: the standard deviation of the frequencies' initialisation.
+        activation: ``"relu"`` or None after the linear map of ``"ple"`` / ``"periodic"``; ``"auto"`` is ReLU for
+            ``"periodic"`` (PLR) and None otherwise.
+
+    Example:
+        >>> e = NumericEmbedding("ple", boundaries=[0, 1.5, 3], embedding_dim=4)
+        >>> e.boundaries, e.n_bins, e.activation
+        ((0.0, 1.5, 3.0), 2, None)
+    """
+
+    kind: str
+    boundaries: tuple = ()
+    embedding_dim: int = 8
+    n_frequencies: int = 16
+    sigma: float = 0.1
+    activation: Union[str, None] = "auto"
+
+    def __post_init__(self) -> None:
+        where = f"NumericEmbedding(kind={self.kind!r})"
+        if self.kind not in NUMERIC_EMBEDDINGS:
+            raise SchemaError(f"NumericEmbedding: kind must be one of {list(NUMERIC_EMBEDDINGS)}, got {self.kind!r}.")
+        try:
+            edges = tuple(float(b) for b in np.asarray(self.boundaries, dtype=np.float64).reshape(-1))
+        except (TypeError, ValueError):
+            raise SchemaError(f"{where}: boundaries must be a sequence of numbers, got {self.boundaries!r}.") from None
+        object.__setattr__(self, "boundaries", edges)
+        if self.kind == "periodic":
+            if edges:
+                raise SchemaError(f"{where}: periodic embeddings take no boundaries, got {len(edges)}. Drop them, "
+                                  "or use kind='ple' / 'quantile'.")
+        elif len(edges) < 2 or not all(np.isfinite(edges)) or any(not a < b for a, b in zip(edges, edges[1:])):
+            raise SchemaError(f"{where}: boundaries must be at least 2 finite, strictly increasing bin edges, got "
+                              f"{edges!r}. Fit them with FeatureEncoder(numeric_embedding={self.kind!r}), or pass "
+                              "e.g. numpy.unique(numpy.quantile(values, numpy.linspace(0, 1, 17))).")
+        for arg in ("embedding_dim", "n_frequencies"):
+            v = getattr(self, arg)
+            if hasattr(v, "__index__") and not isinstance(v, bool):
+                object.__setattr__(self, arg, int(v))
+            _check_int(where, arg, getattr(self, arg), 1)
+        if isinstance(self.sigma, bool) or not isinstance(self.sigma, (int, float, np.floating)) \
+                or not 0 < float(self.sigma) < math.inf:
+            raise SchemaError(f"{where}: sigma must be a number > 0, got {self.sigma!r}.")
+        object.__setattr__(self, "sigma", float(self.sigma))
+        if self.activation == "auto":
+            object.__setattr__(self, "activation", "relu" if self.kind == "periodic" else None)
+        if self.activation not in ("relu", None):
+            raise SchemaError(f"{where}: activation must be 'relu', None or 'auto', got {self.activation!r}.")
+
+    @property
+    def n_bins(self) -> int:
+        """The number of bins ``T`` (0 for ``"periodic"``)."""
+        return max(len(self.boundaries) - 1, 0)
+
+
+@dataclass(frozen=True)
 class DenseFeat:
     """A numeric feature of ``dimension`` float values per row.
 
@@ -126,22 +207,38 @@ class DenseFeat:
         dimension: number of values per row (a column of 1-D vectors when > 1).
         dtype: kept for DeepCTR compatibility (a name or a torch / numpy dtype, stored as its name); dense
             values travel as float32.
+        embedding: a :class:`NumericEmbedding` (or its dict): the value also becomes a field of the model's
+            embeddings (one-value features only); None (the default): the value only joins the dense vector.
 
     Example:
         >>> DenseFeat("age").dimension
         1
+        >>> DenseFeat("age", embedding=NumericEmbedding("periodic", embedding_dim=4)).embedding.activation
+        'relu'
     """
 
     name: str
     dimension: int = 1
     dtype: str = "float32"
+    embedding: Union[NumericEmbedding, None] = None
 
     def __post_init__(self) -> None:
         _check_name("DenseFeat", self.name)
-        object.__setattr__(self, "dtype", _dtype_name(f"DenseFeat({self.name!r})", self.dtype))
+        where = f"DenseFeat({self.name!r})"
+        object.__setattr__(self, "dtype", _dtype_name(where, self.dtype))
         if hasattr(self.dimension, "__index__") and not isinstance(self.dimension, bool):
             object.__setattr__(self, "dimension", int(self.dimension))
-        _check_int(f"DenseFeat({self.name!r})", "dimension", self.dimension, 1)
+        _check_int(where, "dimension", self.dimension, 1)
+        if isinstance(self.embedding, Mapping):
+            object.__setattr__(self, "embedding", NumericEmbedding(**self.embedding))
+        if self.embedding is not None:
+            if not isinstance(self.embedding, NumericEmbedding):
+                raise SchemaError(f"{where}: embedding must be a NumericEmbedding, its dict or None, got "
+                                  f"{type(self.embedding).__name__}.")
+            if self.dimension != 1:
+                raise SchemaError(f"{where}: a numeric embedding needs dimension=1 (one value per row), got "
+                                  f"dimension={self.dimension}. Split the vector into one-value DenseFeats, or drop "
+                                  "the embedding.")
 
 
 @dataclass(frozen=True)
@@ -246,7 +343,14 @@ def feature_to_dict(feature: Feature) -> dict[str, Any]:
         d = asdict(feature)
         d["sparsefeat"] = asdict(feature.sparsefeat)
         return {"type": "VarLenSparseFeat", **d}
-    if isinstance(feature, (SparseFeat, DenseFeat)):
+    if isinstance(feature, DenseFeat):
+        d = asdict(feature)
+        if feature.embedding is None:
+            del d["embedding"]   # what older versions wrote: their readers load it
+        else:
+            d["embedding"]["boundaries"] = list(feature.embedding.boundaries)
+        return {"type": "DenseFeat", **d}
+    if isinstance(feature, SparseFeat):
         return {"type": type(feature).__name__, **asdict(feature)}
     raise SchemaError(f"feature_to_dict: expected SparseFeat, DenseFeat or VarLenSparseFeat, "
                       f"got {type(feature).__name__}.")

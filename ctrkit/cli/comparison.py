@@ -58,6 +58,9 @@ def add_compare_parser(sub: Any) -> None:
     c.add_argument("--lr", type=float, default=None)
     c.add_argument("--experts", type=int, default=None, help="number of experts (default 8)")
     c.add_argument("--expert-units", type=int, default=None, help="units per expert (default 16)")
+    c.add_argument("--numeric-embedding", choices=("quantile", "ple", "periodic"), default=None,
+                   help="census: embed the numeric columns as fields too (default: raw values only)")
+    c.add_argument("--n-bins", type=int, default=None, help="bins of --numeric-embedding quantile / ple (default 16)")
     c.add_argument("--correlations", default="0.5,0.9,1.0", help="synthetic: task correlations to sweep")
     c.add_argument("--baselines", default="lr,gbdt",
                    help="reference rows trained on the same split and features: lr (one-hot logistic regression), "
@@ -65,6 +68,11 @@ def add_compare_parser(sub: Any) -> None:
     c.add_argument("--workers", type=int, default=None,
                    help="processes training the (model, seed) runs side by side, one torch thread each "
                         "(default: one per available core; 1 trains them one after the other in this process)")
+    c.add_argument("--metrics", help="extra metrics per binary task in results.csv, e.g. gauc,ne,calibration_ratio,ece")
+    c.add_argument("--group-by", help="gauc's group column (a sparse feature of --data), e.g. user_id")
+    c.add_argument("--ctr-models", default=None,
+                   help="also train single-task CTR models, one per task, with the same budget, as a second table: "
+                        "comma-separated (e.g. deepfm,dcn,finalmlp,gdcn,masknet) or all (default: none)")
     c.add_argument("--out", default="ctrkit-report", help="report folder (default ./ctrkit-report)")
     c.add_argument("--device", default="cpu", help="movielens-seq: where to train (cpu, cuda, auto; default cpu)")
     c.add_argument("--quick", action="store_true", help="one seed, few epochs: a smoke test")
@@ -77,10 +85,12 @@ def run_compare(args: argparse.Namespace) -> int:
         PAPER_CENSUS,
         CompareConfig,
         format_sweep,
+        format_table,
         prepare_census,
         prepare_frame_data,
         run_comparison,
         run_synthetic_sweep,
+        summarise,
         write_report,
         write_sweep_report,
     )
@@ -102,16 +112,26 @@ def run_compare(args: argparse.Namespace) -> int:
         cfg.seeds, cfg.max_epochs, cfg.patience = 1, 3, 1
     for attr, val in (("seeds", args.seeds), ("max_epochs", args.epochs), ("patience", args.patience),
                       ("batch_size", args.batch_size), ("lr", args.lr), ("num_experts", args.experts),
-                      ("expert_units", args.expert_units), ("workers", args.workers)):
+                      ("expert_units", args.expert_units), ("n_bins", args.n_bins),
+                      ("workers", args.workers)):
         if val is not None:
             if isinstance(val, int) and val < (0 if attr == "patience" else 1):
                 return _fail(f"--{attr.replace('_', '-')} must be >= 1, got {val}.")
             setattr(cfg, attr, val)
+    cfg.numeric_embedding = args.numeric_embedding
     if args.models:
         cfg.models = tuple(_csv_list(args.models))
+    if args.metrics:
+        cfg.extra_metrics, cfg.group_by = tuple(m.lower() for m in _csv_list(args.metrics)), args.group_by
+        if "gauc" in cfg.extra_metrics and not args.group_by:
+            return _fail("--metrics gauc needs --group-by COLUMN (the group of each row, e.g. user_id).")
     from ..compare.baselines import parse_baselines
     try:
         cfg.baselines = parse_baselines(args.baselines)
+        from ..compare.ctr_table import ctr_report_lines, parse_ctr_models
+        cfg.ctr_models = parse_ctr_models(args.ctr_models)
+        if cfg.ctr_models and args.data == "synthetic":
+            return _fail("--ctr-models: the synthetic sweep has regression tasks only; use census or a file.")
     except ValueError as e:
         return _fail(str(e))
     progress = not args.no_progress
@@ -125,7 +145,7 @@ def run_compare(args: argparse.Namespace) -> int:
             print(f"\nReport: {paths[0]} ({time.perf_counter() - t0:.0f} s)")
             return 0
         if args.data == "census":
-            data = prepare_census(args.group, cfg.embedding_dim)
+            data = prepare_census(args.group, cfg.embedding_dim, cfg.numeric_embedding, cfg.n_bins)
             paper = PAPER_CENSUS[args.group]
             title = f"Census-Income group {args.group}: multi-task comparison"
         else:
@@ -144,6 +164,7 @@ def run_compare(args: argparse.Namespace) -> int:
     print()
     print(data.description)
     print(result.table())
+    print("\n".join(["", *ctr_report_lines(result, summarise, format_table)]).rstrip())
     paths = write_report(result, args.out, title=title, paper=paper)
     print(f"\nWall time {result.wall_seconds:.0f} s. Report: {paths[0]} (plots and results.csv beside it)")
     return 0

@@ -141,8 +141,8 @@ class TrainingConfig:
 
     Args:
         epochs, batch_size: as in ``fit``.
-        optimizer, learning_rate, loss, metrics, loss_weights, grad_clip_norm, task_balancer, init_output_bias:
-            as in ``compile``
+        optimizer, learning_rate, loss, metrics, loss_weights, grad_clip_norm, task_balancer, init_output_bias,
+            group_by: as in ``compile`` (``group_by``: the column of the grouped metrics, e.g. ``gauc``)
             (``learning_rate`` is its ``lr``; ``metrics`` default: ``auc`` and ``logloss`` for binary tasks,
             ``mse`` and ``mae`` for regression).
         early_stopping: an :class:`EarlyStoppingConfig` table, or absent for none.
@@ -161,6 +161,7 @@ class TrainingConfig:
     grad_clip_norm: Union[float, None] = None
     task_balancer: Union[str, None] = None
     init_output_bias: bool = True
+    group_by: Union[str, None] = None
     early_stopping: Union[EarlyStoppingConfig, None] = None
     seed: Union[int, None] = 2024
     device: str = "cpu"

@@ -140,10 +140,17 @@ def _evaluate(args: argparse.Namespace) -> int:
         model.compile("adam")
     trainer = model.trainer
     trainer.metrics = [m.lower() for m in metrics]
-    logits, ys = [], []
+    group_by = trainer.group_by if any(get_metric(m).grouped for m in trainer.metrics) else None
+    if any(get_metric(m).grouped for m in trainer.metrics) and group_by is None:
+        raise UsageError(f"--metrics {args.metrics!r}: gauc needs the group column the model was compiled with "
+                         "(compile(group_by=...), [training].group_by); this model has none.")
+    extra = [group_by] if group_by and group_by not in feats + tasks else []
+    logits, ys, groups = [], [], []
     n = 0
-    for chunk in iter_frames(args.data, args.chunk_size, args.sep, columns=feats + tasks, what="DATA"):
+    for chunk in iter_frames(args.data, args.chunk_size, args.sep, columns=feats + tasks + extra, what="DATA"):
         check_numeric_labels(chunk, tasks, f"DATA {args.data!r}")
+        if group_by:
+            groups.append(chunk[group_by].to_numpy())
         logits.append(model.predict_logits(chunk[feats]))
         ys.append(to_targets(chunk[tasks].apply(pd.to_numeric, errors="coerce"), tasks, model.task_types,
                              len(chunk), where="DATA labels"))
@@ -152,7 +159,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         raise UsageError(f"DATA: {args.data!r} has no rows.")
     Y = torch.cat(ys)
     trainer.loss.masked = bool(torch.isnan(Y).any())
-    res = trainer.compute_metrics(torch.cat(logits), Y, None)
+    res = trainer.compute_metrics(torch.cat(logits), Y, None, groups=np.concatenate(groups) if groups else None)
     if args.json:
         print(json.dumps({"rows": n, **{k: (float(v) if np.isfinite(v) else None) for k, v in res.items()}}))
     else:

@@ -182,7 +182,7 @@ def run_train(cfg: Any, out_dir: str | None = None, plots: bool = True, log=prin
             metrics += [m for m in DEFAULT_METRICS[typ] if m not in metrics]
     compile_kw: dict[str, Any] = dict(loss=tr.loss, metrics=metrics, loss_weights=tr.loss_weights,
                                       lr=tr.learning_rate, grad_clip_norm=tr.grad_clip_norm,
-                                      init_output_bias=tr.init_output_bias)
+                                      init_output_bias=tr.init_output_bias, group_by=tr.group_by)
     if tr.task_balancer is not None:
         compile_kw["task_balancer"] = tr.task_balancer
     try:
@@ -199,14 +199,19 @@ def run_train(cfg: Any, out_dir: str | None = None, plots: bool = True, log=prin
     def labels(frame):
         return frame[tasks].apply(pd.to_numeric, errors="coerce").astype("float32")
 
+    # the evaluation frames keep the group column of the grouped metrics (gauc), feature or not
+    ev = feats + [tr.group_by] if tr.group_by and tr.group_by not in feats else feats
+    for name, frame in (("validation", val_df), ("test", test_df)):
+        if tr.group_by and frame is not None and tr.group_by not in frame.columns:
+            raise ConfigError(f"[training].group_by = {tr.group_by!r}: the {name} data has no such column.")
     history = model.fit(train_df[feats], labels(train_df), batch_size=tr.batch_size, epochs=tr.epochs,
                         verbose=tr.verbose, callbacks=callbacks, seed=tr.seed,
-                        validation_data=None if val_df is None else (val_df[feats], labels(val_df)))
+                        validation_data=None if val_df is None else (val_df[ev], labels(val_df)))
     results: dict[str, Any] = {}
     if val_df is not None:
-        results["validation"] = model.evaluate(val_df[feats], labels(val_df))
+        results["validation"] = model.evaluate(val_df[ev], labels(val_df))
     if test_df is not None:
-        results["test"] = model.evaluate(test_df[feats], labels(test_df))
+        results["test"] = model.evaluate(test_df[ev], labels(test_df))
     os.makedirs(out_dir, exist_ok=True)
     model_dir = os.path.join(out_dir, "model")
     model.save(model_dir)

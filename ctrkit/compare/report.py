@@ -29,12 +29,13 @@ def _pm(mean: float | None, std: float | None, digits: int = 4) -> str:
     return f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
-def format_table(summary: pd.DataFrame, tasks: Sequence[str], types: Sequence[str]) -> str:
-    """A markdown table: one row per model, mean ± std per task metric, parameters, training seconds (wall:
-    mean ± std over seeds; CPU: mean CPU seconds of the process, all its threads), epochs."""
+def format_table(summary: pd.DataFrame, tasks: Sequence[str], types: Sequence[str], extra: Sequence[str] = ()) -> str:
+    """A markdown table: one row per model, mean ± std per task metric (and the ``extra`` metrics of binary tasks,
+    ``compare --metrics``), parameters, training seconds (wall: mean ± std over seeds; CPU: mean CPU seconds of
+    the process, all its threads), epochs."""
     metrics = []
     for t, typ in zip(tasks, types):
-        metrics += [(t, "auc"), (t, "logloss")] if typ == "binary" else [(t, "mse")]
+        metrics += [(t, m) for m in ("auc", "logloss", *extra)] if typ == "binary" else [(t, "mse")]
     cpu = "cpu_seconds" in summary
     head = (["model"] + [f"{t} {m.upper() if m == 'auc' else m}" for t, m in metrics] + ["params", "train s"]
             + (["CPU s"] if cpu else []) + ["epochs"])
@@ -73,6 +74,8 @@ def write_report(result: Any, out_dir: str, title: str = "ctrkit compare",
              f"task's validation metric (patience {cfg.patience}, best weights restored, at most {cfg.max_epochs} "
              f"epochs), {cfg.seeds} seed(s). Shared-Bottom's bottom width (and each single-task network's first "
              "layer) is sized to match MMoE's parameter count; Single-Task counts both networks."
+             + (f" Numeric columns also embedded as fields: {cfg.numeric_embedding!r}, {cfg.n_bins} bins."
+                if cfg.numeric_embedding else "")
              + (" Baseline rows (LR (one-hot), GBDT (trees): scikit-learn, per task, the same split and features; "
                 "deterministic, so run once; params: coefficients / tree leaves) come from "
                 "`ctrkit.compare.baselines`." if cfg.baselines else "")
@@ -80,6 +83,8 @@ def write_report(result: Any, out_dir: str, title: str = "ctrkit compare",
              "of the process (all its threads) for the same training: a wall time far above it means the run waited "
              "for a core.", "",
              result.table(), "", f"Wall time: {result.wall_seconds:.0f} s.", ""]
+    from .ctr_table import ctr_report_lines
+    lines += ctr_report_lines(result, format_table)
     if paper:
         lines += ["Published (MMoE paper, mean of 400 runs on the original 199,523/99,762 split):", "",
                   "| model | " + " | ".join(f"{t} AUC" for t in result.data.task_names) + " |",

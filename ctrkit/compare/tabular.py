@@ -47,6 +47,12 @@ class CompareConfig:
     models: tuple[str, ...] | None = None   # None: Single-Task + every registered multi-task model
     monitor_task: str | None = None         # early stopping on this task's validation metric (default: first)
     baselines: tuple[str, ...] = ("lr", "gbdt")   # one-hot LR and gradient-boosted trees rows (compare.baselines)
+    numeric_embedding: str | dict | None = None   # dense columns also as fields: "quantile" / "ple" / "periodic"
+                                                  # or FeatureEncoder's dict of options ({"kind": "ple", ...})
+    n_bins: int = 16                        # bins of the quantile / ple numeric embeddings
+    extra_metrics: tuple[str, ...] = ()     # e.g. ("gauc", "ne"): also reported (binary tasks), in results.csv
+    group_by: str | None = None             # gauc's group column: a sparse feature of the data (its encoded ids)
+    ctr_models: tuple[str, ...] = ()        # single-task CTR models per task: a second table (compare.ctr_table)
     workers: int | None = None   # processes for the (model, seed) runs: None one per core, 1 in-process (.runner)
     verbose: bool = True
 
@@ -74,24 +80,26 @@ class ComparisonResult:
     config: CompareConfig
     data: PreparedData
     wall_seconds: float = 0.0
+    ctr_summary: pd.DataFrame | None = None   # the single-task CTR models' rows summarised (compare.ctr_table)
 
     def table(self) -> str:
-        return format_table(self.summary, self.data.task_names, self.data.task_types)
+        return format_table(self.summary, self.data.task_names, self.data.task_types, self.config.extra_metrics)
 
 
 # ------------------------------------------------------------------------------------------ data preparation
 def _split_encode(X: pd.DataFrame, Y: pd.DataFrame, sparse: list[str], dense: list[str], varlen: dict,
-                  embedding_dim: int, fractions=(0.8, 0.1, 0.1), seed: int = 2024):
+                  embedding_dim: int, fractions=(0.8, 0.1, 0.1), seed: int = 2024, **numeric: Any):
     from ..datasets import split_indices
     from ..preprocessing import FeatureEncoder
     tr, va, te = split_indices(len(X), fractions, seed=seed)
-    enc = FeatureEncoder(sparse=sparse, dense=dense, varlen=varlen or None, embedding_dim=embedding_dim)
+    enc = FeatureEncoder(sparse=sparse, dense=dense, varlen=varlen or None, embedding_dim=embedding_dim, **numeric)
     enc.fit(X.iloc[tr])
     parts = [(enc.transform(X.iloc[idx]), Y.iloc[idx].reset_index(drop=True)) for idx in (tr, va, te)]
     return enc, parts
 
 
-def prepare_census(group: int = 1, embedding_dim: int = 4) -> PreparedData:
+def prepare_census(group: int = 1, embedding_dim: int = 4, numeric_embedding: str | dict | None = None,
+                   n_bins: int = 16) -> PreparedData:
     """The bundled Census-Income data, task group 1 or 2, split 80/10/10 with seed 2024.
 
     The paper trains on the 199,523-row training file and splits its 99,762-row test file 1:1 into
@@ -100,7 +108,8 @@ def prepare_census(group: int = 1, embedding_dim: int = 4) -> PreparedData:
     from ..datasets import census_feature_types, load_census_income
     X, Y = load_census_income(group=group)
     sparse, dense = census_feature_types()
-    enc, (tr, va, te) = _split_encode(X, Y, sparse, dense, {}, embedding_dim)
+    enc, (tr, va, te) = _split_encode(X, Y, sparse, dense, {}, embedding_dim, numeric_embedding=numeric_embedding,
+                                      n_bins=n_bins)
     return PreparedData(enc.feature_columns, tr, va, te, list(Y.columns), ["binary"] * Y.shape[1],
                         f"Census-Income (KDD) test file, group {group}: {len(X):,} rows, 80/10/10 split (seed 2024)",
                         {"group": group})
@@ -282,7 +291,8 @@ def _train_one(model, task_subset, data: PreparedData, cfg: CompareConfig, seed:
     metric = "auc" if types[monitor_task] == "binary" else "mse"
     metrics = sorted({"auc", "logloss"} if "binary" in [types[t] for t in task_subset] else set()) + (
         ["mse"] if "regression" in [types[t] for t in task_subset] else [])
-    model.compile("adam", lr=cfg.lr, metrics=metrics)
+    model.compile("adam", lr=cfg.lr, metrics=metrics + [m for m in cfg.extra_metrics if m not in metrics],
+                  group_by=cfg.group_by)
     (xtr, ytr), (xva, yva), (xte, yte) = data.train, data.val, data.test
     ytr, yva, yte = ytr[task_subset], yva[task_subset], yte[task_subset]
     t0, cpu0 = time.perf_counter(), time.process_time()
@@ -293,7 +303,7 @@ def _train_one(model, task_subset, data: PreparedData, cfg: CompareConfig, seed:
     res = model.evaluate(xte, yte)
     out = {"epochs": len(h.epoch), "seconds": seconds, "cpu_seconds": cpu_seconds, "params": model.count_params()}
     for t in task_subset:
-        for m in ("auc", "logloss", "mse"):
+        for m in ("auc", "logloss", "mse", *cfg.extra_metrics):
             key = log_key(task_subset, t, m)
             if key in res:
                 out[f"{t}_{m}"] = res[key]
@@ -354,19 +364,23 @@ def run_comparison(data_factory: Callable[[int], PreparedData] | PreparedData, c
     first = fixed or make(0)
     specs = _model_specs(first, cfg)
     from .baselines import run_baselines
+    from .ctr_table import ctr_model_specs, is_ctr_row, run_ctr_models
+    ctr_specs = ctr_model_specs(first, cfg.ctr_models)   # built once here: a model the data does not suit fails now
     from .progress import EpochProgress
     from .runner import resolve_workers, run_jobs
     networks = sum(len(first.task_names) if name == "Single-Task" else 1 for name in specs)  # a DNN per task
+    networks += len(ctr_specs) * len(first.task_names)   # single-task CTR models: one per task
     bar = EpochProgress(cfg.seeds * networks, cfg.max_epochs, disable=not progress)
     seeds = range(cfg.seeds)
     base_seeds = [s for s in seeds if cfg.baselines and (s == 0 or fixed is None)]  # deterministic: once if fixed
     jobs = [(name, seed) for seed in seeds for name in specs]
     results: dict[tuple[str, int], Any] = {}
     baseline_rows: dict[int, list] = {}
+    seed_data: dict[int, PreparedData] = {}   # per-seed data (when not fixed), for the CTR table's models
     workers = resolve_workers(cfg.workers, len(jobs))
     if workers == 1:   # in-process, one run after the other
         for seed in seeds:
-            data = fixed or (first if seed == 0 else make(seed))
+            data = seed_data[seed] = fixed or (first if seed == 0 else make(seed))
             if data is not first:
                 specs = _model_specs(data, cfg)
             for name in specs:
@@ -377,7 +391,7 @@ def run_comparison(data_factory: Callable[[int], PreparedData] | PreparedData, c
                 bar.set_postfix_str(f"baselines seed {seed}")
                 baseline_rows[seed] = run_baselines(data, cfg.baselines, seed)
     else:   # (model, seed) runs in worker processes; the baselines in the parent meanwhile
-        per_seed = {s: (first if s == 0 else make(s)) for s in seeds} if fixed is None else {}
+        per_seed = seed_data = {s: (first if s == 0 else make(s)) for s in seeds} if fixed is None else {}
         bar.set_postfix_str(f"{workers} workers")
 
         def done(i: int, res: Any) -> None:
@@ -401,10 +415,14 @@ def run_comparison(data_factory: Callable[[int], PreparedData] | PreparedData, c
             if g is not None:
                 gates[name] = g
         runs += baseline_rows.get(seed, [])
+        if ctr_specs:   # the single-task CTR table (compare.ctr_table): in this process, after the runs
+            runs += run_ctr_models(fixed or seed_data[seed], ctr_specs, cfg, seed, _train_one, bar)
     bar.close()
     runs_df = pd.DataFrame(runs)
-    summary = summarise(runs_df, first.task_names)
-    return ComparisonResult(runs_df, summary, curves, gates, cfg, first, time.perf_counter() - t_start)
+    summary = summarise(runs_df[~is_ctr_row(runs_df)], first.task_names)
+    ctr_rows = runs_df[is_ctr_row(runs_df)]
+    ctr_summary = summarise(ctr_rows, first.task_names) if len(ctr_rows) else None
+    return ComparisonResult(runs_df, summary, curves, gates, cfg, first, time.perf_counter() - t_start, ctr_summary)
 
 
 def summarise(runs: pd.DataFrame, tasks: Sequence[str]) -> pd.DataFrame:

@@ -3,7 +3,8 @@
 A saved model is a directory::
 
     config.json      format version, model class name, constructor arguments (feature columns as JSON),
-                     compile settings, ctrkit / torch versions
+                     compile settings, negative-sampling rates and calibrators ("outputs"), ctrkit / torch
+                     versions
     weights.pt       the state dict, written with torch.save and read with torch.load(weights_only=True)
     encoder.json     the fitted FeatureEncoder (vocabularies, scaler statistics), when the model has one
 
@@ -50,6 +51,8 @@ def save_model(model: Any, path: str) -> None:
         "class_name": type(model).__name__,
         "config": model.get_config(),
         "compile": dict(model.trainer.spec) if getattr(model, "trainer", None) is not None else {},
+        # negative-sampling rates and calibrators (numbers only), when the model has any
+        "outputs": getattr(model, "output_config", lambda: None)(),
         "ctrkit_version": __version__,
         "torch_version": torch.__version__,
         "python_version": sys.version.split()[0],
@@ -183,10 +186,18 @@ def load_model(path: str, device: str | None = None, compile: bool = True) -> An
         raise ModelFormatError(f"load_model: the weights in {os.path.join(path, _WEIGHTS)!r} do not match the saved "
                                f"config {cfg_path!r} ({str(e)[:300]}). The files come from different saves; save "
                                "the model again.") from None
+    if meta.get("outputs"):
+        try:
+            model.load_output_config(meta["outputs"])
+        except (ValueError, TypeError, KeyError, AttributeError) as e:
+            raise ModelFormatError(f"load_model: the 'outputs' (negative-sampling rates, calibration) in "
+                                   f"{cfg_path!r} are corrupted ({type(e).__name__}: {str(e)[:300]}). Save the model "
+                                   "again.") from None
     spec = meta.get("compile") or {}
     if compile and spec.get("optimizer"):
         model.compile(spec["optimizer"], loss=spec.get("loss"), metrics=spec.get("metrics"),
                       loss_weights=spec.get("loss_weights"), lr=spec.get("lr"),
                       grad_clip_norm=spec.get("grad_clip_norm"), task_balancer=spec.get("task_balancer"),
-                      **({"init_output_bias": bool(spec["init_output_bias"])} if "init_output_bias" in spec else {}))
+                      **({"init_output_bias": bool(spec["init_output_bias"])} if "init_output_bias" in spec else {}),
+                      **({"group_by": spec["group_by"]} if spec.get("group_by") else {}))
     return model

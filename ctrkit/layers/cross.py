@@ -1,5 +1,5 @@
-"""Explicit feature-crossing networks: DCN's cross network, DCN-V2's mixture of low-rank experts and
-xDeepFM's CIN.
+"""Explicit feature-crossing networks: DCN's cross network, DCN-V2's mixture of low-rank experts, GDCN's gated
+cross network and xDeepFM's CIN.
 
 Flat inputs arrive as ``(B, d)``, field embeddings as ``(B, F, D)``.
 
@@ -8,6 +8,8 @@ References:
       https://arxiv.org/abs/1708.05123
     - CrossNetV2 / CrossNetMix: Wang et al., "DCN V2: Improved Deep & Cross Network and Practical Lessons for
       Web-scale Learning to Rank Systems", WWW 2021. https://arxiv.org/abs/2008.13535
+    - GatedCrossNet: Wang et al., "Towards Deeper, Lighter and Interpretable Cross Network for CTR
+      Prediction", CIKM 2023. https://arxiv.org/abs/2311.04635
     - CIN: Lian et al., "xDeepFM: Combining Explicit and Implicit Feature Interactions for Recommender
       Systems", KDD 2018. https://arxiv.org/abs/1803.05170
 """
@@ -22,7 +24,7 @@ from torch import nn
 
 from .core import _check_units, get_activation
 
-__all__ = ["CrossNet", "CrossNetMix", "CIN"]
+__all__ = ["CrossNet", "CrossNetMix", "GatedCrossNet", "CIN"]
 
 
 class CrossNet(nn.Module):
@@ -126,6 +128,64 @@ class CrossNetMix(nn.Module):
             gates = torch.softmax(x @ self.gate, dim=1)                  # (B, E)
             x = (gates.unsqueeze(-1) * experts).sum(dim=1) + x
         return x
+
+
+class GatedCrossNet(nn.Module):
+    """GDCN's gated cross network: DCN-V2's full-rank cross layer with an information gate per bit.
+
+    ``c_{l+1} = c_0 ⊙ (W_l c_l + b_l) ⊙ sigmoid(W^g_l c_l) + c_l``: the gate learns, for each row, how much of
+    each cross term of order ``l + 2`` to keep, so deep stacks do not drown in noisy high-order crosses. The
+    cross and gate matrices of a layer are one ``(d, 2d)`` matmul.
+
+    Args:
+        in_features: width ``d`` of the input.
+        layer_num: number of gated cross layers.
+
+    Shape:
+        ``(B, d)`` → ``(B, d)``. :meth:`gates` gives each layer's gate values ``(L, B, d)``.
+
+    Example:
+        >>> net = GatedCrossNet(6, layer_num=3)
+        >>> net(torch.randn(4, 6)).shape, tuple(net.gates(torch.randn(4, 6)).shape)
+        (torch.Size([4, 6]), (3, 4, 6))
+    """
+
+    def __init__(self, in_features: int, layer_num: int = 3) -> None:
+        super().__init__()
+        if isinstance(layer_num, bool) or not isinstance(layer_num, int) or layer_num < 1:
+            raise ValueError(f"GatedCrossNet: layer_num must be an int >= 1, got {layer_num!r}.")
+        self.in_features = in_features
+        self.kernels = nn.Parameter(torch.empty(layer_num, 2 * in_features, in_features))  # [W_l; W^g_l]
+        self.bias = nn.Parameter(torch.empty(layer_num, in_features))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        d = self.in_features
+        for w in self.kernels.data:
+            nn.init.xavier_uniform_(w[:d])
+            nn.init.xavier_uniform_(w[d:])
+        nn.init.zeros_(self.bias)
+
+    def _layers(self, x0: torch.Tensor):
+        x = x0
+        d = self.in_features
+        for w, b in zip(self.kernels, self.bias):
+            h = F.linear(x, w)
+            gate = torch.sigmoid(h[:, d:])
+            x = x0 * (h[:, :d] + b) * gate + x
+            yield x, gate
+
+    def forward(self, x0: torch.Tensor) -> torch.Tensor:
+        x = x0
+        for x, _ in self._layers(x0):
+            pass
+        return x
+
+    @torch.no_grad()
+    def gates(self, x0: torch.Tensor) -> torch.Tensor:
+        """The information gates of every layer for the rows ``x0``: ``(L, B, d)`` values in (0, 1) (the
+        paper's interpretability: which bits of which cross order a row keeps)."""
+        return torch.stack([g for _, g in self._layers(x0)])
 
 
 class CIN(nn.Module):

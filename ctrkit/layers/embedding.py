@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..features import SparseFeat, VarLenSparseFeat, check_feature_columns, split_feature_columns
+from .numeric import NumericEmbeddings
 
 __all__ = ["EmbeddingLayer"]
 
@@ -53,8 +54,12 @@ class EmbeddingLayer(nn.Module):
 
     Shape:
         - input: a :class:`~ctrkit.data.TensorData` batch with ``sparse`` (B, Fs) and ``varlen`` {name: (B, L)}.
-        - :meth:`forward` output: list of ``(B, F_g, D_g)`` tensors, one per dimension group (sparse features
-          and pooled var-length features), in the order of :attr:`group_dims`.
+        - :meth:`forward` output: list of ``(B, F_g, D_g)`` tensors, one per dimension group (sparse features,
+          pooled var-length features, then embedded numeric features), in the order of :attr:`group_dims`.
+
+    Dense features with a :class:`~ctrkit.NumericEmbedding` are fields too: :attr:`numeric`
+    (:class:`~ctrkit.layers.numeric.NumericEmbeddings`) computes them from the batch's dense values, and they
+    join the group of their width (a width no table has gets a group of its own, with an empty table).
 
     Example:
         >>> from ctrkit import SparseFeat
@@ -74,7 +79,10 @@ class EmbeddingLayer(nn.Module):
         for f in split.sparse + split.varlen:
             t = tables.setdefault(f.embedding_name, [f.embedding_dim, f.vocabulary_size])
             t[1] = max(t[1], f.vocabulary_size)
-        dims = sorted({d for d, _ in tables.values()})
+        numeric = NumericEmbeddings(cols, init_std=init_std)
+        #: the embedded numeric features' fields (None when there are none)
+        self.numeric: NumericEmbeddings | None = numeric if numeric.dims else None
+        dims = sorted({d for d, _ in tables.values()} | set(numeric.dims))
         self.group_dims: list[int] = dims
         offsets: dict[str, int] = {}
         rows_per_dim = {d: 0 for d in dims}
@@ -97,8 +105,14 @@ class EmbeddingLayer(nn.Module):
         self.varlen_features: list[VarLenSparseFeat] = list(split.varlen)
         self.sparse_features: list[SparseFeat] = list(split.sparse)
         self.num_fields_per_group = [len(c) + sum(1 for f in split.varlen if f.embedding_dim == d)
-                                     for c, d in zip(self._group_cols, dims)]
+                                     + numeric.num_fields.get(d, 0) for c, d in zip(self._group_cols, dims)]
         self.output_dim = sum(n * d for n, d in zip(self.num_fields_per_group, dims))
+        #: per dimension group, the names of its fields in :meth:`forward`'s order
+        self.group_field_names: list[list[str]] = [
+            [split.sparse[j].name for j in c] + [f.name for f in split.varlen if f.embedding_dim == d]
+            + numeric.field_names.get(d, []) for c, d in zip(self._group_cols, dims)]
+        #: the columns of :meth:`flat` that hold table lookups (the numeric fields' columns follow them)
+        self.id_output_dim = self.output_dim - numeric.output_dim
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -131,8 +145,9 @@ class EmbeddingLayer(nn.Module):
     keep_last = False  # models with embedding L2 read the last batch's lookups from ``last``
     last: list | None = None
 
-    def forward(self, batch) -> list[torch.Tensor]:
-        out: list[torch.Tensor] = []
+    def _id_groups(self, batch) -> list[list[torch.Tensor]]:
+        """Per dimension group, the fields looked up in the tables (sparse, then pooled var-length)."""
+        out: list[list[torch.Tensor]] = []
         for gi, d in enumerate(self.group_dims):
             parts = []
             if self._group_cols[gi]:
@@ -142,14 +157,37 @@ class EmbeddingLayer(nn.Module):
             for f in self.varlen_features:
                 if f.embedding_dim == d:
                     parts.append(self._pool(f, batch.varlen[f.name], batch.lengths.get(f.name)).unsqueeze(1))
-            out.append(parts[0] if len(parts) == 1 else torch.cat(parts, dim=1))
+            out.append(parts)
+        return out
+
+    def forward(self, batch) -> list[torch.Tensor]:
+        groups = self._id_groups(batch)
+        if self.numeric is not None:
+            for d, e in self.numeric(batch.dense).items():
+                groups[self.group_dims.index(d)].append(e)
+        out = [parts[0] if len(parts) == 1 else torch.cat(parts, dim=1) for parts in groups]
         if self.keep_last:
             self.last = out
         return out
 
+    def numeric_flat(self, batch) -> torch.Tensor | None:
+        """The embedded numeric features' fields, flattened: ``(B, output_dim - id_output_dim)``, or None."""
+        fields = self._numeric_fields(batch)
+        if not fields:
+            return None
+        return fields[0].flatten(1) if len(fields) == 1 else torch.cat([f.flatten(1) for f in fields], dim=1)
+
+    def _numeric_fields(self, batch) -> list[torch.Tensor]:
+        return [] if self.numeric is None else list(self.numeric(batch.dense).values())
+
     def flat(self, batch) -> torch.Tensor | None:
-        """All embeddings of a batch concatenated: ``(B, output_dim)`` (None when there are no tables)."""
-        groups = self.forward(batch)
+        """All embeddings of a batch side by side: ``(B, output_dim)`` (None when there are none): the table
+        lookups group by group (``id_output_dim`` columns), then the numeric fields (:meth:`numeric_flat`).
+        The :class:`~ctrkit.layers.InputProjection` reads this layout (its folded first layer relies on it)."""
+        groups = [parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
+                  for parts in self._id_groups(batch) if parts] + self._numeric_fields(batch)
+        if self.keep_last:
+            self.last = groups
         if not groups:
             return None
         return groups[0].flatten(1) if len(groups) == 1 else torch.cat([g.flatten(1) for g in groups], dim=1)

@@ -64,6 +64,7 @@ class FoldedInputProjection:
                     col += d
             blocks[0] = blocks[0] + bias  # each row has exactly one id of feature 0: the bias is added once
             self.table = torch.cat(blocks)
+        self.embedding = embedding
         starts = [0]
         for r in rows[:-1]:
             starts.append(starts[-1] + r)
@@ -93,8 +94,17 @@ class FoldedInputProjection:
     def __call__(self, batch) -> torch.Tensor:
         h = F.embedding_bag(batch.sparse + self.offsets, self.table, mode="sum")
         if self.dense_weight.shape[0]:
-            h = torch.addmm(h, batch.dense, self.dense_weight)
+            h = torch.addmm(h, rest_input(self.embedding, batch, self.dense_weight.shape[0]), self.dense_weight)
         return h
+
+
+def rest_input(embedding, batch, rows: int) -> torch.Tensor:
+    """The input columns after the table lookups: the embedded numeric features' fields, then the dense values
+    (``rows`` columns in all; the weight rows that read them follow those of the lookups)."""
+    num = embedding.numeric_flat(batch)
+    if num is None:
+        return batch.dense
+    return num if rows == num.shape[1] else torch.cat([num, batch.dense], dim=1)
 
 
 @contextlib.contextmanager
@@ -144,8 +154,10 @@ class _FoldedProjection(torch.autograd.Function):
         scatter = torch.sparse_coo_tensor(torch.stack([ids.reshape(-1), cols]), grad.new_ones(B * F_),
                                           (plan.padded_rows, B), check_invariants=False)
         gP = torch.sparse.mm(scatter, grad)
-        g_weight = g_bias = None
+        g_weight = g_bias = g_dense = None
         g_tables: list = [None] * len(tables)
+        if ctx.needs_input_grad[2]:   # the numeric fields in the dense part are trained through it
+            g_dense = grad @ weight[plan.embedding_columns:].t()
         if ctx.needs_input_grad[4]:
             g_weight = torch.empty_like(weight)
             if dense is not None:
@@ -167,7 +179,7 @@ class _FoldedProjection(torch.autograd.Function):
                 g_tables[gi].index_put_((pad,), torch.bmm(gPb, Wb.transpose(1, 2)), accumulate=True)
         if ctx.needs_input_grad[3]:
             g_bias = grad.sum(0)
-        return (None, None, None, g_bias, g_weight, *g_tables)
+        return (None, None, g_dense, g_bias, g_weight, *g_tables)
 
 
 class FoldedTrainingProjection:
@@ -245,5 +257,6 @@ class FoldedTrainingProjection:
 
     def __call__(self, embedding, batch, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
         ids = batch.sparse if self.flat_cols is None else batch.sparse.index_select(1, self.flat_cols)
-        dense = batch.dense if weight.shape[0] > self.embedding_columns else None
+        rows = weight.shape[0] - self.embedding_columns
+        dense = rest_input(embedding, batch, rows) if rows else None
         return _FoldedProjection.apply(self, ids + self.base, dense, bias, weight, *embedding.weights)

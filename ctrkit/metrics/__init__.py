@@ -9,21 +9,28 @@ The sequential (next-item) models rank each user's target against all items: :fu
 NDCG@k) and :func:`history_mask` live in ``ctrkit.metrics.ranking``, which imports torch; they are loaded on
 first use so that ``import ctrkit.metrics`` needs only numpy.
 
-Modules: ``classification``, ``regression``, ``ranking`` and ``specs`` (the registry behind
-:func:`get_metric`).
+Ad-ranking metrics: :func:`gauc` (AUC per group, e.g. per user, weighted by the group's impressions; needs
+``compile(group_by=...)``), :func:`normalized_entropy` (``"ne"``), :func:`calibration_ratio` and
+:func:`expected_calibration_error` (``"ece"``).
+
+Modules: ``classification``, ``calibration``, ``grouped``, ``regression``, ``ranking`` and ``specs`` (the
+registry behind :func:`get_metric`).
 """
 from __future__ import annotations
 
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from .calibration import calibration_ratio, expected_calibration_error, normalized_entropy
 from .classification import accuracy, log_loss, multiclass_accuracy, multiclass_log_loss, multiclass_roc_auc, roc_auc
+from .grouped import GroupAUC, gauc, gauc_details
 from .regression import mean_absolute_error, mean_squared_error
 from .specs import METRICS, MetricSpec, get_metric, metric_direction
 
 __all__ = ["roc_auc", "log_loss", "mean_squared_error", "mean_absolute_error", "accuracy", "get_metric",
            "multiclass_accuracy", "multiclass_log_loss", "multiclass_roc_auc", "MetricSpec", "METRICS",
-           "metric_direction", "ranking_metrics", "history_mask", "TIES"]
+           "metric_direction", "ranking_metrics", "history_mask", "TIES", "gauc", "gauc_details", "GroupAUC",
+           "normalized_entropy", "calibration_ratio", "expected_calibration_error"]
 
 _RANKING = ("ranking_metrics", "history_mask", "TIES")
 

@@ -11,6 +11,7 @@ from .ranking import (
                       DIN,
                       DNN,
                       FM,
+                      GDCN,
                       IFM,
                       LR,
                       MLR,
@@ -22,10 +23,12 @@ from .ranking import (
                       DCNMix,
                       DeepFM,
                       FiBiNET,
+                      FinalMLP,
+                      MaskNet,
                       xDeepFM,
 )
 from .sequential import FAME, SASRec
 
 __all__ = ["BaseModel", "SharedBottom", "OMoE", "MMoE", "MMOE", "PLE", "ESMM", "DNN", "LR", "FM", "WDL", "DeepFM",
            "DCN", "DCNMix", "xDeepFM", "AutoInt", "DIN", "NFM", "PNN", "AFM", "AFN", "CCPM", "DIFM", "FiBiNET", "IFM",
-           "MLR", "ONN", "DIEN", "SASRec", "FAME"]
+           "MLR", "ONN", "DIEN", "FinalMLP", "GDCN", "MaskNet", "SASRec", "FAME"]

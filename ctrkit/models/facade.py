@@ -16,13 +16,14 @@ from ..data.arrays import ArraySource
 from ..data.source import DataSource
 from ..training.trainer import (
     Trainer,
+    check_batch_size,
     check_finite_outputs,
     inference_lock,
     nonfinite_parameters,
     predict_logits,
     predict_small,
 )
-from .inputs import check_trainable_rows, encode_records, store_source, to_data, to_source
+from .inputs import check_trainable_rows, encode_records, group_values, store_source, to_data, to_source
 
 if TYPE_CHECKING:
     from ..callbacks import History
@@ -47,6 +48,10 @@ class KerasFacade:
         def eval(self: _M) -> _M: ...
 
         def logits_to_predictions(self, logits: torch.Tensor) -> torch.Tensor: ...
+
+        task_names: list[str]
+        task_types: list[str]
+        output_transform: Any
 
     # Keras names that callbacks and users read on the model; they are the trainer's state
     @property
@@ -89,7 +94,7 @@ class KerasFacade:
 
     def compile(self, optimizer: Any = "adam", loss: Any = None, metrics: Sequence[str] | None = None,
                 loss_weights: Any = None, lr: float | None = None, grad_clip_norm: float | None = None,
-                task_balancer: Any = None, init_output_bias: bool = True) -> None:
+                task_balancer: Any = None, init_output_bias: bool = True, group_by: str | None = None) -> None:
         """Make the model's :class:`~ctrkit.training.Trainer`: optimizer, per-task losses and weights, metrics.
 
         Args:
@@ -98,7 +103,8 @@ class KerasFacade:
                 task order, or ``{task: name}``. Names: ``binary_crossentropy``, ``mse``, ``mae``, ``huber``,
                 ``categorical_crossentropy`` (the multiclass default).
             metrics: names computed per task over whole epochs: ``auc``, ``logloss`` (or
-                ``binary_crossentropy``), ``accuracy`` for binary tasks; ``mse``, ``mae`` for regression;
+                ``binary_crossentropy``), ``accuracy``, ``gauc`` (AUC per group, needs ``group_by``), ``ne``
+                (normalized entropy), ``calibration_ratio``, ``ece`` for binary tasks; ``mse``, ``mae`` for regression;
                 ``accuracy``, ``logloss`` (multi-class cross-entropy) and ``auc`` (macro one-vs-rest) for
                 multiclass tasks.
             loss_weights: ``{task: weight}`` or a list in task order (default 1 each).
@@ -110,9 +116,12 @@ class KerasFacade:
                 ``loss_weight_<task>``; they exclude ``loss_weights``.
             init_output_bias: on the first ``fit`` of a new model (not one trained or loaded before), start each
                 task's output bias at its label prior (see :meth:`~ctrkit.models.BaseModel.init_output_bias`).
+            group_by: the column holding the group of each row (e.g. ``"user_id"``) for the grouped metrics
+                (``gauc``): ``evaluate`` and validation read it from ``x`` (a DataFrame column or dict key, a
+                feature or not; a sparse feature of a store). Training logs leave grouped metrics out.
         """
         self.trainer = Trainer(self, optimizer, loss, metrics, loss_weights, lr, grad_clip_norm, task_balancer,
-                               init_output_bias)
+                               init_output_bias, group_by)
 
     def fit(self, x: Any = None, y: Any = None, batch_size: int = 256, epochs: int = 1, verbose: int = 1,
             initial_epoch: int = 0, validation_split: float = 0.0, validation_data: Any = None,
@@ -145,13 +154,16 @@ class KerasFacade:
             raise ValueError(f"fit: validation_split must be a float in [0, 1), got {validation_split!r}.")
         source = to_source(self, x, y, sample_weight, "fit")
         validation = None
+        val_groups = None
         if isinstance(validation_data, DataSource):
             validation = store_source(self, validation_data, None, None, "fit(validation_data)")
+            val_groups = group_values(self, validation_data, trainer.group_by, "fit(validation_data)")
         elif validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
                 raise ValueError("fit: validation_data must be (x_val, y_val) or (x_val, y_val, sample_weight).")
             validation = to_source(self, validation_data[0], validation_data[1],
                                    validation_data[2] if len(validation_data) == 3 else None, "fit(validation_data)")
+            val_groups = group_values(self, validation_data[0], trainer.group_by, "fit(validation_data)")
         elif validation_split > 0:
             if not isinstance(source, ArraySource):
                 raise ValueError("fit: validation_split needs in-memory data; with a store pass "
@@ -162,17 +174,24 @@ class KerasFacade:
                 raise ValueError(f"fit: validation_split={validation_split} leaves {k} of {n} rows for training; "
                                  "use more data or another split.")
             source, validation = source.slice(0, k), source.slice(k, n)
+            groups = group_values(self, x, trainer.group_by, "fit(validation_split)")
+            val_groups = None if groups is None else groups[k:n]
         check_trainable_rows(self, len(source), "fit")
         return trainer.fit(source, batch_size=batch_size, epochs=epochs, verbose=verbose,
                            initial_epoch=initial_epoch, validation=validation, shuffle=shuffle, callbacks=callbacks,
-                           seed=self.seed if seed is None else seed, resume=resume_from)
+                           seed=self.seed if seed is None else seed, resume=resume_from, validation_groups=val_groups)
 
     def evaluate(self, x: Any = None, y: Any = None, batch_size: int = 4096, sample_weight: Any = None,
                  verbose: int = 0) -> dict[str, float]:
-        """Loss and compiled metrics per task on ``(x, y)``: ``{"loss", "ctr_loss", "ctr_auc", ...}``."""
+        """Loss and compiled metrics per task on ``(x, y)``: ``{"loss", "ctr_loss", "ctr_auc", ...}``.
+
+        The metrics are those of the probabilities :meth:`predict` returns (after a negative-sampling correction
+        and a calibration, if the model has them); ``loss`` is the training loss on the raw logits. Grouped
+        metrics (``gauc``) read the ``compile(group_by=...)`` column of ``x``."""
         trainer = self._require_trainer("evaluate")
         trainer.check_not_training_elsewhere("evaluate")
-        return trainer.evaluate(to_source(self, x, y, sample_weight, "evaluate"), batch_size)
+        source = to_source(self, x, y, sample_weight, "evaluate")
+        return trainer.evaluate(source, batch_size, groups=group_values(self, x, trainer.group_by, "evaluate"))
 
     def predict(self, x: Any = None, batch_size: int = 4096) -> np.ndarray:
         """Predictions ``(n, T)`` in task order: probabilities for binary tasks, values for regression.
@@ -215,6 +234,68 @@ class KerasFacade:
         pred = predict_small(self, to_data(self, x, "predict_records"))
         check_finite_outputs(self, torch.from_numpy(pred), "predict_records")
         return pred
+
+    def set_negative_sampling(self: _M, rates: Mapping[str, float] | None) -> _M:
+        """Record that the negatives of some binary tasks were downsampled in training, so that predictions are
+        corrected back to the full log: ``p = q / (q + (1 - q) / w)`` for a task whose negatives were kept at
+        rate ``w`` (exactly: ``log(w)`` added to the logit).
+
+        The correction applies to :meth:`predict`, :meth:`predict_records`, the metrics of :meth:`evaluate` and
+        validation, and the exported ONNX / ``torch.export`` graphs; it is saved with the model. Training and the
+        loss are unaffected (they use the raw logits). See :func:`ctrkit.preprocessing.downsample_negatives`.
+
+        Args:
+            rates: ``{task: w}`` with ``0 < w <= 1``, e.g. ``{"ctr": 0.1}``; None or ``{}`` removes the correction.
+
+        Returns:
+            the model.
+        """
+        from .calibration import set_negative_sampling
+        return set_negative_sampling(self, rates)
+
+    def calibrate(self: _M, x: Any = None, y: Any = None, method: str | None = "isotonic",
+                  tasks: Sequence[str] | str | None = None, sample_weight: Any = None, batch_size: int = 4096) -> _M:
+        """Fit a post-hoc calibrator per binary task on validation data, applied after the negative-sampling
+        correction: raw logit -> correction -> calibration -> probability.
+
+        Args:
+            x, y, sample_weight: the validation data, as for :meth:`evaluate` (a store: ``y=None``). Use rows
+                the model was not trained on, with negatives *not* downsampled.
+            method: ``"isotonic"`` (scikit-learn's ``IsotonicRegression`` of the corrected probability,
+                interpolated linearly), ``"platt"`` (``sigmoid(a * z + b)`` of the corrected logit ``z``),
+                ``"temperature"`` (``sigmoid(z / T)``), or None to remove the calibration of ``tasks``.
+            tasks: the tasks to calibrate (default: every binary task).
+
+        The calibration is used by :meth:`predict`, :meth:`predict_records`, :meth:`evaluate`'s metrics and the
+        exported graphs, and saved with the model. Fitting again replaces it (it is fitted on the corrected, not
+        the previously calibrated, output).
+
+        Returns:
+            the model.
+        """
+        from .calibration import calibrate
+        trainer = getattr(self, "trainer", None)
+        if trainer is not None:
+            trainer.check_not_training_elsewhere("calibrate")
+        if method is None:
+            return calibrate(self, torch.zeros(0, 0), torch.zeros(0, 0), None, None, tasks)
+        source = to_source(self, x, y, sample_weight, "calibrate")
+        logits, labels, weights = predict_logits(self, source, check_batch_size(batch_size, "calibrate"),
+                                                 with_labels=True)
+        check_finite_outputs(self, logits, "calibrate")
+        return calibrate(self, logits, labels, weights, method, tasks)
+
+    def output_config(self) -> dict[str, Any] | None:
+        """The negative-sampling rates and calibrators as JSON-ready data (None without any): what ``save``
+        writes under ``"outputs"`` in ``config.json``."""
+        t = getattr(self, "output_transform", None)
+        return t.to_dict() if t else None
+
+    def load_output_config(self, config: Mapping[str, Any] | None) -> None:
+        """Restore what :meth:`output_config` returned (``load_model`` calls it); a ValueError if it is invalid."""
+        from .calibration import OutputTransform
+        self.output_transform = None if not config else OutputTransform.from_dict(
+            config, self.task_names, self.task_types)
 
     @torch.inference_mode()
     def _map_batches(self, x: Any, fn: Any, where: str, batch_size: int = 4096) -> torch.Tensor:

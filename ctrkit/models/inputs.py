@@ -19,7 +19,7 @@ from ..preprocessing.frames import label_arrays, label_copies
 from ..training.tasks import check_class_ids
 
 __all__ = ["to_data", "to_targets_checked", "to_source", "store_source", "encode_records", "align_to_index",
-           "check_trainable_rows"]
+           "check_trainable_rows", "group_values"]
 
 
 def align_to_index(index: pd.Index, obj: Any, arg: str, where: str) -> Any:
@@ -56,6 +56,40 @@ def check_trainable_rows(model: Any, n: int, where: str) -> None:
             f"{type(model).__name__}.{where}: the training data has 1 row, but the model has BatchNorm layers "
             "(e.g. dnn_use_bn=True), which need at least 2 rows per batch. Train on more rows, or build the model "
             "with dnn_use_bn=False.")
+
+
+def group_values(model: Any, x: Any, group_by: str | None, where: str) -> np.ndarray | None:
+    """The group id of every row of ``x`` (``compile(group_by=...)``, e.g. the user ids) for the grouped metrics,
+    or None when no group column is named or no grouped metric is compiled.
+
+    Read from a DataFrame column or a dict key, whether or not it is a feature (raw values); from an on-disk
+    store, the column must be one of its sparse features (its encoded ids are read, in row order)."""
+    trainer = getattr(model, "trainer", None)
+    if group_by is None or trainer is None or not trainer.grouped_metrics:
+        return None
+    name = f"{type(model).__name__}.{where}"
+    if isinstance(x, DataSource):
+        from ..features import split_feature_columns
+        sparse = [f.name for f in split_feature_columns(x.feature_columns).sparse]
+        if group_by not in sparse:
+            raise DataValidationError(
+                f"{name}: compile(group_by={group_by!r}) names the group column of {trainer.grouped_metrics}, but "
+                f"the store has no sparse feature {group_by!r} (its sparse features: {sparse[:10]}). Write the "
+                "column into the store as a sparse feature, or evaluate on a DataFrame that holds it.")
+        j = sparse.index(group_by)
+        parts = [xb.sparse[:, j].numpy() for xb, _, _ in x.iter_range(0, len(x), 65536)
+                 if xb.sparse is not None]
+        return np.concatenate(parts) if parts else np.zeros(0, np.int64)
+    if isinstance(x, (pd.DataFrame, Mapping)) and group_by in x:
+        g = np.asarray(x[group_by]).reshape(-1)
+        if len(g) != num_rows(x):
+            raise DataValidationError(f"{name}: x[{group_by!r}] has {len(g)} values for {num_rows(x)} rows.")
+        return g
+    have = list(x.columns if isinstance(x, pd.DataFrame) else x.keys() if isinstance(x, Mapping) else [])
+    raise DataValidationError(
+        f"{name}: compile(group_by={group_by!r}) needs the group column {group_by!r} in x for "
+        f"{trainer.grouped_metrics}, but x has no such column (columns: {have[:10]}). Pass a DataFrame or dict that "
+        "holds it (it need not be a feature), or compile without the grouped metrics.")
 
 
 def to_data(model: Any, x: Any, where: str) -> TensorData:

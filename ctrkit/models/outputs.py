@@ -5,6 +5,8 @@ from collections.abc import Mapping
 
 import torch
 
+from .calibration import transform_probabilities
+
 __all__ = ["TaskOutputs"]
 
 
@@ -43,7 +45,13 @@ class TaskOutputs:
 
     def logits_to_predictions(self, logits: torch.Tensor) -> torch.Tensor:
         """``(N, output_width)`` raw outputs → probabilities for binary tasks (sigmoid), values for regression
-        tasks, class probabilities for multiclass tasks (softmax over the task's C columns)."""
+        tasks, class probabilities for multiclass tasks (softmax over the task's C columns).
+
+        A binary task with a negative-sampling rate or a calibrator (``model.output_transform``, see
+        :mod:`ctrkit.models.calibration`) gets the corrected, calibrated probability instead of the sigmoid."""
+        return transform_probabilities(self, logits, self._plain_predictions(logits))
+
+    def _plain_predictions(self, logits: torch.Tensor) -> torch.Tensor:
         if not self.num_classes:
             mask = self._binary_mask.to(logits.device)
             return torch.where(mask, torch.sigmoid(logits), logits)

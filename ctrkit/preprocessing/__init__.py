@@ -25,10 +25,12 @@ clipped to [-10,000, 10,000] so extreme values (1e308) cannot overflow float32.
 Modules: :mod:`~ctrkit.preprocessing.encoder` (``FeatureEncoder``: transform, records, feature columns,
 serialisation), :mod:`~ctrkit.preprocessing.fitting` (fit / partial_fit), :mod:`~ctrkit.preprocessing.categorical`
 (keys, vocabularies, OOV, hashing), :mod:`~ctrkit.preprocessing.numerical` (dense policy),
-:mod:`~ctrkit.preprocessing.sequence` (var-length columns), :mod:`~ctrkit.preprocessing.records` (raw records).
+:mod:`~ctrkit.preprocessing.sequence` (var-length columns), :mod:`~ctrkit.preprocessing.records` (raw records),
+:mod:`~ctrkit.preprocessing.sampling` (negative downsampling).
 """
 from .categorical import MISSING, OOV_ID, PAD_ID, category_keys, hash_keys, infer_column_types
 from .encoder import EncodedData, FeatureEncoder
+from .sampling import NegativeSampler, downsample_negatives, negative_sampling_mask
 
 __all__ = ["FeatureEncoder", "EncodedData", "MISSING", "PAD_ID", "OOV_ID", "category_keys", "hash_keys",
-           "infer_column_types"]
+           "infer_column_types", "downsample_negatives", "negative_sampling_mask", "NegativeSampler"]

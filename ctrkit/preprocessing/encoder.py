@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 
-from ..exceptions import ModelFormatError, NotFittedError
-from ..features import DenseFeat, FeatureColumns, SparseFeat, VarLenSparseFeat
+from ..exceptions import ModelFormatError, NotFittedError, SchemaError
+from ..features import DenseFeat, FeatureColumns, NumericEmbedding, SparseFeat, VarLenSparseFeat, feature_to_dict
 from .categorical import N_RESERVED, category_keys, lookup_ids
 from .fitting import EncoderFitting, _per_column
 from .numerical import _STATS, encode_dense, stat_vectors, to_float
@@ -58,6 +58,14 @@ class FeatureEncoder(EncoderFitting, TransformerMixin, BaseEstimator):
         truncating: where over-long lists are cut, ``"pre"`` (keep the last ``maxlen`` values, Keras' default,
             right for time-ordered behaviour sequences) or ``"post"`` (keep the first).
         handle_unknown: ``"oov"`` maps unseen values to the OOV id; ``"error"`` raises instead.
+        numeric_embedding: embed dense columns as fields too (:class:`~ctrkit.NumericEmbedding`): a kind,
+            ``"quantile"``, ``"ple"`` or ``"periodic"``, a dict of its options (``{"kind": "periodic", "sigma":
+            1.0}``), None (no embedding, the default), or ``{column: one of those}``. The embedding width is
+            ``embedding_dim`` unless given. The bin edges of ``"quantile"`` / ``"ple"`` are fitted (quantiles of
+            up to 200,000 sampled values per column, see :mod:`ctrkit.preprocessing.quantiles`), in the encoded
+            scale, and saved with the encoder.
+        n_bins: the number of equal-frequency bins of those embeddings (int or dict per column); repeated
+            quantiles are merged, so a column with few distinct values gets fewer.
         ignore: columns never used as features (e.g. the labels, ids, timestamps); with inferred roles they are
             skipped, and listing one of them in ``sparse`` / ``dense`` / ``varlen`` is an error. The columns
             named by the labels passed as ``fit(X, y)`` are excluded the same way.
@@ -68,6 +76,7 @@ class FeatureEncoder(EncoderFitting, TransformerMixin, BaseEstimator):
         vocabularies_: ``{column: [key, ...]}`` (index i has id i + 2); hashed columns are absent.
         dense_stats_: ``{column: {"fill", "center", "scale", "lo", "hi"}}``.
         maxlen_: ``{varlen column: maxlen}``.
+        numeric_embeddings_: ``{dense column: NumericEmbedding}`` (the embedded columns, with fitted edges).
 
     Example:
         >>> import pandas as pd
@@ -80,7 +89,7 @@ class FeatureEncoder(EncoderFitting, TransformerMixin, BaseEstimator):
 
     def __init__(self, sparse=None, dense=None, varlen=None, *, embedding_dim=8, min_freq=1, hash_buckets=None,
                  max_vocab=None, scaling="standard", maxlen=None, combiner="mean", truncating="pre",
-                 handle_unknown="oov", ignore=None):
+                 handle_unknown="oov", ignore=None, numeric_embedding=None, n_bins=16):
         self.sparse = sparse
         self.dense = dense
         self.varlen = varlen
@@ -94,6 +103,8 @@ class FeatureEncoder(EncoderFitting, TransformerMixin, BaseEstimator):
         self.truncating = truncating
         self.handle_unknown = handle_unknown
         self.ignore = ignore
+        self.numeric_embedding = numeric_embedding
+        self.n_bins = n_bins
 
     # ------------------------------------------------------------------ transform
     def _check_fitted(self) -> None:
@@ -176,7 +187,7 @@ class FeatureEncoder(EncoderFitting, TransformerMixin, BaseEstimator):
         for c in self.sparse_columns_:
             cols.append(SparseFeat(c, self.vocabulary_size(c), self._dim(c), dtype="int64"))
         for c in self.dense_columns_:
-            cols.append(DenseFeat(c, 1))
+            cols.append(DenseFeat(c, 1, embedding=self.numeric_embeddings_.get(c)))
         for c in self.varlen_columns_:
             sf = SparseFeat(c, self.vocabulary_size(c), self._dim(c), dtype="int64")
             cols.append(VarLenSparseFeat(sf, maxlen=self.maxlen_[c], combiner=self.combiner))
@@ -197,7 +208,9 @@ class FeatureEncoder(EncoderFitting, TransformerMixin, BaseEstimator):
                 "state": {"sparse_columns_": self.sparse_columns_, "dense_columns_": self.dense_columns_,
                           "varlen_columns_": self.varlen_columns_, "hash_buckets_": self.hash_buckets_,
                           "vocabularies_": self.vocabularies_, "dense_stats_": self.dense_stats_,
-                          "maxlen_": self.maxlen_}}
+                          "maxlen_": self.maxlen_,
+                          "numeric_embeddings_": {c: feature_to_dict(DenseFeat(c, embedding=e))["embedding"]
+                                                  for c, e in self.numeric_embeddings_.items()}}}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> FeatureEncoder:
@@ -262,7 +275,10 @@ class FeatureEncoder(EncoderFitting, TransformerMixin, BaseEstimator):
             enc.vocabularies_ = {k: list(v) for k, v in st["vocabularies_"].items()}
             enc.dense_stats_ = {k: {kk: float(vv) for kk, vv in v.items()} for k, v in st["dense_stats_"].items()}
             enc.maxlen_ = {k: int(v) for k, v in st["maxlen_"].items()}
-        except (TypeError, ValueError, AttributeError) as e:
+            # absent from encoders saved before numeric embeddings existed
+            enc.numeric_embeddings_ = {str(k): NumericEmbedding(**v)
+                                       for k, v in dict(st.get("numeric_embeddings_") or {}).items()}
+        except (TypeError, ValueError, AttributeError, SchemaError) as e:
             raise ModelFormatError(f"{where}: a value in 'state' has the wrong type ({type(e).__name__}: {e}). Save "
                                    "the encoder again.") from None
         enc.feature_names_in_ = np.array(enc.sparse_columns_ + enc.dense_columns_ + list(enc.varlen_columns_),

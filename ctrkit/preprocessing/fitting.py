@@ -13,9 +13,11 @@ import numpy as np
 import pandas as pd
 
 from ..exceptions import DataValidationError, NotFittedError, SchemaError, suggest
+from ..features import NUMERIC_EMBEDDINGS, NumericEmbedding
 from .categorical import category_keys, infer_column_types
 from .frames import check_frame_columns, label_arrays, label_copies, label_names
-from .numerical import SCALINGS, dense_stats, new_moments, to_float, update_moments
+from .numerical import CLIP, SCALINGS, dense_stats, new_moments, to_float, update_moments
+from .quantiles import bin_edges, new_sample, update_sample
 from .sequence import split_cells
 
 __all__ = ["EncoderFitting"]
@@ -52,6 +54,8 @@ class EncoderFitting:
     truncating: str
     handle_unknown: str
     ignore: Any
+    numeric_embedding: Any
+    n_bins: Any
     # fitted state, set by _finalize
     sparse_columns_: list[str]
     dense_columns_: list[str]
@@ -62,6 +66,7 @@ class EncoderFitting:
     vocabularies_: dict[str, list[Any]]
     dense_stats_: dict[str, dict[str, Any]]
     maxlen_: dict[str, int]
+    numeric_embeddings_: dict[str, NumericEmbedding]
     _index_cache: dict[Any, Any]
     _partial_state: dict[str, Any] | None
 
@@ -94,6 +99,13 @@ class EncoderFitting:
             for v in (val.values() if isinstance(val, Mapping) else [val]):
                 if v not in SCALINGS:
                     raise ValueError(f"FeatureEncoder: {arg} must be one of {list(SCALINGS)}, got {v!r}.")
+        for c in dense:
+            self._numeric_template(c)   # a wrong kind or option fails before any data is read
+        ne = self.numeric_embedding
+        stray = [c for c in (ne if isinstance(ne, Mapping) and "kind" not in ne else ()) if c not in dense]
+        if stray:
+            raise ValueError(f"FeatureEncoder: numeric_embedding names {stray}, which are not dense columns "
+                             f"{dense}. Embed dense columns only (sparse columns have embeddings already).")
         if self.handle_unknown not in ("oov", "error"):
             raise ValueError(f"FeatureEncoder: handle_unknown must be 'oov' or 'error', got {self.handle_unknown!r}.")
         if self.truncating not in ("pre", "post"):
@@ -161,11 +173,14 @@ class EncoderFitting:
         sparse, dense, varlen = self._resolve_columns(X, [c for c in label_names(y) if c in X.columns])
         return {"sparse": sparse, "dense": dense, "varlen": varlen, "n": 0,
                 "counts": {c: {} for c in sparse + list(varlen)}, "maxlen": {c: 0 for c in varlen},
-                "dstats": {c: new_moments() for c in dense}}
+                "dstats": {c: new_moments() for c in dense},
+                "samples": {c: new_sample() for c in dense
+                            if (t := self._numeric_template(c)) is not None and t["kind"] != "periodic"}}
 
     def _accumulate(self, state: dict[str, Any], X: pd.DataFrame) -> None:
         cols = state["sparse"] + state["dense"] + list(state["varlen"])
         X = self._check_frame(X, cols, "fit")
+        start = state["n"]
         state["n"] += len(X)
         for c in state["sparse"]:
             if self._buckets(c) is None:
@@ -176,7 +191,10 @@ class EncoderFitting:
             if self._buckets(c) is None and len(tokens):
                 _count(state["counts"][c], tokens)
         for c in state["dense"]:
-            update_moments(state["dstats"][c], to_float(X[c], c))
+            values = to_float(X[c], c)
+            update_moments(state["dstats"][c], values)
+            if c in state["samples"]:
+                update_sample(state["samples"][c], values, start)
 
     def _finalize(self, state: dict[str, Any]) -> None:
         if state["n"] == 0:
@@ -203,9 +221,52 @@ class EncoderFitting:
         for c, moments in state["dstats"].items():
             scaling = _per_column(self.scaling, c, self.scaling if not isinstance(self.scaling, Mapping) else None)
             self.dense_stats_[c] = dense_stats(moments, scaling, c)
+        self.numeric_embeddings_ = {}
+        for c in self.dense_columns_:
+            t = self._numeric_template(c)
+            if t is None:
+                continue
+            if c in state["samples"]:
+                st = self.dense_stats_[c]
+                n_bins = _per_column(self.n_bins, c, 16) if isinstance(self.n_bins, Mapping) else self.n_bins
+                t = {**t, "boundaries": bin_edges(state["samples"][c], n_bins, st["center"], st["scale"], CLIP)}
+            self.numeric_embeddings_[c] = NumericEmbedding(**t)
         self.maxlen_ = {c: int(_per_column(self.maxlen, c, None) or max(state["maxlen"][c], 1))
                         for c in self.varlen_columns_}
         self._index_cache = {}
+
+    def _numeric_template(self, c: str) -> dict[str, Any] | None:
+        """The :class:`~ctrkit.NumericEmbedding` options of dense column ``c`` (without its boundaries), or None.
+
+        ``numeric_embedding`` is a kind (``"ple"``), a dict of options with a ``"kind"`` key, None, or a dict
+        ``{column: one of those}``; the embedding width defaults to the encoder's int ``embedding_dim`` (else 8).
+        """
+        v = self.numeric_embedding
+        if isinstance(v, Mapping) and "kind" not in v:
+            v = v.get(c)
+        if v is None:
+            return None
+        t = dict(v) if isinstance(v, Mapping) else {"kind": v}
+        where = f"FeatureEncoder: numeric_embedding for dense column {c!r}"
+        if t.get("kind") not in NUMERIC_EMBEDDINGS:
+            raise ValueError(f"{where} must be one of {list(NUMERIC_EMBEDDINGS)}, a dict of NumericEmbedding "
+                             f"options with a 'kind', or None, got {v!r}.")
+        if "boundaries" in t:
+            raise ValueError(f"{where}: 'boundaries' are fitted by the encoder; leave them out (or build the "
+                             "DenseFeat with NumericEmbedding(boundaries=...) yourself).")
+        dim = _per_column(self.embedding_dim, c, 8) if isinstance(self.embedding_dim, Mapping) else self.embedding_dim
+        t.setdefault("embedding_dim", dim if isinstance(dim, int) and not isinstance(dim, bool) else 8)
+        n_bins = _per_column(self.n_bins, c, 16) if isinstance(self.n_bins, Mapping) else self.n_bins
+        if t["kind"] != "periodic" and (isinstance(n_bins, bool) or not isinstance(n_bins, (int, np.integer))
+                                        or n_bins < 1):
+            raise ValueError(f"FeatureEncoder: n_bins for dense column {c!r} must be an int >= 1, got {n_bins!r}.")
+        probe = {**t, "boundaries": () if t["kind"] == "periodic" else (0.0, 1.0)}
+        try:
+            NumericEmbedding(**probe)
+        except TypeError as e:
+            raise ValueError(f"{where}: unknown option ({e}); the options are kind, embedding_dim, n_frequencies, "
+                             "sigma and activation.") from None
+        return t
 
     def _buckets(self, c: str) -> int | None:
         b = _per_column(self.hash_buckets, c, None) if isinstance(self.hash_buckets, Mapping) else self.hash_buckets

@@ -70,7 +70,8 @@ def build_optimizer(spec: Any, model: torch.nn.Module, lr: float | None = None) 
                          f"Valid names: {sorted(OPTIMIZERS)}, or pass a torch.optim.Optimizer instance.")
     lr = _DEFAULT_LR[key] if lr is None else float(lr)
     from ..layers.embedding import EmbeddingLayer
-    sparse_params = [p for m in model.modules() if isinstance(m, EmbeddingLayer) and m.sparse for p in m.parameters()]
+    # the tables only: an embedding layer's numeric fields (``m.numeric``) have dense gradients
+    sparse_params = [p for m in model.modules() if isinstance(m, EmbeddingLayer) and m.sparse for p in m.weights]
     ids = {id(p) for p in sparse_params}
     dense_params = [p for p in model.parameters() if id(p) not in ids and p.requires_grad]
     if not sparse_params:

@@ -34,6 +34,7 @@ from ..data.arrays import ArraySource
 from ..data.source import epoch_steps, mix_seed
 from ..metrics import get_metric
 from .balancing import get_balancer
+from .evaluation import check_group_by, compute_metrics, log_key
 from .losses import TaskLoss, resolve_task_losses
 from .optim import build_optimizer
 from .resume import Distribution, checkpoint_state, restore_after_begin, resume_checkpoint
@@ -42,17 +43,6 @@ __all__ = ["Trainer", "check_batch_size", "check_finite_outputs", "inference_loc
            "predict_logits", "predict_small"]
 
 Source = Any  # ArraySource | DataSource
-
-
-def log_key(task_names: Sequence[str], task: str, name: str, prefix: str = "") -> str:
-    """The log key of metric ``name`` for ``task``: Keras' ``auc`` / ``val_auc`` for a single-task model,
-    ``ctr_auc`` / ``val_ctr_auc`` for a task of a multi-task one.
-
-    Example:
-        >>> log_key(["label"], "label", "auc", "val_"), log_key(["ctr", "cvr"], "cvr", "auc", "val_")
-        ('val_auc', 'val_cvr_auc')
-    """
-    return f"{prefix}{task}_{name}" if len(task_names) > 1 else f"{prefix}{name}"
 
 
 def check_batch_size(batch_size: Any, where: str) -> int:
@@ -214,7 +204,7 @@ class Trainer:
 
     def __init__(self, model: Any, optimizer: Any = "adam", loss: Any = None, metrics: Sequence[str] | None = None,
                  loss_weights: Any = None, lr: float | None = None, grad_clip_norm: float | None = None,
-                 task_balancer: Any = None, init_output_bias: bool = True) -> None:
+                 task_balancer: Any = None, init_output_bias: bool = True, group_by: str | None = None) -> None:
         if not isinstance(init_output_bias, bool):
             raise TypeError(f"compile: init_output_bias must be True or False, got {init_output_bias!r}.")
         self.model = model
@@ -224,6 +214,8 @@ class Trainer:
         for m in mets:
             get_metric(m)
         self.metrics = [str(m).lower() for m in mets]
+        self.group_by = check_group_by(group_by, self.metrics)
+        self.grouped_metrics = [m for m in self.metrics if get_metric(m).grouped]
         lw = _loss_weights(loss_weights, names)
         if grad_clip_norm is not None and not grad_clip_norm > 0:
             raise ValueError(f"compile: grad_clip_norm must be > 0 or None, got {grad_clip_norm!r}.")
@@ -243,7 +235,7 @@ class Trainer:
                 isinstance(v, str) for v in (loss.values() if isinstance(loss, dict) else loss)))) else None,
             "metrics": self.metrics, "loss_weights": None if balancer.learns_weights else dict(zip(names, lw)),
             "grad_clip_norm": grad_clip_norm, "task_balancer": balancer.config(),
-            "init_output_bias": init_output_bias}
+            "init_output_bias": init_output_bias, "group_by": self.group_by}
         self.history: History | None = None
         self.stop_training = False
         self.stop_reason: str | None = None
@@ -317,45 +309,24 @@ class Trainer:
         return logits, y, w
 
     def compute_metrics(self, logits: torch.Tensor, y: torch.Tensor, w: torch.Tensor | None,
-                        prefix: str = "") -> dict[str, float]:
-        """Loss and compiled metrics per task over whole arrays (not batch averages).
+                        prefix: str = "", groups: Any = None) -> dict[str, float]:
+        """Loss and compiled metrics per task over whole arrays (:func:`.evaluation.compute_metrics`)."""
+        return compute_metrics(self.model, self.loss, self.metrics, logits, y, w, prefix, groups)
 
-        The keys are Keras': ``loss`` and ``<metric>`` (``auc``) for a single-task model,
-        ``<task>_loss`` and ``<task>_<metric>`` (``ctr_auc``) for each task of a multi-task one; ``prefix``
-        (``"val_"``) goes in front. This is the one place log keys are made."""
-        model = self.model
-        logs: dict[str, float] = {}
-        with torch.no_grad():
-            total, per_task = model.compute_loss(model.split_outputs(logits), y, w, loss=self.loss)
-        logs[prefix + "loss"] = float(total)
-        probs = {t: p.numpy() for t, p in model.split_outputs(model.logits_to_predictions(logits)).items()}
-        ynp = y.numpy()
-        wnp = None if w is None else w.numpy()
-        for i, (t, typ) in enumerate(zip(model.task_names, model.task_types)):
-            if len(model.task_names) > 1:
-                logs[log_key(model.task_names, t, "loss", prefix)] = float(per_task[i])
-            mask = ~np.isnan(ynp[:, i])
-            for name in self.metrics:
-                spec = get_metric(name)
-                if typ not in spec.task_types:
-                    continue
-                fn = spec.multiclass if typ == "multiclass" else spec.fn
-                assert fn is not None  # a spec lists "multiclass" in task_types only with a multiclass fn
-                wt = None if wnp is None else wnp[mask]
-                logs[log_key(model.task_names, t, name, prefix)] = fn(ynp[mask, i], probs[t][mask], wt)
-        return logs
-
-    def evaluate(self, source: Source, batch_size: int = 4096, prefix: str = "") -> dict[str, float]:
+    def evaluate(self, source: Source, batch_size: int = 4096, prefix: str = "", groups: Any = None
+                 ) -> dict[str, float]:
+        """Metrics of ``source``; ``groups``: a group id per row of the source (``compile(group_by=...)``)."""
         batch_size = check_batch_size(batch_size, "evaluate")
         self.loss.masked = bool(source.has_nan_labels)
-        return self.compute_metrics(*self._gathered(source, batch_size), prefix=prefix)
+        return self.compute_metrics(*self._gathered(source, batch_size), prefix=prefix, groups=groups)
 
     # ---------------------------------------------------------------- training
     def fit(self, source: Source, *, batch_size: int = 256, epochs: int = 1, verbose: int = 1,
             initial_epoch: int = 0, validation: Source | Callable[[], dict] | None = None, shuffle: bool = True,
             callbacks: Sequence[Callback] | None = None, eval_batch_size: int = 4096, seed: int | None = None,
-            resume: Any = None) -> History:
-        """Train on ``source``; ``validation`` is a source or a callable returning metric logs (prefixed ``val_``).
+            resume: Any = None, validation_groups: Any = None) -> History:
+        """Train on ``source``; ``validation`` is a source or a callable returning metric logs (prefixed ``val_``),
+        ``validation_groups`` a group id per validation row for the grouped metrics (``gauc``).
 
         ``seed`` seeds shuffling and dropout for this call (the global RNG state is restored afterwards); ``resume``
         is a checkpoint path or dict (see :class:`~ctrkit.callbacks.BackupAndRestore`).
@@ -383,7 +354,7 @@ class Trainer:
                 if seed is not None:
                     torch.manual_seed(int(seed))
                 self.history = self._fit(source, batch_size, epochs, verbose, initial_epoch, validation, shuffle,
-                                         callbacks, eval_batch_size, seed, resume)
+                                         callbacks, eval_batch_size, seed, resume, validation_groups)
             return self.history
         except BaseException as e:  # a callback raised, or KeyboardInterrupt: say where, then re-raise
             state = self._fit_state
@@ -402,7 +373,7 @@ class Trainer:
 
     def _fit(self, source: Source, batch_size: int, epochs: int, verbose: int, initial_epoch: int,
              validation: Any, shuffle: bool, callbacks: Sequence[Callback] | None, eval_batch_size: int,
-             seed: int | None, resume: Any) -> History:
+             seed: int | None, resume: Any, validation_groups: Any = None) -> History:
         model = self.model
         batch_size = check_batch_size(batch_size, "fit")
         if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
@@ -533,7 +504,7 @@ class Trainer:
                     logs.update({f"val_{k}": v for k, v in validation().items()})
                 else:
                     logs.update(self.compute_metrics(*self._gathered(validation, eval_batch_size, dist),
-                                                     prefix="val_"))
+                                                     prefix="val_", groups=validation_groups))
             self._end_epoch(cblist, epoch, epoch_logs, logs, t0)
         cblist.on_train_end({})
         history.params = params

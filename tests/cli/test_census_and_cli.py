@@ -83,3 +83,23 @@ def test_compare_on_user_csv_and_errors(tmp_path, capsys):
 def test_console_script_help():
     proc = subprocess.run([sys.executable, "-m", "ctrkit", "compare", "--help"], capture_output=True, text=True)
     assert proc.returncode == 0 and "--seeds" in proc.stdout
+
+
+def test_compare_numeric_embedding_flag_reaches_the_census_encoder(monkeypatch, tmp_path, capsys):
+    import ctrkit.compare as compare
+    seen = {}
+
+    def prepare(group, embedding_dim, numeric_embedding=None, n_bins=16):
+        data = real(group, embedding_dim, numeric_embedding, n_bins)
+        seen["columns"] = data.feature_columns
+        raise ValueError("stopped before training")     # the flag's path is what this test checks
+    real = compare.prepare_census
+    monkeypatch.setattr(compare, "prepare_census", prepare)
+    rc = main(["compare", "--quick", "--no-progress", "--models", "MMoE", "--numeric-embedding", "quantile",
+               "--n-bins", "8", "--out", str(tmp_path / "rep")])
+    assert rc == 2 and "stopped before training" in capsys.readouterr().err
+    dense = [f for f in seen["columns"] if type(f).__name__ == "DenseFeat"]
+    assert len(dense) == 7 and all(f.embedding.kind == "quantile" and f.embedding.n_bins <= 8 for f in dense)
+    assert max(f.embedding.n_bins for f in dense) == 8
+    with pytest.raises(SystemExit):
+        main(["compare", "--numeric-embedding", "bins"])

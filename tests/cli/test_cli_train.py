@@ -260,3 +260,47 @@ def test_train_with_varlen_json_config_and_explicit_files(tmp_path, capsys):
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert set(metrics) == {"validation", "test"} and "mse" in metrics["test"]   # one task: Keras' key
     assert not list((tmp_path / "run").glob("*.png"))                      # plots = false
+
+
+def test_train_reports_grouped_and_calibration_metrics(tmp_path, capsys):
+    """`group_by` in [training]: gAUC per group in the validation history and the test report; the group column
+    reaches evaluate although the config's features are those the example infers."""
+    cfg = write(tmp_path / "g.toml", f"""
+extends = {json.dumps(str(EXAMPLE))}
+[data]
+max_rows = 3000
+[training]
+epochs = 1
+verbose = 0
+metrics = ["auc", "gauc", "ne", "calibration_ratio", "ece"]
+group_by = "region_of_previous_residence"
+early_stopping = {{ monitor = "val_income_auc", patience = 3 }}
+[output]
+dir = {json.dumps(str(tmp_path / "run"))}
+plots = false
+""")
+    assert main(["train", cfg]) == 0
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    hist = pd.read_csv(tmp_path / "run" / "history.csv")
+    assert {"val_marital_gauc", "val_marital_gauc_skipped", "val_income_ne"} <= set(hist.columns)
+    test = metrics["test"]
+    assert 0.5 < test["marital_gauc"] <= 1 and 0 <= test["marital_gauc_skipped"] < 1
+    assert 0 < test["income_ne"] < 1.2 and 0.5 < test["income_calibration_ratio"] < 2 and test["income_ece"] < 0.2
+    # `ctrkit evaluate` of the saved run reads the group column of the file too
+    from ctrkit.datasets import load_census_income
+    X, y = load_census_income(group=1)
+    pd.concat([X, y], axis=1).iloc[3000:3600].to_csv(tmp_path / "score.csv", index=False)
+    assert main(["evaluate", str(tmp_path / "run"), str(tmp_path / "score.csv"), "--json"]) == 0
+    ev = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert 0.5 < ev["marital_gauc"] <= 1 and "income_ne" in ev
+    bad = write(tmp_path / "b.toml", f"""
+extends = {json.dumps(str(EXAMPLE))}
+[data]
+max_rows = 3000
+[training]
+epochs = 1
+metrics = ["gauc"]
+[output]
+dir = {json.dumps(str(tmp_path / "bad"))}
+""")
+    assert main(["train", bad]) == 2     # gauc without group_by: a config error naming the fix

@@ -52,6 +52,9 @@ SMALL = {
     "ONN": dict(dnn_hidden_units=(32, 16)),
     "DIEN": dict(dnn_hidden_units=(32, 16), att_hidden_units=(16, 8), gru_type="AUGRU",
                  history_feature_list=["item_id"]),
+    "FinalMLP": dict(mlp1_hidden_units=(32, 16), mlp2_hidden_units=(16, 16), fs_hidden_units=(16,), num_heads=2),
+    "GDCN": dict(cross_num=2, dnn_hidden_units=(32, 16)),
+    "MaskNet": dict(dnn_hidden_units=(32, 16)),
     # sequential (next-item) models read item sequences, not tabular rows: their own conformance suite is in
     # tests/models/test_sequential.py (these sizes are used there)
     "SASRec": dict(embedding_dim=16, max_len=20, num_blocks=1, num_heads=2),

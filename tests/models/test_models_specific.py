@@ -257,6 +257,8 @@ CRITEO_SIZES = {  # DIN and DIEN need behaviour sequences, which Criteo has not:
     "CCPM": dict(dnn_hidden_units=(32,)), "DIFM": dict(att_head_num=2, dnn_hidden_units=(32, 16)),
     "FiBiNET": dict(dnn_hidden_units=(32, 16)), "IFM": dict(dnn_hidden_units=(32, 16)),
     "ONN": dict(dnn_hidden_units=(32, 16)), "MLR": dict(region_num=4),
+    "FinalMLP": dict(mlp1_hidden_units=(32, 16), mlp2_hidden_units=(32, 16), fs_hidden_units=(16,)),
+    "GDCN": dict(cross_num=3, dnn_hidden_units=(32, 16)), "MaskNet": dict(dnn_hidden_units=(32, 16)),
 }
 
 

@@ -37,7 +37,7 @@ def build(name, **kw):
 def test_the_single_task_models_are_the_ranking_zoo():
     assert SINGLE_TASK == sorted(["AutoInt", "DCN", "DCNMix", "DIN", "DNN", "DeepFM", "FM", "LR", "WDL", "xDeepFM",
                                   "NFM", "PNN", "AFM", "AFN", "CCPM", "DIFM", "FiBiNET", "IFM", "MLR", "ONN",
-                                  "DIEN"])
+                                  "DIEN", "FinalMLP", "GDCN", "MaskNet"])
 
 
 @pytest.mark.parametrize("name", SINGLE_TASK)

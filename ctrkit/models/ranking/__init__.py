@@ -11,9 +11,12 @@ from .difm import DIFM
 from .din import DIN
 from .dnn import DNN
 from .fibinet import FiBiNET
+from .finalmlp import FinalMLP
 from .fm import FM
+from .gdcn import GDCN
 from .ifm import IFM
 from .lr import LR
+from .masknet import MaskNet
 from .mlr import MLR
 from .nfm import NFM
 from .onn import ONN
@@ -22,4 +25,5 @@ from .wdl import WDL
 from .xdeepfm import xDeepFM
 
 __all__ = ["DNN", "LR", "FM", "WDL", "DeepFM", "DCN", "DCNMix", "xDeepFM", "AutoInt", "DIN", "NFM", "PNN", "AFM", "AFN",
-           "CCPM", "DIFM", "FiBiNET", "IFM", "MLR", "ONN", "DIEN"]
+           "CCPM", "DIFM", "FiBiNET", "IFM", "MLR", "ONN", "DIEN",
+           "FinalMLP", "GDCN", "MaskNet"]

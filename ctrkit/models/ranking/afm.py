@@ -60,7 +60,7 @@ class AFM(LinearDeepModel):
         self._require_sparse("the pairwise part interacts their embeddings")
         dim = self._require_equal_dims("the pairwise interactions")
         self.use_attention = bool(use_attention)
-        self.afm = AFMLayer(len(self._sparse_dnn_features()), dim, attention_factor, afm_dropout) \
+        self.afm = AFMLayer(len(self._field_features()), dim, attention_factor, afm_dropout) \
             if self.use_attention else None
         self.fm = None if self.use_attention else FMLayer()
         if self.afm is not None:

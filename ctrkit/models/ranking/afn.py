@@ -60,7 +60,7 @@ class AFN(LinearDeepModel):
                          init_std=init_std, seed=seed, device=device, sparse=sparse, config=locals())
         self._require_sparse("the logarithmic layer multiplies their embeddings")
         dim = self._require_equal_dims("the logarithmic transformation layer")
-        self.ltl = LogTransformLayer(len(self._sparse_dnn_features()), dim, ltl_hidden_size)
+        self.ltl = LogTransformLayer(len(self._field_features()), dim, ltl_hidden_size)
         self.dnn = MLP(self.ltl.output_dim, tuple(afn_dnn_hidden_units), dnn_activation, dnn_dropout)
         self.dnn_linear = nn.Linear(self.dnn.output_dim, 1, bias=False)
         self._finish_init()

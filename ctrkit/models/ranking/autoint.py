@@ -76,7 +76,7 @@ class AutoInt(LinearDeepModel):
                     or dim % att_head_num:
                 raise ValueError(f"{name}: att_head_num must be an int >= 1 dividing the embedding_dim {dim}, got "
                                  f"{att_head_num!r}.")
-            att_width = len(self._sparse_dnn_features()) * dim
+            att_width = len(self._field_features()) * dim
         self.int_layers = nn.ModuleList([InteractingLayer(dim, att_head_num, att_res, att_scaling)
                                          for _ in range(att_layer_num)])
         self.dnn = MLP(self.input_dim, tuple(dnn_hidden_units), dnn_activation, dnn_dropout, dnn_use_bn) \

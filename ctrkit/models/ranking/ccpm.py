@@ -67,7 +67,7 @@ class CCPM(LinearDeepModel):
                          init_std=init_std, seed=seed, device=device, sparse=sparse, config=locals())
         self._require_sparse("the convolutions run over their embeddings")
         dim = self._require_equal_dims("the convolution layers")
-        self.conv = ConvLayer(len(self._sparse_dnn_features()), conv_kernel_width, conv_filters)
+        self.conv = ConvLayer(len(self._field_features()), conv_kernel_width, conv_filters)
         width = self.conv.field_shape * self.conv.filters * dim
         self.dnn = MLP(width, tuple(dnn_hidden_units), dnn_activation, dnn_dropout, dnn_use_bn)
         self.dnn_linear = nn.Linear(self.dnn.output_dim, 1, bias=False)

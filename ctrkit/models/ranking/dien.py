@@ -113,8 +113,7 @@ class DIEN(BaseModel):
         self._keep: list[list[int] | None] = []
         kept_dim = 0
         for gi, d in enumerate(self.embedding.group_dims):
-            fields = [f.name for f in split.sparse if f.embedding_dim == d] + \
-                     [f.name for f in split.varlen if f.embedding_dim == d]
+            fields = self.embedding.group_field_names[gi]
             keep = [i for i, n in enumerate(fields) if n not in seqs]
             kept_dim += len(keep) * d
             self.register_buffer(f"_keep_{gi}", torch.tensor(keep, dtype=torch.long), persistent=False)

@@ -83,7 +83,8 @@ class DIFM(LinearDeepModel):
             raise ValueError(f"{name}: the sparse / var-length features of linear_feature_columns {lin_fields} "
                              f"must be those of dnn_feature_columns {fields}, in the same order (each linear "
                              "weight is scaled by its field's input-aware factor).")
-        F = len(fields)
+        F = len(self._field_features())            # the id fields, then any numeric embeddings
+        self._id_fields = len(fields)
         self.vector_wise = InteractingLayer(dim, att_head_num, att_res, scaling=True)
         self.bit_wise = MLP(F * dim, tuple(dnn_hidden_units), dnn_activation, dnn_dropout, dnn_use_bn)
         self.p_vec = nn.Linear(F * dim, F, bias=False)
@@ -95,4 +96,4 @@ class DIFM(LinearDeepModel):
         emb = self.embedding(self.deep_view(batch))[0]                       # (B, F, D)
         flat = emb.flatten(1)
         m = self.p_vec(self.vector_wise(emb).flatten(1)) + self.p_bit(self.bit_wise(flat))   # (B, F)
-        return self._output(self.linear(batch, field_weights=m) + self.fm(emb * m.unsqueeze(-1)))
+        return self._output(self.linear(batch, field_weights=m[:, :self._id_fields]) + self.fm(emb * m.unsqueeze(-1)))

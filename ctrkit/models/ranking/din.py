@@ -92,8 +92,7 @@ class DIN(BaseModel):
         hist = {k.name for k in keys}
         self._keep: list[list[int] | None] = []
         for gi, d in enumerate(self.embedding.group_dims):
-            fields = [f.name for f in split.sparse if f.embedding_dim == d] + \
-                     [f.name for f in split.varlen if f.embedding_dim == d]
+            fields = self.embedding.group_field_names[gi]
             keep = [i for i, n in enumerate(fields) if n not in hist]
             self.register_buffer(f"_keep_{gi}", torch.tensor(keep, dtype=torch.long), persistent=False)
             self._keep.append(None if len(keep) == len(fields) else keep)

@@ -67,7 +67,7 @@ class FiBiNET(LinearDeepModel):
                          init_std=init_std, seed=seed, device=device, sparse=sparse, config=locals())
         self._require_sparse("the SENET and bilinear layers weigh and interact their embeddings")
         dim = self._require_equal_dims("the bilinear interaction")
-        fields = len(self._sparse_dnn_features())
+        fields = len(self._field_features())
         self.senet = SENETLayer(fields, reduction_ratio)
         self.bilinear = BilinearInteraction(fields, dim, bilinear_type)
         pairs = fields * (fields - 1) // 2

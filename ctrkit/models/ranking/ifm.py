@@ -74,7 +74,8 @@ class IFM(LinearDeepModel):
             raise ValueError(f"{name}: the input-aware factors refine the linear weight of each field, so the "
                              f"linear part's id features must be the deep part's, in order: got {lin_ids} and "
                              f"{deep_ids}. Pass the same feature columns to both.")
-        fields = len(deep_ids)
+        fields = len(self._field_features())       # the id fields, then any numeric embeddings
+        self._id_fields = len(deep_ids)
         self.fen = MLP(fields * dim, tuple(dnn_hidden_units), dnn_activation, dnn_dropout, dnn_use_bn)
         self.factor_proj = nn.Linear(self.fen.output_dim, fields, bias=False)
         self.fm = FMLayer()
@@ -83,6 +84,6 @@ class IFM(LinearDeepModel):
     def forward(self, batch: TensorData, return_factors: bool = False):
         emb = self.embedding(self.deep_view(batch))[0]                   # (B, F, D)
         m = emb.shape[1] * torch.softmax(self.factor_proj(self.fen(emb.flatten(1))), dim=1)   # (B, F)
-        logit = self.linear(batch, field_weights=m) + self.fm(emb * m.unsqueeze(-1))
+        logit = self.linear(batch, field_weights=m[:, :self._id_fields]) + self.fm(emb * m.unsqueeze(-1))
         out = self._output(logit)
         return (out, m) if return_factors else out

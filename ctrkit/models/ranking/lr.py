@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from ...data.inputs import TensorData
-from ...features import check_feature_columns, split_feature_columns
+from ...features import DenseFeat, check_feature_columns, split_feature_columns
 from ...layers.core import MLP
 from ...layers.embedding import EmbeddingLayer
 from ...layers.linear import FeatureSubset, LinearLogit
@@ -69,6 +69,12 @@ class LinearDeepModel(BaseModel):
         split = split_feature_columns(self.dnn_feature_columns)
         return split.sparse + split.varlen
 
+    def _field_features(self) -> list:
+        """The features of ``dnn_feature_columns`` that are embedding fields: the sparse / var-length ones, then
+        the dense ones with a numeric embedding (the order of the fields of one dimension group)."""
+        split = split_feature_columns(self.dnn_feature_columns)
+        return split.sparse + split.varlen + [f for f in split.dense if getattr(f, "embedding", None) is not None]
+
     def _require_sparse(self, why: str) -> None:
         """Raise a ValueError when ``dnn_feature_columns`` has no SparseFeat / VarLenSparseFeat."""
         if not self._sparse_dnn_features():
@@ -78,14 +84,16 @@ class LinearDeepModel(BaseModel):
                              "features, or use a model without this part (e.g. WDL or DNN).")
 
     def _require_equal_dims(self, why: str) -> int:
-        """The common embedding_dim of the sparse dnn features; a ValueError naming them when dims differ."""
-        feats = self._sparse_dnn_features()
-        dims = {f.embedding_dim for f in feats}
+        """The common embedding_dim of the dnn fields (numeric embeddings included); a ValueError naming them when
+        dims differ."""
+        feats = self._field_features()
+        dims = {_field_dim(f) for f in feats}
         if len(dims) > 1:
-            by_dim = {d: [f.name for f in feats if f.embedding_dim == d] for d in sorted(dims)}
+            by_dim = {d: [f.name for f in feats if _field_dim(f) == d] for d in sorted(dims)}
             raise ValueError(f"{type(self).__name__}: {why} needs one embedding_dim for every SparseFeat / "
-                             f"VarLenSparseFeat of dnn_feature_columns, got {by_dim} (dim: features). Give them "
-                             "the same embedding_dim (e.g. FeatureEncoder(embedding_dim=8)).")
+                             f"VarLenSparseFeat / numeric embedding of dnn_feature_columns, got {by_dim} (dim: "
+                             "features). Give them the same embedding_dim (e.g. FeatureEncoder(embedding_dim=8), "
+                             "whose numeric embeddings take that width too).")
         return dims.pop()
 
     # ------------------------------------------------------------------ forward helpers
@@ -148,6 +156,14 @@ class LinearDeepModel(BaseModel):
         for coef, params in self._l2_params:
             terms.append(coef * sum((p * p).sum() for p in params))
         return sum(terms) if terms else None
+
+
+def _field_dim(f) -> int:
+    """The width of a field: a sparse / var-length feature's embedding_dim, a numeric embedding's width."""
+    if isinstance(f, DenseFeat):
+        assert f.embedding is not None   # only embedded dense features are fields
+        return f.embedding.embedding_dim
+    return int(f.embedding_dim)
 
 
 @register_model

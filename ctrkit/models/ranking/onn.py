@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from ...data.inputs import TensorData
-from ...features import VarLenSparseFeat
+from ...features import DenseFeat, VarLenSparseFeat
 from ...layers.core import MLP
 from ...layers.embedding import EmbeddingLayer
 from ...layers.interaction import FieldAwareProduct
@@ -26,6 +26,9 @@ __all__ = ["ONN"]
 def _widened(f, dim: int):
     if isinstance(f, VarLenSparseFeat):
         return dataclasses.replace(f, sparsefeat=dataclasses.replace(f.sparsefeat, embedding_dim=dim))
+    if isinstance(f, DenseFeat):     # a numeric embedding: one width-dim field as well
+        assert f.embedding is not None   # only embedded dense features are fields
+        return dataclasses.replace(f, embedding=dataclasses.replace(f.embedding, embedding_dim=dim))
     return dataclasses.replace(f, embedding_dim=dim)
 
 
@@ -77,7 +80,7 @@ class ONN(LinearDeepModel):
                          init_std=init_std, seed=seed, device=device, sparse=sparse, config=locals())
         self._require_sparse("the operation-aware products pair their embeddings")
         dim = self._require_equal_dims("the operation-aware products")
-        ids = self._sparse_dnn_features()
+        ids = self._field_features()
         if len(ids) < 2:
             raise ValueError(f"{type(self).__name__}: needs at least two SparseFeat / VarLenSparseFeat in "
                              f"dnn_feature_columns (a pair to multiply), got {[f.name for f in ids]}.")

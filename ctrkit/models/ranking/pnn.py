@@ -67,7 +67,7 @@ class PNN(LinearDeepModel):
                          init_std=init_std, seed=seed, device=device, sparse=sparse, config=locals())
         self._require_sparse("the product layer multiplies their embeddings")
         dim = self._require_equal_dims("the product layer")
-        F = len(self._sparse_dnn_features())
+        F = len(self._field_features())
         self.use_inner, self.use_outter = bool(use_inner), bool(use_outter)
         self.inner = InnerProductLayer(F) if self.use_inner else None
         self.outer = OuterProductLayer(F, dim, kernel_type) if self.use_outter else None

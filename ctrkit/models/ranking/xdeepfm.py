@@ -67,7 +67,7 @@ class xDeepFM(LinearDeepModel):  # noqa: N801 (the paper's and DeepCTR's spellin
         if self.use_cin:
             self._require_sparse("the CIN interacts their embeddings")
             self._require_equal_dims("the CIN")
-            self.cin = CIN(len(self._sparse_dnn_features()), tuple(cin_layer_size), cin_activation, cin_split_half)
+            self.cin = CIN(len(self._field_features()), tuple(cin_layer_size), cin_activation, cin_split_half)
             self.cin_linear = nn.Linear(self.cin.output_dim, 1, bias=False)
             self._l2_modules = {"cin": float(l2_reg_cin)}
         self._build_dnn(dnn_hidden_units, dnn_activation, dnn_dropout, dnn_use_bn)
