@@ -68,3 +68,29 @@ def test_movielens_rating_regression_beats_the_mean(capsys):
     rmse = _metric(out, "rating", "RMSE")
     base = float(re.search(r"predicting the training mean: RMSE ([0-9.]+)", out).group(1))
     assert rmse < base, out[-400:]
+
+
+def test_ad_ranking_walks_from_the_log_to_the_auction(capsys, tmp_path):
+    res, out = run_example("ad_ranking.py", ["--requests", "3000", "--epochs", "3", "--out", str(tmp_path)], capsys)
+    assert "ad log: 30,000 candidate impressions of 3,000 requests" in out
+    # negative downsampling kept every click of the 24,000 training rows and about a quarter of the rest
+    m = re.search(r"([0-9,]+) training rows after keeping 0.25 of the non-clicks \(of 24,000; ([0-9,]+) clicks", out)
+    kept, clicks = (int(g.replace(",", "")) for g in m.groups())
+    assert 0.2 < (kept - clicks) / (24_000 - clicks) < 0.3
+    ctr_ratio = float(re.search(r"^ctr: .*test calibration ([0-9.]+)", out, flags=re.M).group(1))
+    assert 0.7 < ctr_ratio < 1.4                     # corrected for the downsampling (uncorrected: ~3.5)
+    for task in ("ctr", "cvr"):
+        auc = _metric(out, task, "AUC")
+        oracle = float(re.search(rf"^{task}: .*oracle: AUC ([0-9.]+)", out, flags=re.M).group(1))
+        assert auc == pytest.approx(res[f"{task}_auc"], abs=1e-4)
+        assert oracle == pytest.approx(res[f"oracle_{task}_auc"], abs=1e-4)
+        assert 0.55 < auc < oracle + 0.02, out[-1500:]           # learns something; the truth is the ceiling
+        gauc_model = float(re.search(rf"^{task}: .*test gAUC ([0-9.]+)", out, flags=re.M).group(1))
+        gauc_oracle = float(re.search(rf"^{task}: .*oracle: .*gAUC ([0-9.]+)", out, flags=re.M).group(1))
+        assert gauc_model == pytest.approx(res[f"{task}_gauc"], abs=1e-4) and 0.5 < gauc_model < gauc_oracle + 0.02
+    m = re.search(r"^model: revenue ([0-9.]+) of the oracle's, clicks ([0-9.]+), advertiser value ([0-9.]+)",
+                  out, flags=re.M)
+    assert m, out[-1500:]
+    assert float(m.group(1)) == pytest.approx(res["revenue_vs_oracle"], abs=1e-3)
+    assert 0.0 < float(m.group(2)) and 0.0 < float(m.group(3)) <= 1.0 + 1e-9    # the oracle maximises the value
+    assert (tmp_path / "config.json").exists() and "served one request's 10 candidates" in out

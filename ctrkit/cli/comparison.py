@@ -90,7 +90,6 @@ def run_compare(args: argparse.Namespace) -> int:
         prepare_frame_data,
         run_comparison,
         run_synthetic_sweep,
-        summarise,
         write_report,
         write_sweep_report,
     )
@@ -164,7 +163,7 @@ def run_compare(args: argparse.Namespace) -> int:
     print()
     print(data.description)
     print(result.table())
-    print("\n".join(["", *ctr_report_lines(result, summarise, format_table)]).rstrip())
+    print("\n".join(["", *ctr_report_lines(result, format_table)]).rstrip())
     paths = write_report(result, args.out, title=title, paper=paper)
     print(f"\nWall time {result.wall_seconds:.0f} s. Report: {paths[0]} (plots and results.csv beside it)")
     return 0

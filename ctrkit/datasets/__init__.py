@@ -7,8 +7,11 @@ Pure numpy / pandas: importing this package never imports torch.
   AliExpress.
 * :mod:`~ctrkit.datasets.synthetic`: the MMoE synthetic regression tasks and Criteo-like CTR/CVR data.
 * :mod:`~ctrkit.datasets.movielens`: MovieLens 100K ratings and per-user sequences.
+* :mod:`~ctrkit.datasets.adlog`: a synthetic ad log (requests, candidate ads, bids) with known click and
+  conversion probabilities.
 """
 
+from .adlog import AD_LOG_DENSE, AD_LOG_SPARSE, AdLog, make_ad_log
 from .census import (
     CENSUS_CATEGORICAL,
     CENSUS_COLUMNS,
@@ -54,6 +57,11 @@ __all__ = [
     "make_criteo_like",
     "iter_criteo_like",
     "default_vocab_sizes",
+    # ad log
+    "AdLog",
+    "make_ad_log",
+    "AD_LOG_SPARSE",
+    "AD_LOG_DENSE",
     # movielens
     "ML100K_GENRES",
     "load_movielens_100k",
