@@ -68,6 +68,9 @@ def add_compare_parser(sub: Any) -> None:
     c.add_argument("--baselines", default="lr,gbdt",
                    help="reference rows trained on the same split and features: lr (one-hot logistic regression), "
                         "gbdt (gradient-boosted trees), comma-separated, or none (default lr,gbdt)")
+    c.add_argument("--workers", type=int, default=None,
+                   help="processes training the (model, seed) runs side by side, one torch thread each "
+                        "(default: one per available core; 1 trains them one after the other in this process)")
     c.add_argument("--metrics", help="extra metrics per binary task in results.csv, e.g. gauc,ne,calibration_ratio,ece")
     c.add_argument("--group-by", help="gauc's group column (a sparse feature of --data), e.g. user_id")
     c.add_argument("--ctr-models", default=None,
@@ -112,7 +115,7 @@ def run_compare(args: argparse.Namespace) -> int:
     for attr, val in (("seeds", args.seeds), ("max_epochs", args.epochs), ("patience", args.patience),
                       ("batch_size", args.batch_size), ("lr", args.lr), ("num_experts", args.experts),
                       ("expert_units", args.expert_units), ("tower_units", args.tower_units),
-                      ("embedding_dim", args.embedding_dim), ("n_bins", args.n_bins)):
+                      ("embedding_dim", args.embedding_dim), ("n_bins", args.n_bins), ("workers", args.workers)):
         if val is not None:
             if isinstance(val, int) and val < (0 if attr == "patience" else 1):
                 return _fail(f"--{attr.replace('_', '-')} must be >= 1, got {val}.")

@@ -53,6 +53,7 @@ class CompareConfig:
     extra_metrics: tuple[str, ...] = ()     # e.g. ("gauc", "ne"): also reported (binary tasks), in results.csv
     group_by: str | None = None             # gauc's group column: a sparse feature of the data (its encoded ids)
     ctr_models: tuple[str, ...] = ()        # single-task CTR models per task: a second table (compare.ctr_table)
+    workers: int | None = None   # processes for the (model, seed) runs: None one per core, 1 in-process (.runner)
     verbose: bool = True
 
 
@@ -323,6 +324,36 @@ def _train_one(model, task_subset, data: PreparedData, cfg: CompareConfig, seed:
     return out, curve, gates
 
 
+def _run_job(shared: dict[str, Any], name: str, seed: int, data: PreparedData | None = None,
+             bar: Any = None) -> tuple[dict[str, Any], dict[str, Any], Any, list[int]]:
+    """One (model, seed) run: its ``results.csv`` row, validation curves, gate table (seed 0 only) and the
+    epochs of each network it trained. ``shared`` holds ``data`` (None when every seed has its own, passed as
+    ``data``), ``cfg`` and a ``specs`` cache; in a worker process of :mod:`.runner` it lives as long as the
+    worker."""
+    cfg: CompareConfig = shared["cfg"]
+    data = data if data is not None else shared["data"]
+    key = seed if shared["data"] is None else None   # the model sizing depends on the data only
+    specs = shared["specs"].get(key) or shared["specs"].setdefault(key, _model_specs(data, cfg))
+    row: dict[str, Any] = {"model": name, "seed": seed, "epochs": 0, "seconds": 0.0, "cpu_seconds": 0.0, "params": 0}
+    seed_curve: dict[str, Any] = {}
+    gates, network_epochs = None, []
+    for model, subset in specs[name](seed):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            out, curve, g = _train_one(model, subset, data, cfg, seed, [bar.callback()] if bar else [])
+        if bar is not None:
+            bar.finished(out["epochs"])
+        network_epochs.append(out["epochs"])
+        row["epochs"] = max(row["epochs"], out.pop("epochs"))
+        for k in ("seconds", "cpu_seconds", "params"):
+            row[k] += out.pop(k)
+        row.update(out)
+        seed_curve.update(curve)
+        if g is not None and seed == 0:
+            gates = g
+    return row, seed_curve, gates, network_epochs
+
+
 def run_comparison(data_factory: Callable[[int], PreparedData] | PreparedData, cfg: CompareConfig | None = None,
                    progress: bool = True) -> ComparisonResult:
     """Train every model for every seed and summarise.
@@ -338,43 +369,60 @@ def run_comparison(data_factory: Callable[[int], PreparedData] | PreparedData, c
     make = cast(Callable[[int], PreparedData], data_factory)  # called only when it is not a PreparedData
     first = fixed or make(0)
     specs = _model_specs(first, cfg)
-    runs: list[dict[str, Any]] = []
-    curves: dict[str, list[dict[str, Any]]] = {}
-    gates: dict[str, Any] = {}
     from .baselines import run_baselines
     from .ctr_table import ctr_model_specs, is_ctr_row, run_ctr_models
     ctr_specs = ctr_model_specs(first, cfg.ctr_models)   # built once here: a model the data does not suit fails now
     from .progress import EpochProgress
+    from .runner import resolve_workers, run_jobs
     networks = sum(len(first.task_names) if name == "Single-Task" else 1 for name in specs)  # a DNN per task
     networks += len(ctr_specs) * len(first.task_names)   # single-task CTR models: one per task
     bar = EpochProgress(cfg.seeds * networks, cfg.max_epochs, disable=not progress)
-    for seed in range(cfg.seeds):
-        data = fixed or (first if seed == 0 else make(seed))
-        if data is not first:
-            specs = _model_specs(data, cfg)
-        for name, build in specs.items():
-            bar.set_postfix_str(f"{name} seed {seed}")
-            row: dict[str, Any] = {"model": name, "seed": seed, "epochs": 0, "seconds": 0.0, "cpu_seconds": 0.0,
-                                   "params": 0}
-            seed_curve: dict[str, Any] = {}
-            for model, subset in build(seed):
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    out, curve, g = _train_one(model, subset, data, cfg, seed, [bar.callback()])
-                bar.finished(out["epochs"])
-                row["epochs"] = max(row["epochs"], out.pop("epochs"))
-                for k in ("seconds", "cpu_seconds", "params"):
-                    row[k] += out.pop(k)
-                row.update(out)
-                seed_curve.update(curve)
-                if g is not None and seed == 0:
-                    gates[name] = g
+    seeds = range(cfg.seeds)
+    base_seeds = [s for s in seeds if cfg.baselines and (s == 0 or fixed is None)]  # deterministic: once if fixed
+    jobs = [(name, seed) for seed in seeds for name in specs]
+    results: dict[tuple[str, int], Any] = {}
+    baseline_rows: dict[int, list] = {}
+    seed_data: dict[int, PreparedData] = {}   # per-seed data (when not fixed), for the CTR table's models
+    workers = resolve_workers(cfg.workers, len(jobs))
+    if workers == 1:   # in-process, one run after the other
+        for seed in seeds:
+            data = seed_data[seed] = fixed or (first if seed == 0 else make(seed))
+            if data is not first:
+                specs = _model_specs(data, cfg)
+            for name in specs:
+                bar.set_postfix_str(f"{name} seed {seed}")
+                results[name, seed] = _run_job({"data": data, "cfg": cfg, "specs": {None: specs}}, name, seed,
+                                               bar=bar)
+            if seed in base_seeds:
+                bar.set_postfix_str(f"baselines seed {seed}")
+                baseline_rows[seed] = run_baselines(data, cfg.baselines, seed)
+    else:   # (model, seed) runs in worker processes; the baselines in the parent meanwhile
+        per_seed = seed_data = {s: (first if s == 0 else make(s)) for s in seeds} if fixed is None else {}
+        bar.set_postfix_str(f"{workers} workers")
+
+        def done(i: int, res: Any) -> None:
+            for epochs in res[3]:
+                bar.finished(epochs)
+
+        out, baseline_rows = run_jobs(_run_job, [(n, s, per_seed.get(s)) for n, s in jobs],
+                                      {"data": fixed, "cfg": cfg, "specs": {}}, workers, on_done=done,
+                                      name=lambda j: f"{j[0]} seed {j[1]}", background=lambda: {
+                                          s: run_baselines(fixed or per_seed[s], cfg.baselines, s)
+                                          for s in base_seeds})
+        results = dict(zip(jobs, out))
+    runs: list[dict[str, Any]] = []
+    curves: dict[str, list[dict[str, Any]]] = {}
+    gates: dict[str, Any] = {}
+    for seed in seeds:   # the rows in the sequential order whichever way they ran
+        for name in dict.fromkeys(n for n, _ in jobs):
+            row, seed_curve, g, _ = results[name, seed]
             curves.setdefault(name, []).append(seed_curve)
             runs.append(row)
-        if cfg.baselines and (seed == 0 or fixed is None):   # deterministic: once on a fixed split
-            bar.set_postfix_str(f"baselines seed {seed}")
-            runs += run_baselines(data, cfg.baselines, seed)
-        runs += run_ctr_models(data, ctr_specs, cfg, seed, _train_one, bar)
+            if g is not None:
+                gates[name] = g
+        runs += baseline_rows.get(seed, [])
+        if ctr_specs:   # the single-task CTR table (compare.ctr_table): in this process, after the runs
+            runs += run_ctr_models(fixed or seed_data[seed], ctr_specs, cfg, seed, _train_one, bar)
     bar.close()
     runs_df = pd.DataFrame(runs)
     summary = summarise(runs_df[~is_ctr_row(runs_df)], first.task_names)

@@ -71,7 +71,8 @@ def test_compare_on_user_csv_and_errors(tmp_path, capsys):
     empty.write_text("")
     for args, text in [(["--tasks", "finish,nope"], "unknown column(s) ['nope']"),
                        (["--tasks", "finish,duration_time", "--task-types", "binary,binary"], "other than 0/1"),
-                       ([], "--tasks is required")]:
+                       ([], "--tasks is required"),
+                       (["--tasks", "finish,like", "--workers", "0"], "--workers must be >= 1, got 0")]:
         rc = main(["compare", "--quick", "--no-progress", "--data", str(path), *args, "--out", str(tmp_path / "x")])
         err = capsys.readouterr().err
         assert rc == 2 and text in err and err.count("\n") == 1, err
