@@ -10,16 +10,31 @@ The module knows nothing about models: :mod:`ctrkit.compare.tabular` passes it a
 """
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import signal
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from typing import Any
 
 __all__ = ["resolve_workers", "run_jobs"]
 
 _SHARED: Any = None   # in a worker process: what the initializer received
+
+
+@contextlib.contextmanager
+def one_torch_thread() -> Iterator[None]:
+    """Train in this process with one torch thread, restoring the count after: the comparison's networks are
+    small, and torch's intra-op threads cost more in waiting for each other than they gain (measured on a 2-core
+    machine: 8 min 31 s with torch's 2 threads against 47 s with one, same results; ``benchmarks/RESULTS.md``)."""
+    import torch
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def available_cpus() -> int:

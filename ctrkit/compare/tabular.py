@@ -373,7 +373,7 @@ def run_comparison(data_factory: Callable[[int], PreparedData] | PreparedData, c
     from .ctr_table import ctr_model_specs, is_ctr_row, run_ctr_models
     ctr_specs = ctr_model_specs(first, cfg.ctr_models)   # built once here: a model the data does not suit fails now
     from .progress import EpochProgress
-    from .runner import resolve_workers, run_jobs
+    from .runner import one_torch_thread, resolve_workers, run_jobs
     networks = sum(len(first.task_names) if name == "Single-Task" else 1 for name in specs)  # a DNN per task
     networks += len(ctr_specs) * len(first.task_names)   # single-task CTR models: one per task
     bar = EpochProgress(cfg.seeds * networks, cfg.max_epochs, disable=not progress)
@@ -384,15 +384,16 @@ def run_comparison(data_factory: Callable[[int], PreparedData] | PreparedData, c
     baseline_rows: dict[int, list] = {}
     seed_data: dict[int, PreparedData] = {}   # per-seed data (when not fixed), for the CTR table's models
     workers = resolve_workers(cfg.workers, len(jobs))
-    if workers == 1:   # in-process, one run after the other
+    if workers == 1:   # in-process, one run after the other, one torch thread
         for seed in seeds:
             data = seed_data[seed] = fixed or (first if seed == 0 else make(seed))
             if data is not first:
                 specs = _model_specs(data, cfg)
             for name in specs:
                 bar.set_postfix_str(f"{name} seed {seed}")
-                results[name, seed] = _run_job({"data": data, "cfg": cfg, "specs": {None: specs}}, name, seed,
-                                               bar=bar)
+                with one_torch_thread():
+                    results[name, seed] = _run_job({"data": data, "cfg": cfg, "specs": {None: specs}}, name, seed,
+                                                   bar=bar)
             if seed in base_seeds:
                 bar.set_postfix_str(f"baselines seed {seed}")
                 baseline_rows[seed] = run_baselines(data, cfg.baselines, seed)
@@ -422,7 +423,8 @@ def run_comparison(data_factory: Callable[[int], PreparedData] | PreparedData, c
                 gates[name] = g
         runs += baseline_rows.get(seed, [])
         if ctr_specs:   # the single-task CTR table (compare.ctr_table): in this process, after the runs
-            runs += run_ctr_models(fixed or seed_data[seed], ctr_specs, cfg, seed, _train_one, bar)
+            with one_torch_thread():
+                runs += run_ctr_models(fixed or seed_data[seed], ctr_specs, cfg, seed, _train_one, bar)
     bar.close()
     runs_df = pd.DataFrame(runs)
     summary = summarise(runs_df[~is_ctr_row(runs_df)], first.task_names)
