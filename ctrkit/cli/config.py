@@ -149,6 +149,10 @@ class TrainingConfig:
         seed: seeds the weights, the shuffling and dropout.
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"`` or ``"auto"``.
         verbose: 0 silent, 1 progress bar, 2 one line per epoch.
+        baselines: reference models trained per binary / regression task on the same encoded training rows and
+            scored on the same test (or validation) rows, written next to the model's metrics: ``"lr"``
+            (one-hot logistic regression), ``"gbdt"`` (gradient-boosted trees); ``[]`` for none
+            (:mod:`ctrkit.compare.baselines`).
     """
 
     epochs: int = 10
@@ -166,6 +170,7 @@ class TrainingConfig:
     seed: Union[int, None] = 2024
     device: str = "cpu"
     verbose: int = 2
+    baselines: list[str] = field(default_factory=lambda: ["lr", "gbdt"])
 
 
 @dataclass
@@ -293,6 +298,11 @@ def _check_values(cfg: TrainConfig) -> None:
                               "validation] with test = FILE, or drop test.")
     if d.max_rows is not None and d.max_rows < 10:
         raise ConfigError(f"[data].max_rows must be >= 10, got {d.max_rows}.")
+    from ..compare.baselines import parse_baselines
+    try:
+        tr.baselines = list(parse_baselines(tr.baselines or "none"))
+    except ValueError as e:
+        raise ConfigError(f"[training].baselines: {e}") from None
     for key, v, lo in (("training.epochs", tr.epochs, 1), ("training.batch_size", tr.batch_size, 1),
                        ("training.verbose", tr.verbose, 0)):
         if v < lo:

@@ -10,6 +10,8 @@ import argparse
 import json
 import os
 import time
+from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
 from .data import UsageError, bundled_frame, check_file, check_numeric_labels, check_out_dir, is_bundled, read_frame
@@ -212,6 +214,8 @@ def run_train(cfg: Any, out_dir: str | None = None, plots: bool = True, log=prin
         results["validation"] = model.evaluate(val_df[ev], labels(val_df))
     if test_df is not None:
         results["test"] = model.evaluate(test_df[ev], labels(test_df))
+    reference = _baselines(tr.baselines, enc, train_df, test_df if test_df is not None else val_df,
+                           feats, tasks, cfg.tasks, labels, tr.seed or 0)
     os.makedirs(out_dir, exist_ok=True)
     model_dir = os.path.join(out_dir, "model")
     model.save(model_dir)
@@ -228,16 +232,42 @@ def run_train(cfg: Any, out_dir: str | None = None, plots: bool = True, log=prin
         json.dump(used, fh, indent=2)
     files.append(os.path.join(out_dir, "train_config.json"))
     with open(os.path.join(out_dir, "metrics.json"), "w") as fh:
-        json.dump({k: {m: (None if not np.isfinite(v) else float(v)) for m, v in r.items()}
-                   for k, r in results.items()}, fh, indent=2)
+        written: dict[str, Any] = {k: {m: (None if not np.isfinite(v) else float(v)) for m, v in r.items()}
+                                   for k, r in results.items()}
+        if reference:   # the reference rows, scored on the last split above
+            written["baselines"] = {n: {m: float(v) for m, v in r.items()} for n, r in reference.items()}
+        json.dump(written, fh, indent=2)
     files.append(os.path.join(out_dir, "metrics.json"))
     if plots and cfg.output.plots:
         files += _plots(out_dir, model, history, test_df if test_df is not None else val_df, feats, labels, log)
     for split, r in results.items():
         log(f"{split}: " + ", ".join(f"{k}={v:.4f}" for k, v in r.items()))
+    for name, r in reference.items():
+        log(f"reference, {name} ({'test' if test_df is not None else 'validation'}): "
+            + ", ".join(f"{k}={v:.4f}" for k, v in r.items()))
     log(f"wrote {out_dir} ({time.perf_counter() - t0:.1f} s): " + ", ".join(os.path.basename(p) for p in files))
     return {"out_dir": out_dir, "model_dir": model_dir, "files": files, "metrics": results, "model": model,
             "history": history}
+
+
+def _baselines(names: list[str], enc: Any, train_df: Any, eval_df: Any, feats: list[str], tasks: list[str],
+               types: dict[str, str], labels: Callable[[Any], Any], seed: int) -> dict[str, dict[str, float]]:
+    """The reference rows (one-hot LR, gradient-boosted trees; :mod:`ctrkit.compare.baselines`) on the same
+    encoded rows as the model, for its binary and regression tasks: ``{name: {metric key: value}}``, keyed like
+    ``evaluate`` (no task prefix for a single task)."""
+    from ..compare.baselines import run_baselines
+    from ..training import log_key
+    kept = [t for t in tasks if types[t] in ("binary", "regression")]
+    if not names or eval_df is None or not kept:
+        return {}
+    data = SimpleNamespace(feature_columns=enc.feature_columns, task_names=kept, task_types=[types[t] for t in kept],
+                           train=(enc.transform(train_df[feats]), labels(train_df)[kept]), val=None,
+                           test=(enc.transform(eval_df[feats]), labels(eval_df)[kept]))
+    out = {}
+    for row in run_baselines(data, names, seed):
+        out[row["model"]] = {log_key(tasks, t, m): row[f"{t}_{m}"] for t in kept for m in ("auc", "logloss", "mse")
+                             if f"{t}_{m}" in row}
+    return out
 
 
 def _plots(out_dir: str, model: Any, history: Any, eval_df: Any, feats: list[str], labels: Any, log) -> list[str]:

@@ -65,6 +65,35 @@ def test_train_writes_model_history_config_metrics_and_plots(run):
             assert (out / f).stat().st_size > 1000, f
 
 
+def test_train_writes_reference_baselines_scored_on_the_same_test_rows(run):
+    from ctrkit.compare.baselines import BASELINE_NAMES
+    metrics = json.loads((run / "run" / "metrics.json").read_text())
+    ref = metrics["baselines"]
+    assert set(ref) == {BASELINE_NAMES["lr"], BASELINE_NAMES["gbdt"]}        # the default [training].baselines
+    for name, row in ref.items():
+        assert set(row) == {"income_auc", "income_logloss", "marital_auc", "marital_logloss"}, name
+        assert 0.5 < row["marital_auc"] <= 1 and row["income_logloss"] > 0    # fitted, not a constant
+    # the trees were fitted on the model's training rows: their test AUC differs from the model's own
+    assert ref[BASELINE_NAMES["gbdt"]]["marital_auc"] != metrics["test"]["marital_auc"]
+
+
+def test_train_without_baselines(tmp_path):
+    cfg = write(tmp_path / "c.toml", f"""
+extends = {json.dumps(str(EXAMPLE))}
+[data]
+max_rows = 600
+[training]
+epochs = 1
+verbose = 0
+baselines = []
+[output]
+dir = {json.dumps(str(tmp_path / "run"))}
+plots = false
+""")
+    assert main(["train", cfg]) == 0
+    assert "baselines" not in json.loads((tmp_path / "run" / "metrics.json").read_text())
+
+
 def test_evaluate_reads_in_chunks_and_matches_model_evaluate(run, capsys):
     capsys.readouterr()
     rc = main(["evaluate", str(run / "run"), str(run / "score.csv"), "--chunk-size", "170", "--json"])
@@ -172,6 +201,8 @@ def test_unknown_key_with_suggestion_exits_2(tmp_path, capsys):
     ('[data]\ntrain = "census:1"\n[tasks]\nincome = "binary"\n[model]\nname = "DNN"\n[features]\nsparse = ["income"]\n',
      "also listed as features"),
     ('[data\ntrain = 1\n', "could not be parsed"),
+    ('[data]\ntrain = "census:1"\n[tasks]\nincome = "binary"\n[model]\nname = "DNN"\n[training]\nbaselines = ["xgb"]\n',
+     "[training].baselines"),
 ])
 def test_config_errors_exit_2_with_one_line(tmp_path, capsys, text, message):
     assert main(["train", write(tmp_path / "c.toml", text)]) == 2
@@ -258,7 +289,8 @@ def test_train_with_varlen_json_config_and_explicit_files(tmp_path, capsys):
     genres = next(f for f in model.feature_columns if f.name == "genres")
     assert genres.maxlen == 3 and model.encoder.varlen_columns_ == {"genres": "|"}
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
-    assert set(metrics) == {"validation", "test"} and "mse" in metrics["test"]   # one task: Keras' key
+    assert set(metrics) == {"validation", "test", "baselines"} and "mse" in metrics["test"]   # one task: Keras' key
+    assert all(set(r) == {"mse"} for r in metrics["baselines"].values())   # regression references: Ridge, trees
     assert not list((tmp_path / "run").glob("*.png"))                      # plots = false
 
 
