@@ -94,8 +94,8 @@ def run_jobs(fn: Callable[..., Any], jobs: Sequence[tuple], shared: Any, workers
             returned second.
 
     Example:
-        >>> run_jobs(divmod, [(7,), (9,)], 4, workers=2)[0]   # divmod(shared, *job)
-        [(1, 3), (2, 1)]
+        >>> run_jobs(pow, [(2,), (3,)], 10, workers=2)[0]   # pow(shared, *job): 10 ** 2, 10 ** 3
+        [100, 1000]
     """
     results: list[Any] = [None] * len(jobs)
     ctx = multiprocessing.get_context("spawn")

@@ -105,8 +105,10 @@ def test_compare_can_name_the_variants(byterec):
     built = {name: build(0)[0][0] for name, build in specs.items()}
     assert built["MMoE+BN"].get_config()["input_bn"] and built["MMoE+residual"].moe.residual_width > 0
     assert built["MMoE+attn-gates"].moe.attention_gates
-    assert built["MMoE+deep-towers"].towers.hidden.units == (16, 8)
+    t = CompareConfig().tower_units
+    assert built["MMoE+deep-towers"].towers.hidden.units == (2 * t, t)
     a = built["MMoE+all"].get_config()
-    assert a["input_bn"] and a["residual_experts"] and a["attention_gates"] and a["tower_dnn_hidden_units"] == [16, 8]
+    assert a["input_bn"] and a["residual_experts"] and a["attention_gates"]
+    assert a["tower_dnn_hidden_units"] == [2 * t, t]
     # not in the default run
     assert "MMoE+all" not in _model_specs(data, CompareConfig())
