@@ -144,12 +144,19 @@ def run_ctr_models(data: Any, specs: dict[str, Callable[[str, str, int], Any]], 
                                       [bar.callback()] if bar is not None else ())
             if bar is not None:
                 bar.finished(out["epochs"])
-            row["epochs"] = max(row["epochs"], out.pop("epochs"))
-            for k in ("seconds", "cpu_seconds", "params"):
-                row[k] += out.pop(k)
-            row.update(out)
+            add_network(row, out)
         rows.append(row)
     return rows
+
+
+def add_network(row: dict[str, Any], out: dict[str, Any]) -> None:
+    """Fold one trained network's results (``train_one``'s first return) into its comparison row: the most
+    epochs, summed seconds / CPU seconds / parameters, and its test metrics (a row may hold one network per task)."""
+    out = dict(out)
+    row["epochs"] = max(row["epochs"], out.pop("epochs"))
+    for k in ("seconds", "cpu_seconds", "params"):
+        row[k] += out.pop(k)
+    row.update(out)
 
 
 def is_ctr_row(runs: pd.DataFrame) -> pd.Series:

@@ -330,6 +330,7 @@ def _run_job(shared: dict[str, Any], name: str, seed: int, data: PreparedData | 
     epochs of each network it trained. ``shared`` holds ``data`` (None when every seed has its own, passed as
     ``data``), ``cfg`` and a ``specs`` cache; in a worker process of :mod:`.runner` it lives as long as the
     worker."""
+    from .ctr_table import add_network
     cfg: CompareConfig = shared["cfg"]
     data = data if data is not None else shared["data"]
     key = seed if shared["data"] is None else None   # the model sizing depends on the data only
@@ -344,10 +345,7 @@ def _run_job(shared: dict[str, Any], name: str, seed: int, data: PreparedData | 
         if bar is not None:
             bar.finished(out["epochs"])
         network_epochs.append(out["epochs"])
-        row["epochs"] = max(row["epochs"], out.pop("epochs"))
-        for k in ("seconds", "cpu_seconds", "params"):
-            row[k] += out.pop(k)
-        row.update(out)
+        add_network(row, out)
         seed_curve.update(curve)
         if g is not None and seed == 0:
             gates = g

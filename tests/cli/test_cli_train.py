@@ -23,20 +23,27 @@ def write(path: Path, text: str) -> str:
     return str(path)
 
 
+def quick_config(d: Path, max_rows: int, training: str = "", output: str = "") -> str:
+    """A config extending the shipped census example: ``max_rows`` rows, 1 epoch, run folder ``d / "run"``."""
+    return write(d / "quick.toml", f"""
+extends = {json.dumps(str(EXAMPLE))}
+[data]
+max_rows = {max_rows}
+[training]
+epochs = 1
+verbose = 0
+{training}
+[output]
+dir = {json.dumps(str(d / "run"))}
+{output}
+""")
+
+
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     """`ctrkit train` on a small config that extends the shipped census example: 3,000 rows, 1 epoch."""
     d = tmp_path_factory.mktemp("train")
-    cfg = write(d / "quick.toml", f"""
-extends = {json.dumps(str(EXAMPLE))}
-[data]
-max_rows = 3000
-[training]
-epochs = 1
-verbose = 0
-[output]
-dir = {json.dumps(str(d / "run"))}
-""")
+    cfg = quick_config(d, 3000)
     rc = main(["train", cfg])
     assert rc == 0
     from ctrkit.datasets import load_census_income
@@ -78,18 +85,7 @@ def test_train_writes_reference_baselines_scored_on_the_same_test_rows(run):
 
 
 def test_train_without_baselines(tmp_path):
-    cfg = write(tmp_path / "c.toml", f"""
-extends = {json.dumps(str(EXAMPLE))}
-[data]
-max_rows = 600
-[training]
-epochs = 1
-verbose = 0
-baselines = []
-[output]
-dir = {json.dumps(str(tmp_path / "run"))}
-plots = false
-""")
+    cfg = quick_config(tmp_path, 600, training="baselines = []", output="plots = false")
     assert main(["train", cfg]) == 0
     assert "baselines" not in json.loads((tmp_path / "run" / "metrics.json").read_text())
 
