@@ -142,6 +142,8 @@ class EmbeddingLayer(nn.Module):
             return s
         return s / m.sum(dim=1).clamp_min(1.0)
 
+    backend = "native"   # who holds the tables (``TorchRecEmbeddingLayer``: "torchrec")
+    foldable = True      # the folded input projection (layers/fold.py) may read the tables
     keep_last = False  # models with embedding L2 read the last batch's lookups from ``last``
     last: list | None = None
 

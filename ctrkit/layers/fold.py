@@ -74,7 +74,8 @@ class FoldedInputProjection:
     @staticmethod
     def supported(embedding) -> bool:
         """Fixed-length sparse features only (pooled var-length features are not folded), at least one."""
-        return bool(embedding.sparse_features) and not embedding.varlen_features
+        return (bool(embedding.sparse_features) and not embedding.varlen_features
+                and getattr(embedding, "foldable", True))
 
     @staticmethod
     def rows(embedding) -> list[int]:

@@ -20,6 +20,7 @@ from ..features import DenseFeat, check_feature_columns, config_from_json, confi
 from ..layers.core import Towers
 from ..layers.embedding import EmbeddingLayer
 from ..layers.projection import InputProjection, ModelInput
+from ..layers.torchrec_embedding import EMBEDDING_BACKENDS
 from ..training.losses import TaskLoss
 from ..training.tasks import TASK_TYPES, check_tasks, label_prior, resolve_device
 from .facade import KerasFacade
@@ -42,6 +43,9 @@ class BaseModel(KerasFacade, TaskOutputs, nn.Module):
         seed: seeds the weight initialisation (without touching the global RNG) and, by default, ``fit``.
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"`` or ``"auto"``.
         sparse: sparse embedding gradients (for very large tables).
+        embedding_backend: ``"native"`` (default) or ``"torchrec"``: the id tables are held by TorchRec and
+            ``compile`` shards them over the processes of a ``torchrun`` (one process: all tables on it); see
+            :mod:`ctrkit.training.sharding` and ``docs/sharding.md``. Needs the optional TorchRec install.
         encoder: a fitted :class:`~ctrkit.FeatureEncoder`; taken from ``feature_columns`` when they carry one.
         num_classes: the number of classes of each ``"multiclass"`` task: one int for all of them, a list in
             task order, or ``{task: C}`` (C >= 2). A multiclass task's logits are ``(B, C)``; its labels are
@@ -56,10 +60,17 @@ class BaseModel(KerasFacade, TaskOutputs, nn.Module):
 
     def __init__(self, feature_columns: Sequence, task_names: Sequence[str], task_types: Sequence[str], *,
                  l2_reg_embedding: float = 0.0, l2_reg_dnn: float = 0.0, init_std: float = 0.01,
-                 seed: int | None = 1024, device: Any = "cpu", sparse: bool = False, encoder: Any = None,
+                 seed: int | None = 1024, device: Any = "cpu", sparse: bool = False,
+                 embedding_backend: str = "native", encoder: Any = None,
                  config: dict[str, Any] | None = None, num_classes: Any = None) -> None:
         nn.Module.__init__(self)
         name = type(self).__name__
+        if embedding_backend not in EMBEDDING_BACKENDS:
+            raise ValueError(f"{name}: embedding_backend must be one of {list(EMBEDDING_BACKENDS)}, got "
+                             f"{embedding_backend!r}.")
+        #: who holds the id tables: ``"native"`` (:class:`~ctrkit.layers.EmbeddingLayer`) or ``"torchrec"``
+        #: (:class:`~ctrkit.layers.torchrec_embedding.TorchRecEmbeddingLayer`, sharded by ``compile``)
+        self.embedding_backend = embedding_backend
         self.encoder = encoder if encoder is not None else getattr(feature_columns, "encoder", None)
         self.feature_columns = check_feature_columns(feature_columns, where=f"{name}: feature_columns")
         if not self.feature_columns:
@@ -81,7 +92,7 @@ class BaseModel(KerasFacade, TaskOutputs, nn.Module):
         with torch.random.fork_rng(devices=[]):  # seeded here once; _finish_init skips the (large) tables
             if seed is not None:
                 torch.manual_seed(int(seed))
-            self.embedding = EmbeddingLayer(self.feature_columns, init_std=init_std, sparse=sparse)
+            self.embedding = self.make_embedding(self.feature_columns, init_std=init_std, sparse=sparse)
         self.input_projection = InputProjection(self.embedding, self.dense_dim)
         self.input_dim = self.input_projection.output_dim
         self._config = {k: v for k, v in (config or {}).items() if k not in ("self", "__class__", "gpus")}
@@ -91,6 +102,13 @@ class BaseModel(KerasFacade, TaskOutputs, nn.Module):
         self.trainer = None
 
     # ------------------------------------------------------------------ construction helpers
+    def make_embedding(self, feature_columns: Sequence, *, init_std: float, sparse: bool) -> EmbeddingLayer:
+        """The embedding layer of the model's ``embedding_backend`` for ``feature_columns``."""
+        if self.embedding_backend == "torchrec":
+            from ..layers.torchrec_embedding import TorchRecEmbeddingLayer
+            return TorchRecEmbeddingLayer(feature_columns, init_std=init_std, sparse=sparse)
+        return EmbeddingLayer(feature_columns, init_std=init_std, sparse=sparse)
+
     def _finish_init(self) -> None:
         """Re-initialise all weights from ``seed`` (global RNG untouched) and move to the device."""
         with torch.random.fork_rng(devices=[]):
@@ -103,6 +121,12 @@ class BaseModel(KerasFacade, TaskOutputs, nn.Module):
                              if not n.startswith("embedding.") and p.dim() >= 2]
         self.embedding.keep_last = self.l2_reg_embedding > 0
         self.to(self.device)
+
+    @property
+    def collective_forward(self) -> bool:
+        """True when a forward pass is a collective over the processes (tables sharded over several): every
+        process must then run as many forward passes as the others (``predict_logits`` evens them out)."""
+        return bool(getattr(self.embedding, "equal_batches", False))
 
     def inputs(self, batch: Any) -> ModelInput:
         """The batch as model input for a layer that starts with a linear map of it (an

@@ -94,7 +94,9 @@ class KerasFacade:
 
     def compile(self, optimizer: Any = "adam", loss: Any = None, metrics: Sequence[str] | None = None,
                 loss_weights: Any = None, lr: float | None = None, grad_clip_norm: float | None = None,
-                task_balancer: Any = None, init_output_bias: bool = True, group_by: str | None = None) -> None:
+                task_balancer: Any = None, init_output_bias: bool = True, group_by: str | None = None,
+                sharding: Any = None, embedding_optimizer: str | None = None, embedding_lr: float | None = None
+                ) -> None:
         """Make the model's :class:`~ctrkit.training.Trainer`: optimizer, per-task losses and weights, metrics.
 
         Args:
@@ -119,9 +121,16 @@ class KerasFacade:
             group_by: the column holding the group of each row (e.g. ``"user_id"``) for the grouped metrics
                 (``gauc``): ``evaluate`` and validation read it from ``x`` (a DataFrame column or dict key, a
                 feature or not; a sparse feature of a store). Training logs leave grouped metrics out.
+            sharding: for a model built with ``embedding_backend="torchrec"``: where its tables live across the
+                processes of ``torchrun``: None (TorchRec's planner chooses), one sharding type for every table
+                (``"table_wise"``, ``"row_wise"``, ``"column_wise"``, ...), or ``{table or feature: type}`` with
+                ``"*"`` for the others. compile shards the model (see :mod:`ctrkit.training.sharding`).
+            embedding_optimizer, embedding_lr: the torchrec tables' fused optimizer (``"sgd"``, ``"adagrad"``,
+                ``"rowwise_adagrad"``; ``"adam"`` on CUDA) and its learning rate; default: the dense optimizer
+                where TorchRec's kernels have it, else row-wise Adagrad at ``max(lr, 0.05)``.
         """
         self.trainer = Trainer(self, optimizer, loss, metrics, loss_weights, lr, grad_clip_norm, task_balancer,
-                               init_output_bias, group_by)
+                               init_output_bias, group_by, sharding, embedding_optimizer, embedding_lr)
 
     def fit(self, x: Any = None, y: Any = None, batch_size: int = 256, epochs: int = 1, verbose: int = 1,
             initial_epoch: int = 0, validation_split: float = 0.0, validation_data: Any = None,

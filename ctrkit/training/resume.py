@@ -32,6 +32,9 @@ class Distribution:
                              "training (see docs/large_data_and_distributed.md).")
 
     def wrap(self, model: Any) -> Any:
+        sharded = getattr(getattr(model, "trainer", None), "sharded", None)
+        if sharded is not None:   # TorchRec's DistributedModelParallel: sharded tables, data-parallel rest
+            return sharded
         if self.world == 1:
             return model
         from torch.nn.parallel import DistributedDataParallel

@@ -37,6 +37,7 @@ from .balancing import get_balancer
 from .evaluation import check_group_by, compute_metrics, log_key
 from .losses import TaskLoss, resolve_task_losses
 from .optim import build_optimizer
+from .sharding import is_torchrec, shard_tables
 from .resume import Distribution, checkpoint_state, restore_after_begin, resume_checkpoint
 
 __all__ = ["Trainer", "check_batch_size", "check_finite_outputs", "inference_lock", "nonfinite_parameters",
@@ -111,6 +112,7 @@ def _predict_logits(model: Any, source: Source, batch_size: int = 4096, lo: int 
     model.eval()
     try:
         s = 0
+        xb = None
         for xb, yb, wb in source.iter_range(lo, hi, batch_size):
             e = s + len(xb)
             if xb_device(xb) != device:
@@ -121,11 +123,29 @@ def _predict_logits(model: Any, source: Source, batch_size: int = 4096, lo: int 
                 if wb is not None:
                     ws.append(wb.cpu())
             s = e
+        if getattr(model, "collective_forward", False):
+            _match_forward_calls(model, source, -(-(hi - lo) // batch_size), xb)
     finally:
         model.train(was_training)
     if not with_labels:
         return out.cpu()
     return out.cpu(), torch.cat(ys) if ys else None, torch.cat(ws) if ws else None
+
+
+def _match_forward_calls(model: Any, source: Source, done: int, xb: Any) -> None:
+    """A model whose forward pass is a collective (sharded tables) must run it as often on every process: a
+    process with fewer batches than another scores a one-row batch until they are even (its outputs unused)."""
+    from ..distributed import all_reduce_max
+    extra = int(all_reduce_max(float(done))) - done
+    if extra <= 0:
+        return
+    if xb is None:
+        xb = next(iter(source.iter_range(0, 1, 1)))[0]
+    one = xb.slice(0, 1) if hasattr(xb, "slice") else xb[:1]
+    if xb_device(one) != model.device:
+        one = one.to(model.device)
+    for _ in range(extra):
+        model(one)
 
 
 def nonfinite_parameters(model: Any) -> list[str]:
@@ -204,7 +224,9 @@ class Trainer:
 
     def __init__(self, model: Any, optimizer: Any = "adam", loss: Any = None, metrics: Sequence[str] | None = None,
                  loss_weights: Any = None, lr: float | None = None, grad_clip_norm: float | None = None,
-                 task_balancer: Any = None, init_output_bias: bool = True, group_by: str | None = None) -> None:
+                 task_balancer: Any = None, init_output_bias: bool = True, group_by: str | None = None,
+                 sharding: Any = None, embedding_optimizer: str | None = None,
+                 embedding_lr: float | None = None) -> None:
         if not isinstance(init_output_bias, bool):
             raise TypeError(f"compile: init_output_bias must be True or False, got {init_output_bias!r}.")
         self.model = model
@@ -225,6 +247,14 @@ class Trainer:
             raise ValueError(f"compile: task_balancer={balancer.name!r} learns the task weights; loss_weights="
                              f"{loss_weights!r} cannot be combined with it. Pass one or the other.")
         self.loss = TaskLoss(fns, names, torch.tensor(lw, device=model.device))
+        #: TorchRec's DistributedModelParallel around the model (``embedding_backend="torchrec"``), else None
+        self.sharded = None
+        if is_torchrec(model):
+            self.sharded = shard_tables(model, sharding=sharding, optimizer=optimizer, lr=lr,
+                                        embedding_optimizer=embedding_optimizer, embedding_lr=embedding_lr)
+        elif (sharding, embedding_optimizer, embedding_lr) != (None, None, None):
+            raise ValueError(f"compile: sharding / embedding_optimizer / embedding_lr apply to models built with "
+                             f"embedding_backend='torchrec'; {type(model).__name__} holds its tables itself.")
         self.optimizer = build_optimizer(optimizer, model, lr)
         balancer.bind(model, self)
         self.balancer = balancer
@@ -236,6 +266,8 @@ class Trainer:
             "metrics": self.metrics, "loss_weights": None if balancer.learns_weights else dict(zip(names, lw)),
             "grad_clip_norm": grad_clip_norm, "task_balancer": balancer.config(),
             "init_output_bias": init_output_bias, "group_by": self.group_by}
+        if self.sharded is not None:
+            self.spec.update(sharding=sharding, embedding_optimizer=embedding_optimizer, embedding_lr=embedding_lr)
         self.history: History | None = None
         self.stop_training = False
         self.stop_reason: str | None = None
@@ -262,8 +294,9 @@ class Trainer:
         """A copy of the model's state on the CPU: what a diverged fit goes back to. Its cost is one CPU copy of
         the parameters and buffers (``model.parameter_bytes``-sized) held during fit, refreshed at the end of
         every epoch with a finite loss (one device-to-host copy of the weights per epoch)."""
-        with torch.no_grad():
-            return {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
+        with torch.no_grad():   # sharded tables are not copied (a second copy of them would not fit)
+            return {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()
+                    if not hasattr(v, "local_shards")}
 
     def _recover(self, epoch: int, loss: float, bad: list[str], by_callback: bool = False) -> str:
         """Put back the last finite weights after a NaN / infinite loss or weights; say what was done."""
@@ -272,7 +305,7 @@ class Trainer:
             f"the weights became NaN or infinite ({_names(bad)})"
         if snap is None:  # pragma: no cover - a snapshot is taken before the first step
             return f"fit: {what} in epoch {epoch + 1}; no finite weights to restore."
-        self.model.load_state_dict(snap)
+        self.model.load_state_dict(snap, strict=self.sharded is None)
         self.optimizer.state.clear()  # its moments hold the NaN too: the next fit starts them afresh
         when = (f"the end of epoch {self._good_epoch}" if self._good_epoch > 0 else "the start of this fit")
         return (f"fit: {what} in epoch {epoch + 1}; training stopped and the weights were restored to those of "

@@ -116,9 +116,11 @@ class PLE(BaseModel):
                  l2_reg_embedding: float = 0.0, l2_reg_dnn: float = 0.0, init_std: float = 0.01, seed: int = 1024,
                  dnn_dropout: float = 0.0, dnn_activation: str = "relu", dnn_use_bn: bool = False,
                  task_types: Sequence[str] = ("binary", "binary"), task_names: Sequence[str] = ("ctr", "ctcvr"),
-                 device: str = "cpu", sparse: bool = False, gpus=None, num_classes=None) -> None:
+                 device: str = "cpu", sparse: bool = False,
+                 embedding_backend: str = "native", gpus=None, num_classes=None) -> None:
         super().__init__(dnn_feature_columns, task_names, task_types, l2_reg_embedding=l2_reg_embedding,
                          l2_reg_dnn=l2_reg_dnn, init_std=init_std, seed=seed, device=device, sparse=sparse,
+                         embedding_backend=embedding_backend,
                          config=locals(), num_classes=num_classes)
         name = type(self).__name__
         for arg, v, lo in (("shared_expert_num", shared_expert_num, 0), ("specific_expert_num", specific_expert_num, 0),

@@ -51,12 +51,14 @@ class AFM(LinearDeepModel):
                  attention_factor: int = 8, l2_reg_linear: float = 0.0, l2_reg_embedding: float = 0.0,
                  l2_reg_att: float = 0.0, afm_dropout: float = 0.0, init_std: float = 0.01, seed: int = 1024,
                  task: str = "binary", task_name: str = "label", device: str = "cpu", sparse: bool = False,
+                 embedding_backend: str = "native",
                  gpus=None, *,
                  task_names: list[str] | None = None, task_types: list[str] | None = None) -> None:
         super().__init__(linear_feature_columns, dnn_feature_columns,
                          *single_task(type(self).__name__, task, task_name, task_names, task_types),
                          l2_reg_linear=l2_reg_linear, l2_reg_embedding=l2_reg_embedding, l2_reg_dnn=0.0,
-                         init_std=init_std, seed=seed, device=device, sparse=sparse, config=locals())
+                         init_std=init_std, seed=seed, device=device, sparse=sparse,
+                         embedding_backend=embedding_backend, config=locals())
         self._require_sparse("the pairwise part interacts their embeddings")
         dim = self._require_equal_dims("the pairwise interactions")
         self.use_attention = bool(use_attention)

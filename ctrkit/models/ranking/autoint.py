@@ -56,13 +56,15 @@ class AutoInt(LinearDeepModel):
                  att_res: bool = True, dnn_hidden_units: Sequence[int] = (256, 128), dnn_activation: str = "relu",
                  l2_reg_dnn: float = 0.0, l2_reg_embedding: float = 0.0, dnn_use_bn: bool = False,
                  dnn_dropout: float = 0.0, init_std: float = 0.01, seed: int = 1024, task: str = "binary",
-                 task_name: str = "label", device: str = "cpu", sparse: bool = False, l2_reg_linear: float = 0.0,
+                 task_name: str = "label", device: str = "cpu", sparse: bool = False,
+                 embedding_backend: str = "native", l2_reg_linear: float = 0.0,
                  att_scaling: bool = False, gpus=None, *,
                  task_names: list[str] | None = None, task_types: list[str] | None = None) -> None:
         super().__init__(linear_feature_columns, dnn_feature_columns,
                          *single_task(type(self).__name__, task, task_name, task_names, task_types),
                          l2_reg_linear=l2_reg_linear, l2_reg_embedding=l2_reg_embedding, l2_reg_dnn=l2_reg_dnn,
-                         init_std=init_std, seed=seed, device=device, sparse=sparse, config=locals())
+                         init_std=init_std, seed=seed, device=device, sparse=sparse,
+                         embedding_backend=embedding_backend, config=locals())
         name = type(self).__name__
         if isinstance(att_layer_num, bool) or not isinstance(att_layer_num, int) or att_layer_num < 0:
             raise ValueError(f"{name}: att_layer_num must be an int >= 0, got {att_layer_num!r}.")

@@ -56,7 +56,7 @@ class CCPM(LinearDeepModel):
                  l2_reg_linear: float = 0.0, l2_reg_embedding: float = 0.0, l2_reg_dnn: float = 0.0,
                  dnn_dropout: float = 0.0, init_std: float = 0.01, seed: int = 1024, task: str = "binary",
                  task_name: str = "label", device: str = "cpu", dnn_use_bn: bool = False,
-                 dnn_activation: str = "relu", sparse: bool = False, gpus=None, *,
+                 dnn_activation: str = "relu", sparse: bool = False, embedding_backend: str = "native", gpus=None, *,
                  task_names: list[str] | None = None, task_types: list[str] | None = None) -> None:
         if len(tuple(conv_kernel_width)) != len(tuple(conv_filters)):
             raise ValueError(f"CCPM: conv_kernel_width and conv_filters must have the same length, got "
@@ -64,7 +64,8 @@ class CCPM(LinearDeepModel):
         super().__init__(linear_feature_columns, dnn_feature_columns,
                          *single_task(type(self).__name__, task, task_name, task_names, task_types),
                          l2_reg_linear=l2_reg_linear, l2_reg_embedding=l2_reg_embedding, l2_reg_dnn=l2_reg_dnn,
-                         init_std=init_std, seed=seed, device=device, sparse=sparse, config=locals())
+                         init_std=init_std, seed=seed, device=device, sparse=sparse,
+                         embedding_backend=embedding_backend, config=locals())
         self._require_sparse("the convolutions run over their embeddings")
         dim = self._require_equal_dims("the convolution layers")
         self.conv = ConvLayer(len(self._field_features()), conv_kernel_width, conv_filters)

@@ -52,12 +52,14 @@ class DeepFM(LinearDeepModel):
                  l2_reg_embedding: float = 0.0, l2_reg_dnn: float = 0.0, init_std: float = 0.01, seed: int = 1024,
                  dnn_dropout: float = 0.0, dnn_activation: str = "relu", dnn_use_bn: bool = False,
                  task: str = "binary", task_name: str = "label", device: str = "cpu", sparse: bool = False,
+                 embedding_backend: str = "native",
                  gpus=None, *,
                  task_names: list[str] | None = None, task_types: list[str] | None = None) -> None:
         super().__init__(linear_feature_columns, dnn_feature_columns,
                          *single_task(type(self).__name__, task, task_name, task_names, task_types),
                          l2_reg_linear=l2_reg_linear, l2_reg_embedding=l2_reg_embedding, l2_reg_dnn=l2_reg_dnn,
-                         init_std=init_std, seed=seed, device=device, sparse=sparse, config=locals())
+                         init_std=init_std, seed=seed, device=device, sparse=sparse,
+                         embedding_backend=embedding_backend, config=locals())
         self.use_fm = bool(use_fm)
         if self.use_fm:
             self._require_sparse("the FM term interacts their embeddings")

@@ -72,12 +72,13 @@ class DIN(BaseModel):
                  att_hidden_size: Sequence[int] = (64, 16), att_activation: str = "dice",
                  att_weight_normalization: bool = False, l2_reg_dnn: float = 0.0, l2_reg_embedding: float = 0.0,
                  dnn_dropout: float = 0.0, init_std: float = 0.01, seed: int = 1024, task: str = "binary",
-                 task_name: str = "label", device: str = "cpu", sparse: bool = False, gpus=None, *,
+                 task_name: str = "label", device: str = "cpu", sparse: bool = False,
+                 embedding_backend: str = "native", gpus=None, *,
                  task_names: list[str] | None = None, task_types: list[str] | None = None) -> None:
         super().__init__(dnn_feature_columns,
                          *single_task(type(self).__name__, task, task_name, task_names, task_types),
                          l2_reg_embedding=l2_reg_embedding, l2_reg_dnn=l2_reg_dnn, init_std=init_std,
-                         seed=seed, device=device, sparse=sparse, config=locals())
+                         seed=seed, device=device, sparse=sparse, embedding_backend=embedding_backend, config=locals())
         name = type(self).__name__
         queries, keys = behaviour_features(name, self.feature_columns, history_feature_list)
         split = split_feature_columns(self.feature_columns)

@@ -17,7 +17,6 @@ from torch import nn
 from ...data.inputs import TensorData
 from ...features import DenseFeat, check_feature_columns, split_feature_columns
 from ...layers.core import MLP
-from ...layers.embedding import EmbeddingLayer
 from ...layers.linear import FeatureSubset, LinearLogit
 from ...registry import register_model
 from .._tasks import single_task
@@ -39,12 +38,13 @@ class LinearDeepModel(BaseModel):
     def __init__(self, linear_feature_columns: Sequence, dnn_feature_columns: Sequence,
                  task_names: Sequence[str], task_types: Sequence[str], *, l2_reg_linear: float,
                  l2_reg_embedding: float, l2_reg_dnn: float, init_std: float, seed: int | None, device,
-                 sparse: bool, config: dict) -> None:
+                 sparse: bool, config: dict, embedding_backend: str = "native") -> None:
         lin = list(linear_feature_columns or [])
         dnn = list(dnn_feature_columns or [])
         encoder = getattr(dnn_feature_columns, "encoder", None) or getattr(linear_feature_columns, "encoder", None)
         super().__init__(lin + dnn, task_names, task_types, l2_reg_embedding=l2_reg_embedding,
                          l2_reg_dnn=l2_reg_dnn, init_std=init_std, seed=seed, device=device, sparse=sparse,
+                         embedding_backend=embedding_backend,
                          encoder=encoder, config=config)
         name = type(self).__name__
         if isinstance(l2_reg_linear, bool) or not isinstance(l2_reg_linear, (int, float)) or l2_reg_linear < 0:
@@ -60,7 +60,7 @@ class LinearDeepModel(BaseModel):
             with torch.random.fork_rng(devices=[]):   # seeded like BaseModel's own tables, global RNG untouched
                 if seed is not None:
                     torch.manual_seed(int(seed))
-                self.embedding = EmbeddingLayer(self.dnn_feature_columns, init_std=init_std, sparse=sparse)
+                self.embedding = self.make_embedding(self.dnn_feature_columns, init_std=init_std, sparse=sparse)
             self.dense_dim = sum(f.dimension for f in split_feature_columns(self.dnn_feature_columns).dense)
             self.input_dim = self.embedding.output_dim + self.dense_dim
 
@@ -192,12 +192,12 @@ class LR(LinearDeepModel):
 
     def __init__(self, linear_feature_columns, l2_reg_linear: float = 0.0, init_std: float = 0.01,
                  seed: int = 1024, task: str = "binary", task_name: str = "label", device: str = "cpu",
-                 sparse: bool = False, gpus=None, *,
+                 sparse: bool = False, embedding_backend: str = "native", gpus=None, *,
                  task_names: list[str] | None = None, task_types: list[str] | None = None) -> None:
         super().__init__(linear_feature_columns, [],
                          *single_task(type(self).__name__, task, task_name, task_names, task_types),
                          l2_reg_linear=l2_reg_linear, l2_reg_embedding=0.0, l2_reg_dnn=0.0, init_std=init_std,
-                         seed=seed, device=device, sparse=sparse, config=locals())
+                         seed=seed, device=device, sparse=sparse, embedding_backend=embedding_backend, config=locals())
         self._finish_init()
 
     def forward(self, batch: TensorData) -> dict[str, torch.Tensor]:

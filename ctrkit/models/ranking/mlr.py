@@ -63,6 +63,7 @@ class MLR(LinearDeepModel):
     def __init__(self, region_feature_columns, base_feature_columns=None, bias_feature_columns=None,
                  region_num: int = 4, l2_reg_linear: float = 0.0, init_std: float = 0.01, seed: int = 1024,
                  task: str = "binary", task_name: str = "label", device: str = "cpu", sparse: bool = False,
+                 embedding_backend: str = "native",
                  gpus=None, *,
                  task_names: list[str] | None = None, task_types: list[str] | None = None) -> None:
         config = dict(locals())   # the constructor's arguments, before any local of its own
@@ -75,7 +76,7 @@ class MLR(LinearDeepModel):
         super().__init__(_union(region, base, bias), [],
                          *single_task(name, task, task_name, task_names, task_types),
                          l2_reg_linear=l2_reg_linear, l2_reg_embedding=0.0, l2_reg_dnn=0.0, init_std=init_std,
-                         seed=seed, device=device, sparse=sparse, config=config)
+                         seed=seed, device=device, sparse=sparse, embedding_backend=embedding_backend, config=config)
         if self.encoder is None:   # the columns' encoder (a plain list of the union does not carry it)
             self.encoder = next((getattr(c, "encoder") for c in (region_feature_columns, base_feature_columns,
                                                                  bias_feature_columns)

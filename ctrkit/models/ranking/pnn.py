@@ -57,14 +57,16 @@ class PNN(LinearDeepModel):
                  l2_reg_embedding: float = 0.0, l2_reg_dnn: float = 0.0, init_std: float = 0.01, seed: int = 1024,
                  dnn_dropout: float = 0.0, dnn_activation: str = "relu", use_inner: bool = True,
                  use_outter: bool = False, kernel_type: str = "mat", task: str = "binary", task_name: str = "label",
-                 device: str = "cpu", sparse: bool = False, dnn_use_bn: bool = False, gpus=None, *,
+                 device: str = "cpu", sparse: bool = False,
+                 embedding_backend: str = "native", dnn_use_bn: bool = False, gpus=None, *,
                  task_names: list[str] | None = None, task_types: list[str] | None = None) -> None:
         if kernel_type not in KERNEL_TYPES:
             raise ValueError(f"PNN: kernel_type must be one of {KERNEL_TYPES}, got {kernel_type!r}.")
         super().__init__([], dnn_feature_columns,
                          *single_task(type(self).__name__, task, task_name, task_names, task_types),
                          l2_reg_linear=0.0, l2_reg_embedding=l2_reg_embedding, l2_reg_dnn=l2_reg_dnn,
-                         init_std=init_std, seed=seed, device=device, sparse=sparse, config=locals())
+                         init_std=init_std, seed=seed, device=device, sparse=sparse,
+                         embedding_backend=embedding_backend, config=locals())
         self._require_sparse("the product layer multiplies their embeddings")
         dim = self._require_equal_dims("the product layer")
         F = len(self._field_features())

@@ -1,0 +1,310 @@
+"""Sharded embedding tables: a model built with ``embedding_backend="torchrec"``, handed to TorchRec.
+
+``compile`` calls :func:`shard_tables` for such a model. It joins the process group (torchrun's, or a
+one-process group of its own), lets TorchRec's planner place every table (``table_wise``, ``row_wise``,
+``column_wise``, ... as the user allows per table), and wraps the model in TorchRec's
+``DistributedModelParallel``: each process creates only its own shards of the tables, the dense part is
+data-parallel (DDP), and the tables are updated by TorchRec's fused optimizer inside the backward pass (so no
+gradient tensor of a table ever exists). The Trainer then runs the same loop as for any model: the forward it
+calls is the DistributedModelParallel, its optimizer holds the dense parameters only.
+
+:func:`gather_model` turns a sharded model into an ordinary one (``embedding_backend="native"``, the tables
+gathered from every process): what ``save``, ``export_onnx`` and serving use, so they never need TorchRec.
+:func:`save_sharded` / :func:`load_sharded` write and read a sharded model's weights and optimizer state with
+``torch.distributed.checkpoint`` (each process writes its own shards).
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+
+__all__ = ["is_torchrec", "is_sharded", "shard_tables", "sharding_plan", "gather_state_dict",
+           "save_sharded", "load_sharded", "SHARDING_TYPES", "EMBEDDING_OPTIMIZERS"]
+
+#: sharding types a table may be given (TorchRec's names)
+SHARDING_TYPES = ("table_wise", "row_wise", "column_wise", "table_row_wise", "table_column_wise", "data_parallel")
+#: the tables' fused optimizers that TorchRec's CPU kernels have (``adam`` too on CUDA)
+EMBEDDING_OPTIMIZERS = ("sgd", "adagrad", "rowwise_adagrad", "adam")
+_OPT_NAMES = {"sgd": "EXACT_SGD", "adagrad": "EXACT_ADAGRAD", "rowwise_adagrad": "EXACT_ROWWISE_ADAGRAD",
+              "adam": "ADAM"}
+_TABLE_PREFIX = "embedding.ebc."
+
+
+def _layer(model: Any) -> Any:
+    return getattr(model, "embedding", None)
+
+
+def is_torchrec(model: Any) -> bool:
+    """Whether ``model``'s tables are held by TorchRec (``embedding_backend="torchrec"``)."""
+    return getattr(_layer(model), "backend", "native") == "torchrec"
+
+
+def is_sharded(model: Any) -> bool:
+    """Whether ``model`` has been handed to TorchRec's ``DistributedModelParallel`` (by ``compile``)."""
+    return is_torchrec(model) and _layer(model).__dict__.get("dmp") is not None
+
+
+def _ensure_process_group(model: Any) -> tuple[int, int]:
+    import torch.distributed as dist
+
+    from .. import distributed as D
+    if dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:
+        info = D.init_from_env(device=model.device)
+        return info.rank, info.world_size
+    # one process: a process group of one, so the model runs through the same sharded modules
+    backend = "nccl" if model.device.type == "cuda" else "gloo"
+    dist.init_process_group(backend, store=dist.HashStore(), rank=0, world_size=1)
+    return 0, 1
+
+
+def _constraints(model: Any, sharding: Any, tables: dict[str, list[str]]) -> dict[str, Any]:
+    """``sharding``: None (the planner chooses), one type (or list of types) for every table, or a mapping from
+    table (``embedding_name``) or feature name to type(s); ``"*"`` names the other tables."""
+    from torchrec.distributed.planner.types import ParameterConstraints
+    name = type(model).__name__
+
+    def types(v: Any, where: str) -> list[str]:
+        vs = [v] if isinstance(v, str) else list(v)
+        bad = [t for t in vs if t not in SHARDING_TYPES]
+        if bad or not vs:
+            raise ValueError(f"{name}.compile: sharding{where} = {v!r}; each sharding type must be one of "
+                             f"{list(SHARDING_TYPES)}.")
+        return vs
+
+    if sharding is None:
+        return {}
+    if isinstance(sharding, (str, list, tuple)):
+        ts = types(sharding, "")
+        return {t: ParameterConstraints(sharding_types=ts) for t in tables}
+    if not isinstance(sharding, Mapping):
+        raise TypeError(f"{name}.compile: sharding must be None, a sharding type, or {{table or feature: type}}; "
+                        f"got {type(sharding).__name__}.")
+    by_feature = {f: t for t, fs in tables.items() for f in fs}
+    out: dict[str, Any] = {}
+    for key, v in sharding.items():
+        if key == "*":
+            continue
+        table = key if key in tables else by_feature.get(key)
+        if table is None:
+            raise ValueError(f"{name}.compile: sharding names {key!r}, which is neither a table nor a feature of the "
+                             f"model. Tables (embedding_name): {sorted(tables)}.")
+        out[table] = ParameterConstraints(sharding_types=types(v, f"[{key!r}]"))
+    if "*" in sharding:
+        rest = types(sharding["*"], "['*']")
+        for t in tables:
+            out.setdefault(t, ParameterConstraints(sharding_types=rest))
+    return out
+
+
+def _embedding_optimizer(model: Any, optimizer: Any, embedding_optimizer: str | None, lr: float | None,
+                         embedding_lr: float | None) -> tuple[str, float]:
+    """The tables' fused optimizer and learning rate. Default: the dense optimizer where TorchRec's kernels for
+    the device have it (``sgd``, ``adagrad``; ``adam`` on CUDA), else ``rowwise_adagrad``."""
+    name = type(model).__name__
+    cuda = model.device.type == "cuda"
+    if embedding_optimizer is None:
+        dense = optimizer.lower() if isinstance(optimizer, str) else ""
+        embedding_optimizer = dense if dense in ("sgd", "adagrad") or (dense == "adam" and cuda) else "rowwise_adagrad"
+    key = str(embedding_optimizer).lower()
+    if key not in EMBEDDING_OPTIMIZERS or (key == "adam" and not cuda):
+        have = [k for k in EMBEDDING_OPTIMIZERS if cuda or k != "adam"]
+        raise ValueError(f"{name}.compile: embedding_optimizer={embedding_optimizer!r} is not one TorchRec's fused "
+                         f"kernels on {model.device.type} have; choose one of {have}.")
+    if embedding_lr is None:
+        # row-wise / exact Adagrad divide by the accumulated squared gradients: they want a larger step than
+        # Adam; SGD and Adam take the dense learning rate
+        base = 1e-3 if lr is None else float(lr)
+        embedding_lr = base if key in ("sgd", "adam") else max(base, 0.05)
+    if not float(embedding_lr) > 0:
+        raise ValueError(f"{name}.compile: embedding_lr must be > 0, got {embedding_lr!r}.")
+    return key, float(embedding_lr)
+
+
+def shard_tables(model: Any, *, sharding: Any = None, optimizer: Any = "adam", lr: float | None = None,
+                 embedding_optimizer: str | None = None, embedding_lr: float | None = None) -> Any:
+    """Hand ``model`` (built with ``embedding_backend="torchrec"``) to TorchRec's ``DistributedModelParallel``.
+
+    Called by ``compile``; a model is sharded once (compiling again keeps its plan and its tables).
+
+    Args:
+        sharding: None (TorchRec's planner chooses), a sharding type for every table (``"table_wise"``,
+            ``"row_wise"``, ``"column_wise"``, ...; a list allows several), or ``{table or feature: type(s)}`` with
+            ``"*"`` for the rest.
+        optimizer, lr: the compile's optimizer and learning rate (for the default of the tables' optimizer).
+        embedding_optimizer: the tables' fused optimizer: ``"sgd"``, ``"adagrad"``, ``"rowwise_adagrad"``
+            (``"adam"`` on CUDA). Default: the dense optimizer where the kernels have it, else ``"rowwise_adagrad"``.
+        embedding_lr: its learning rate (default: ``lr`` for sgd / adam, ``max(lr, 0.05)`` for the Adagrads).
+
+    Returns:
+        the ``DistributedModelParallel`` wrapping ``model`` (the forward the Trainer calls).
+    """
+    emb = _layer(model)
+    if not is_torchrec(model):
+        raise ValueError(f"{type(model).__name__}: shard_tables needs a model built with embedding_backend='torchrec'.")
+    if emb.__dict__.get("dmp") is not None:
+        spec = emb.__dict__["shard_spec"]
+        if sharding is not None and sharding != spec["sharding"]:
+            raise ValueError(f"{type(model).__name__}.compile: the model's tables are already sharded with "
+                             f"sharding={spec['sharding']!r}; they cannot be re-planned. Build a new model to "
+                             "shard differently.")
+        return emb.__dict__["dmp"]
+    from fbgemm_gpu.split_embedding_configs import EmbOptimType
+    from torchrec.distributed.model_parallel import DistributedModelParallel
+    from torchrec.distributed.planner import EmbeddingShardingPlanner, Topology
+
+    from ..data.source import mix_seed
+    rank, world = _ensure_process_group(model)
+    tables = {c.name: list(c.feature_names) for c in emb.table_configs}
+    constraints = _constraints(model, sharding, tables)
+    opt_key, opt_lr = _embedding_optimizer(model, optimizer, embedding_optimizer, lr, embedding_lr)
+    device = model.device
+    sharder = _Sharder(fused_params={"optimizer": getattr(EmbOptimType, _OPT_NAMES[opt_key]),
+                                     "learning_rate": opt_lr})
+    import torch.distributed as dist
+    planner = EmbeddingShardingPlanner(topology=_topology(Topology, world, device), constraints=constraints)
+    plan = planner.collective_plan(model, [sharder], dist.GroupMember.WORLD)
+    with torch.random.fork_rng(devices=[]):   # each rank initialises its own shards, from the model's seed
+        torch.manual_seed(mix_seed(int(model.seed if model.seed is not None else 0), rank))
+        dmp = DistributedModelParallel(model, device=device, plan=plan, sharders=[sharder])
+    emb.__dict__.update(dmp=dmp, shard_spec={"sharding": sharding, "embedding_optimizer": opt_key,
+                                             "embedding_lr": opt_lr, "world_size": world})
+    emb.equal_batches = world > 1
+    return dmp
+
+
+def _topology(Topology: Any, world: int, device: torch.device) -> Any:
+    """TorchRec's view of the processes: on the CPU their memory is the machine's, shared by the local ones."""
+    if device.type == "cuda":
+        return Topology(world_size=world, compute_device="cuda")
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
+        total = 16 << 30
+    local = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", world) or world))
+    cap = total // local
+    return Topology(world_size=world, compute_device="cpu", hbm_cap=cap, ddr_cap=cap)
+
+
+def _sharder_class() -> type:
+    from torchrec.distributed.embeddingbag import EmbeddingBagCollectionSharder
+
+    class Sharder(EmbeddingBagCollectionSharder):
+        """TorchRec's sharder, with row-wise (and table-row-wise) sharding offered on the CPU too: its all-to-all
+        and reduce-scatter run on gloo when every process looks up a batch of the same size, which the
+        :class:`~ctrkit.layers.torchrec_embedding.TorchRecEmbeddingLayer` ensures (``equal_batches``)."""
+
+        def sharding_types(self, compute_device_type: str) -> list[str]:
+            types = list(super().sharding_types(compute_device_type))
+            if compute_device_type == "cpu":
+                types += [t for t in ("row_wise", "table_row_wise") if t not in types]
+            return types
+
+    return Sharder
+
+
+def _Sharder(**kwargs: Any) -> Any:
+    return _sharder_class()(**kwargs)
+
+
+def sharding_plan(model: Any) -> dict[str, dict[str, Any]]:
+    """Where each table lives: ``{table: {"sharding_type", "ranks", "rows", "dim"}}`` ({} when not sharded)."""
+    if not is_sharded(model):
+        return {}
+    dmp = _layer(model).__dict__["dmp"]
+    out: dict[str, dict[str, Any]] = {}
+    rows = _layer(model).table_rows()
+    for module_plan in dmp.plan.plan.values():
+        for table, ps in module_plan.items():
+            out[table] = {"sharding_type": ps.sharding_type, "ranks": list(ps.ranks or []),
+                          "rows": rows.get(table), "dim": _layer(model).table_dims.get(table)}
+    return out
+
+
+def local_table_rows(model: Any) -> int:
+    """Rows of the tables this process holds (its shards), summed over the tables."""
+    n = 0
+    for k, v in model.state_dict().items():
+        if k.startswith(_TABLE_PREFIX) and hasattr(v, "local_shards"):
+            n += sum(int(s.tensor.shape[0]) * int(s.tensor.shape[1]) // max(1, int(v.size(1))) for s in
+                     v.local_shards())
+    return n
+
+
+def gather_state_dict(model: Any, dst: int | None = 0) -> dict[str, torch.Tensor] | None:
+    """The sharded model's weights in the layout of the same model with ``embedding_backend="native"``: every
+    table gathered whole (a collective: every process must call it). Returned on rank ``dst`` (every rank when
+    ``dst`` is None), None on the others."""
+    import torch.distributed as dist
+    emb = _layer(model)
+    rank = dist.get_rank() if dist.is_initialized() else 0
+    sd = model.state_dict()
+    out: dict[str, torch.Tensor] | None = {} if dst is None or rank == dst else None
+    full: dict[str, torch.Tensor] = {}
+    for k in sorted(sd):
+        v = sd[k]
+        if k.startswith(_TABLE_PREFIX):
+            table = k[len(_TABLE_PREFIX):].split(".")[1]
+            t = torch.empty(tuple(v.size()), dtype=v.dtype) if out is not None else None
+            if hasattr(v, "gather"):
+                v.gather(dst=dst if dst is not None else 0, out=t if (dst is None and rank == 0) or
+                         out is not None else None)
+                if dst is None:   # everyone: rank 0 has it, broadcast
+                    if t is None:
+                        t = torch.empty(tuple(v.size()), dtype=v.dtype)
+                    if dist.is_initialized() and dist.get_world_size() > 1:
+                        dist.broadcast(t, src=0)
+            elif t is not None:
+                t.copy_(v)
+            if t is not None:
+                full[table] = t
+        elif out is not None:
+            out[k] = v.detach().cpu().clone()
+    if out is None:
+        return None
+    # the native layer: one weight matrix per dimension, tables stacked at their offsets
+    rows = emb.table_rows()
+    for gi, d in enumerate(emb.group_dims):
+        names = [n for n in emb.table_offsets if emb.table_dims[n] == d]
+        total = max((emb.table_offsets[n] + rows.get(n, 0) for n in names), default=0)
+        w = torch.zeros(total, d)
+        for n in names:
+            if n in full:
+                w[emb.table_offsets[n]:emb.table_offsets[n] + rows[n]] = full[n]
+        out[f"embedding.weights.{gi}"] = w
+    return out
+
+
+def _dcp_state(model: Any, optimizer: Any) -> dict[str, Any]:
+    dmp = _layer(model).__dict__["dmp"]
+    return {"model": model.state_dict(), "optimizer": optimizer.state_dict() if optimizer is not None else {},
+            "tables_optimizer": dmp.fused_optimizer.state_dict()}
+
+
+def save_sharded(model: Any, path: str, optimizer: Any = None, extra: dict[str, Any] | None = None) -> None:
+    """Write a sharded model (weights, dense and table optimizer states, ``extra``) to the directory ``path``
+    with ``torch.distributed.checkpoint``: every process writes its own shards (a collective)."""
+    import torch.distributed.checkpoint as dcp
+    state = _dcp_state(model, optimizer)
+    if extra:
+        state["extra"] = extra
+    dcp.save(state, checkpoint_id=str(path))
+
+
+def load_sharded(model: Any, path: str, optimizer: Any = None, extra: dict[str, Any] | None = None) -> None:
+    """Read what :func:`save_sharded` wrote into ``model`` (sharded the same way or not: each process reads the
+    rows of its own shards) and ``optimizer``; ``extra`` (same keys as saved) is filled in place."""
+    import torch.distributed.checkpoint as dcp
+    dmp = _layer(model).__dict__["dmp"]
+    state = _dcp_state(model, optimizer)
+    if extra is not None:
+        state["extra"] = extra
+    dcp.load(state, checkpoint_id=str(path))
+    model.load_state_dict(state["model"])
+    if optimizer is not None:
+        optimizer.load_state_dict(state["optimizer"])
+    dmp.fused_optimizer.load_state_dict(state["tables_optimizer"])
