@@ -461,8 +461,22 @@ class BackupAndRestore(Callback):
         from .distributed import is_main_process
         from .io.checkpoint import save_checkpoint
         state = self.trainer.checkpoint_state(epoch, steps_done)  # a collective in distributed runs
+        if "sharded" in state:   # TorchRec's tables: every process writes its shards to a new directory, then
+            import torch.distributed.checkpoint as dcp  # the file naming it replaces the previous one atomically
+            tables_dir = f"{self.filepath}.tables-e{epoch}-s{steps_done}"
+            dcp.save(state.pop("sharded"), checkpoint_id=tables_dir)
+            state["tables_dir"] = tables_dir
         if is_main_process():
             save_checkpoint(self.filepath, state)
+            self._remove_tables(keep=state.get("tables_dir"))
+
+    def _remove_tables(self, keep: str | None = None) -> None:
+        """Delete the tables directories of earlier saves (a sharded model's), all but ``keep``."""
+        import glob
+        import shutil
+        for d in glob.glob(glob.escape(self.filepath) + ".tables-*"):
+            if d != keep and os.path.isdir(d):
+                shutil.rmtree(d, ignore_errors=True)
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
@@ -482,3 +496,4 @@ class BackupAndRestore(Callback):
             barrier()  # every rank has finished reading it
             if is_main_process() and os.path.exists(self.filepath):
                 os.remove(self.filepath)
+                self._remove_tables()

@@ -295,6 +295,15 @@ def _exported_program(model: Any, serving: ServingModule) -> torch.export.Export
                           "be free of data-dependent Python control flow.") from e
 
 
+def _not_sharded(model: Any, where: str) -> None:
+    from .training.sharding import is_torchrec
+    if is_torchrec(model):
+        raise ExportError(f"{where}: {type(model).__name__}'s tables are held by TorchRec (embedding_backend="
+                          "'torchrec'), which a serving graph cannot contain. Export the ordinary model with the "
+                          "tables gathered: `whole = model.gather()` on every process, then export `whole` on rank 0 "
+                          "(`if whole is not None: export_onnx(whole, path)`).")
+
+
 def export_torch(model: Any, path: str, *, verify: bool = True, atol: float = 1e-5) -> str:
     """Export ``model`` with ``torch.export`` and save the ExportedProgram (``torch.export.save``) to ``path``.
 
@@ -310,6 +319,7 @@ def export_torch(model: Any, path: str, *, verify: bool = True, atol: float = 1e
     Returns:
         ``path``.
     """
+    _not_sharded(model, "export_torch")
     path = os.fspath(path)
     with _serving_mode(model) as serving:
         ep = _exported_program(model, serving)
@@ -344,6 +354,7 @@ def export_onnx(model: Any, path: str, *, opset_version: int | None = None, veri
         ExportError: tracing failed, or ``verify`` found a difference above ``atol``.
     """
     _require("onnx", "onnxscript", *(("onnxruntime",) if verify else ()), where="export_onnx")
+    _not_sharded(model, "export_onnx")
     path = os.fspath(path)
     with _serving_mode(model) as serving:
         ep = _exported_program(model, serving)

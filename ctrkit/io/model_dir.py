@@ -193,11 +193,18 @@ def load_model(path: str, device: str | None = None, compile: bool = True) -> An
             raise ModelFormatError(f"load_model: the 'outputs' (negative-sampling rates, calibration) in "
                                    f"{cfg_path!r} are corrupted ({type(e).__name__}: {str(e)[:300]}). Save the model "
                                    "again.") from None
-    spec = meta.get("compile") or {}
-    if compile and spec.get("optimizer"):
-        model.compile(spec["optimizer"], loss=spec.get("loss"), metrics=spec.get("metrics"),
-                      loss_weights=spec.get("loss_weights"), lr=spec.get("lr"),
-                      grad_clip_norm=spec.get("grad_clip_norm"), task_balancer=spec.get("task_balancer"),
-                      **({"init_output_bias": bool(spec["init_output_bias"])} if "init_output_bias" in spec else {}),
-                      **({"group_by": spec["group_by"]} if spec.get("group_by") else {}))
+    if compile:
+        compile_from_spec(model, meta.get("compile") or {})
     return model
+
+
+def compile_from_spec(model: Any, spec: dict[str, Any]) -> None:
+    """``model.compile`` with the settings a trainer recorded (``Trainer.spec``), when the optimizer was given by
+    name (an optimizer instance cannot be recorded: the model is left uncompiled)."""
+    if not spec.get("optimizer"):
+        return
+    model.compile(spec["optimizer"], loss=spec.get("loss"), metrics=spec.get("metrics"),
+                  loss_weights=spec.get("loss_weights"), lr=spec.get("lr"),
+                  grad_clip_norm=spec.get("grad_clip_norm"), task_balancer=spec.get("task_balancer"),
+                  **({"init_output_bias": bool(spec["init_output_bias"])} if "init_output_bias" in spec else {}),
+                  **({"group_by": spec["group_by"]} if spec.get("group_by") else {}))

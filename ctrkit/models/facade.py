@@ -326,10 +326,44 @@ class KerasFacade:
         """Save config, feature columns, encoder and weights to a directory (atomically).
 
         Refuses (RuntimeError naming the parameters, nothing written) a model whose weights hold NaN or infinite
-        values: such a model would only ever predict NaN."""
+        values: such a model would only ever predict NaN. A model with sharded tables (``embedding_backend=
+        "torchrec"``) is saved as the ordinary model :meth:`gather` returns (every process must call ``save``;
+        rank 0 writes), so loading and serving it needs no TorchRec."""
         from ..io import save_model
+        from ..training.sharding import is_torchrec
+        if is_torchrec(self):
+            whole = self.gather()
+            if whole is not None:
+                whole.save(path)
+            return
         self.check_finite_weights("save")
         save_model(self, path)
+
+    def gather(self, everywhere: bool = False) -> Any:
+        """This model with ordinary tables (``embedding_backend="native"``): for a model whose tables TorchRec
+        shards, the same model, its tables gathered from every process (a collective: call it on every process;
+        the result is on rank 0, or on every rank with ``everywhere=True``, None elsewhere), compiled as this
+        one. Its predictions equal this model's. Any other model is returned as it is.
+
+        The gathered tables must fit one process's memory: for serving and export, not for training."""
+        from ..io.model_dir import compile_from_spec
+        from ..training.sharding import gather_state_dict, is_sharded, is_torchrec
+        if not is_torchrec(self):
+            return self
+        if not is_sharded(self):
+            raise RuntimeError(f"{type(self).__name__}.gather: the tables are created when compile shards them; "
+                               "compile (and train) the model first.")
+        state = gather_state_dict(self, dst=None if everywhere else 0)
+        if state is None:
+            return None
+        whole = type(self).from_config({**self.get_config(), "embedding_backend": "native"})
+        whole.encoder = self.encoder
+        whole.load_state_dict(state, strict=True)
+        whole.load_output_config(self.output_config())
+        if self.trainer is not None:
+            compile_from_spec(whole, {k: v for k, v in self.trainer.spec.items()
+                                      if k not in ("sharding", "embedding_optimizer", "embedding_lr")})
+        return whole
 
     def check_finite_weights(self, where: str = "save") -> None:
         """Raise a RuntimeError naming the parameters and buffers that hold NaN or infinite values, if any."""

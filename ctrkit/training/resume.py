@@ -73,9 +73,15 @@ def checkpoint_state(trainer: Any, epoch: int, steps_done: int) -> dict[str, Any
             if callable(getattr(cb, "state_dict", None)):
                 cb_states[f"{i}:{type(cb).__name__}"] = cb.state_dict()
     hist = st["history"]
+    weights = model.state_dict()
+    tables = {k: v for k, v in weights.items() if hasattr(v, "local_shards")}  # TorchRec's sharded tables
+    extra = {}
+    if tables:   # written by every process with torch.distributed.checkpoint, beside the file (BackupAndRestore)
+        extra["sharded"] = {"model": tables, "tables_optimizer": trainer.sharded.fused_optimizer.state_dict()}
     return {
+        **extra,
         "model_class": type(model).__name__,
-        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "model": {k: v.detach().cpu() for k, v in weights.items() if k not in tables},
         "optimizer": trainer.optimizer.state_dict(),
         "task_balancer": trainer.balancer.state_dict(),
         "callbacks": cb_states,
@@ -117,8 +123,11 @@ def resume_checkpoint(trainer: Any, resume: Any, callbacks: list, dist: Distribu
         raise ValueError(f"{where}: the checkpoint was written with batch_size={ckpt['batch_size']} on "
                          f"{ckpt['world_size']} process(es); this run has batch_size={batch_size} on {dist.world}. "
                          "Resume with the same batch_size and number of processes.")
+    sharded = getattr(trainer, "sharded", None)
     try:
-        model.load_state_dict(ckpt["model"], strict=True)
+        model.load_state_dict(ckpt["model"], strict=sharded is None)
+        if sharded is not None:
+            _load_tables(trainer, ckpt, where)
     except RuntimeError as e:
         raise ModelFormatError(f"{where}: the checkpoint's weights do not fit this model ({str(e)[:300]}). "
                                "Build the model with the same arguments to resume.") from None
@@ -126,6 +135,23 @@ def resume_checkpoint(trainer: Any, resume: Any, callbacks: list, dist: Distribu
     if ckpt.get("task_balancer"):
         trainer.balancer.load_state_dict(ckpt["task_balancer"])
     return ckpt
+
+
+def _load_tables(trainer: Any, ckpt: dict, where: str) -> None:
+    """A sharded model's tables and their optimizer state, from the ``torch.distributed.checkpoint`` directory
+    the checkpoint names (each process reads the rows of its own shards)."""
+    import torch.distributed.checkpoint as dcp
+    path = ckpt.get("tables_dir")
+    if not path or not os.path.isdir(path):
+        raise ModelFormatError(f"{where}: the model's tables are sharded but the checkpoint names no tables "
+                               f"directory that exists ({path!r}); it was not written by BackupAndRestore for this "
+                               "sharded model.")
+    model = trainer.model
+    state = {"model": {k: v for k, v in model.state_dict().items() if hasattr(v, "local_shards")},
+             "tables_optimizer": trainer.sharded.fused_optimizer.state_dict()}
+    dcp.load(state, checkpoint_id=path)
+    model.load_state_dict(state["model"], strict=False)
+    trainer.sharded.fused_optimizer.load_state_dict(state["tables_optimizer"])
 
 
 def restore_after_begin(trainer: Any, ckpt: dict, dist: Distribution) -> tuple[int, int, torch.Tensor | None]:

@@ -236,45 +236,41 @@ def local_table_rows(model: Any) -> int:
 
 
 def gather_state_dict(model: Any, dst: int | None = 0) -> dict[str, torch.Tensor] | None:
-    """The sharded model's weights in the layout of the same model with ``embedding_backend="native"``: every
-    table gathered whole (a collective: every process must call it). Returned on rank ``dst`` (every rank when
+    """The sharded model's weights in the layout of the same model with ``embedding_backend="native"``, every
+    table gathered whole. A collective: every process must call it. Returned on rank ``dst`` (on every rank when
     ``dst`` is None), None on the others."""
     import torch.distributed as dist
     emb = _layer(model)
+    multi = dist.is_initialized() and dist.get_world_size() > 1
     rank = dist.get_rank() if dist.is_initialized() else 0
-    sd = model.state_dict()
-    out: dict[str, torch.Tensor] | None = {} if dst is None or rank == dst else None
+    root = 0 if dst is None else int(dst)
+    keep = dst is None or rank == root
+    out: dict[str, torch.Tensor] = {}
     full: dict[str, torch.Tensor] = {}
-    for k in sorted(sd):
-        v = sd[k]
-        if k.startswith(_TABLE_PREFIX):
-            table = k[len(_TABLE_PREFIX):].split(".")[1]
-            t = torch.empty(tuple(v.size()), dtype=v.dtype) if out is not None else None
-            if hasattr(v, "gather"):
-                v.gather(dst=dst if dst is not None else 0, out=t if (dst is None and rank == 0) or
-                         out is not None else None)
-                if dst is None:   # everyone: rank 0 has it, broadcast
-                    if t is None:
-                        t = torch.empty(tuple(v.size()), dtype=v.dtype)
-                    if dist.is_initialized() and dist.get_world_size() > 1:
-                        dist.broadcast(t, src=0)
-            elif t is not None:
-                t.copy_(v)
-            if t is not None:
-                full[table] = t
-        elif out is not None:
-            out[k] = v.detach().cpu().clone()
-    if out is None:
+    for k, v in model.state_dict().items():
+        if not k.startswith(_TABLE_PREFIX):
+            if keep:
+                out[k] = v.detach().cpu().clone()
+            continue
+        table = k[len(_TABLE_PREFIX):].split(".")[1]     # embedding_bags.<table>.weight
+        t = torch.empty(tuple(v.size()), dtype=v.dtype) if rank == root else None
+        if hasattr(v, "gather"):
+            v.gather(dst=root, out=t)
+        elif t is not None:
+            t.copy_(v.detach().cpu())
+        if dst is None and multi:
+            t = t if t is not None else torch.empty(tuple(v.size()), dtype=v.dtype)
+            dist.broadcast(t, src=root)
+        if keep and t is not None:
+            full[table] = t
+    if not keep:
         return None
-    # the native layer: one weight matrix per dimension, tables stacked at their offsets
-    rows = emb.table_rows()
+    rows = emb.table_rows()   # the native layer: one matrix per dimension, each table at its row offset
     for gi, d in enumerate(emb.group_dims):
         names = [n for n in emb.table_offsets if emb.table_dims[n] == d]
-        total = max((emb.table_offsets[n] + rows.get(n, 0) for n in names), default=0)
-        w = torch.zeros(total, d)
+        w = torch.zeros(sum(rows[n] for n in names), d)
         for n in names:
-            if n in full:
-                w[emb.table_offsets[n]:emb.table_offsets[n] + rows[n]] = full[n]
+            w[emb.table_offsets[n]:emb.table_offsets[n] + rows[n]] = full[n]
         out[f"embedding.weights.{gi}"] = w
     return out
 

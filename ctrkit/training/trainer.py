@@ -37,8 +37,8 @@ from .balancing import get_balancer
 from .evaluation import check_group_by, compute_metrics, log_key
 from .losses import TaskLoss, resolve_task_losses
 from .optim import build_optimizer
-from .sharding import is_torchrec, shard_tables
 from .resume import Distribution, checkpoint_state, restore_after_begin, resume_checkpoint
+from .sharding import is_torchrec, shard_tables
 
 __all__ = ["Trainer", "check_batch_size", "check_finite_outputs", "inference_lock", "nonfinite_parameters",
            "predict_logits", "predict_small"]
