@@ -154,8 +154,20 @@ def nonfinite_parameters(model: Any) -> list[str]:
         named = [(n, t) for n, t in (*model.named_parameters(), *model.named_buffers()) if t.is_floating_point()]
         if not named:
             return []
-        ok = torch.stack([torch.isfinite(t).all() for _, t in named]).cpu()  # one sync, not one per tensor
+        ok = torch.stack([_all_finite(t) for _, t in named]).cpu()  # one sync, not one per tensor
     return [n for (n, _), good in zip(named, ok.tolist()) if not good]
+
+
+_FINITE_CHUNK = 1 << 22
+
+
+def _all_finite(t: torch.Tensor) -> torch.Tensor:
+    """``isfinite(t).all()`` without its temporaries of ``t``'s size (a float copy and two masks): a large
+    table is checked in slices of 4M values, so the check's memory does not grow with the vocabulary."""
+    if t.numel() <= _FINITE_CHUNK:
+        return torch.isfinite(t).all()
+    step = max(1, _FINITE_CHUNK // max(1, t[0].numel()))   # slices along the rows are views, whatever the strides
+    return torch.stack([torch.isfinite(t[i:i + step]).all() for i in range(0, t.shape[0], step)]).all()
 
 
 def check_finite_outputs(model: Any, outputs: torch.Tensor, where: str) -> None:
