@@ -116,7 +116,7 @@ class TorchRecEmbeddingLayer(EmbeddingLayer):
 
     @property
     def weights(self):  # type: ignore[override]
-        raise AttributeError("this model reads its embedding tables directly (EmbeddingLayer.weights), which the "
+        raise RuntimeError("this model reads its embedding tables directly (EmbeddingLayer.weights), which the "
                              "torchrec backend does not expose; build it with embedding_backend='native'.")
 
     def reset_parameters(self) -> None:

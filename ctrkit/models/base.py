@@ -53,6 +53,7 @@ class BaseModel(KerasFacade, TaskOutputs, nn.Module):
     """
 
     multitask = False
+    supports_torchrec = True      # False for models that read their tables directly (EmbeddingLayer.weights)
     supports_multiclass = False   # True for models whose task heads are ``Towers`` built with ``task_widths``
     #: what the conformance checks (``ctrkit.testing``) must know about the model's inputs and tasks, e.g.
     #: ``{"needs_sparse": True}``; the tags and their defaults: ``ctrkit.testing.DEFAULT_TAGS``
@@ -68,6 +69,10 @@ class BaseModel(KerasFacade, TaskOutputs, nn.Module):
         if embedding_backend not in EMBEDDING_BACKENDS:
             raise ValueError(f"{name}: embedding_backend must be one of {list(EMBEDDING_BACKENDS)}, got "
                              f"{embedding_backend!r}.")
+        if embedding_backend == "torchrec" and not self.supports_torchrec:
+            raise ValueError(f"{name}: embedding_backend='torchrec' is not supported: {name} reads its embedding "
+                             "tables directly (attention over the behaviour sequence looks rows up itself), which "
+                             "TorchRec's sharded tables do not allow. Use embedding_backend='native'.")
         #: who holds the id tables: ``"native"`` (:class:`~ctrkit.layers.EmbeddingLayer`) or ``"torchrec"``
         #: (:class:`~ctrkit.layers.torchrec_embedding.TorchRecEmbeddingLayer`, sharded by ``compile``)
         self.embedding_backend = embedding_backend

@@ -69,6 +69,8 @@ class DIEN(BaseModel):
         (2, 1)
     """
 
+    supports_torchrec = False   # the attention looks rows up in the tables itself
+
     conformance_tags = {"needs_sparse": True, "needs_sequence": True}   # GRUs over behaviour sequences
 
     def __init__(self, dnn_feature_columns, history_feature_list: Sequence[str], gru_type: str = "GRU",

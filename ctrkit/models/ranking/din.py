@@ -65,6 +65,8 @@ class DIN(BaseModel):
         (2, 1)
     """
 
+    supports_torchrec = False   # the attention looks rows up in the tables itself
+
     conformance_tags = {"needs_sparse": True, "needs_sequence": True}   # attention over behaviour sequences
 
     def __init__(self, dnn_feature_columns, history_feature_list: Sequence[str], dnn_use_bn: bool = False,
