@@ -464,7 +464,9 @@ class BackupAndRestore(Callback):
         if "sharded" in state:   # TorchRec's tables: every process writes its shards to a new directory, then
             import torch.distributed.checkpoint as dcp  # the file naming it replaces the previous one atomically
             tables_dir = f"{self.filepath}.tables-e{epoch}-s{steps_done}"
-            dcp.save(state.pop("sharded"), checkpoint_id=tables_dir)
+            from .distributed import quiet_torchrec
+            with quiet_torchrec():
+                dcp.save(state.pop("sharded"), checkpoint_id=tables_dir)
             state["tables_dir"] = tables_dir
         if is_main_process():
             save_checkpoint(self.filepath, state)

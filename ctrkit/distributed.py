@@ -22,12 +22,16 @@ Run any script that calls ``model.fit`` with ``torchrun``::
 
 With one process (no torchrun) none of this happens: the same script trains as usual.
 
-Limits: every rank holds the full embedding tables (pure data parallelism); sparse embedding gradients
-(``sparse=True``) are not supported with DDP. See ``docs/large_data_and_distributed.md``.
+Limits: every rank holds the full embedding tables (pure data parallelism) unless the model is built with
+``embedding_backend="torchrec"``, whose tables ``compile`` shards over the processes (``ctrkit.training.sharding``,
+``docs/sharding.md``); sparse embedding gradients (``sparse=True``) are not supported with DDP. See
+``docs/large_data_and_distributed.md``.
 """
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,7 +39,7 @@ import torch
 
 __all__ = ["DistInfo", "init_from_env", "is_distributed", "get_rank", "get_world_size", "is_main_process",
            "barrier", "shard_indices", "shard_range", "all_gather_rows", "all_reduce_sum", "all_reduce_max",
-           "cleanup"]
+           "cleanup", "quiet_torchrec"]
 
 
 @dataclass(frozen=True)
@@ -142,6 +146,30 @@ def init_from_env(backend: str | None = None, *, device: Any = None, timeout_s: 
         kwargs["timeout"] = datetime.timedelta(seconds=float(timeout_s))
     dist.init_process_group(**kwargs)
     return DistInfo(rank, world, local_rank)
+
+
+@contextlib.contextmanager
+def quiet_torchrec() -> Iterator[None]:
+    """Silence the deprecation warnings and planner log lines that TorchRec and ``torch.distributed`` print on
+    every sharding, gather and checkpoint (about their own internals, nothing a user can act on); errors pass."""
+    import logging
+    import warnings
+    loggers = [logging.getLogger(n) for n in ("torchrec", "torchrec.distributed.planner",
+                                              "torchrec.distributed.planner.types",
+                                              "torchrec.distributed.planner.storage_reservations")]
+    levels = [lg.level for lg in loggers]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.filterwarnings("ignore", module=r"torch\.distributed.*")
+        warnings.filterwarnings("ignore", module=r"torchrec.*")
+        for lg in loggers:
+            lg.setLevel(logging.ERROR)
+        try:
+            yield
+        finally:
+            for lg, lv in zip(loggers, levels):
+                lg.setLevel(lv)
 
 
 def cleanup() -> None:

@@ -149,8 +149,10 @@ def _load_tables(trainer: Any, ckpt: dict, where: str) -> None:
     model = trainer.model
     state = {"model": {k: v for k, v in model.state_dict().items() if hasattr(v, "local_shards")},
              "tables_optimizer": trainer.sharded.fused_optimizer.state_dict()}
-    dcp.load(state, checkpoint_id=path)
-    model.load_state_dict(state["model"], strict=False)
+    from ..distributed import quiet_torchrec
+    with quiet_torchrec():
+        dcp.load(state, checkpoint_id=path)
+        model.load_state_dict(state["model"], strict=False)
     trainer.sharded.fused_optimizer.load_state_dict(state["tables_optimizer"])
 
 

@@ -166,11 +166,14 @@ def shard_tables(model: Any, *, sharding: Any = None, optimizer: Any = "adam", l
     sharder = _Sharder(fused_params={"optimizer": getattr(EmbOptimType, _OPT_NAMES[opt_key]),
                                      "learning_rate": opt_lr})
     import torch.distributed as dist
-    planner = EmbeddingShardingPlanner(topology=_topology(Topology, world, device), constraints=constraints)
-    plan = planner.collective_plan(model, [sharder], dist.GroupMember.WORLD)
-    with torch.random.fork_rng(devices=[]):   # each rank initialises its own shards, from the model's seed
-        torch.manual_seed(mix_seed(int(model.seed if model.seed is not None else 0), rank))
-        dmp = DistributedModelParallel(model, device=device, plan=plan, sharders=[sharder])
+
+    from ..distributed import quiet_torchrec
+    with quiet_torchrec():
+        planner = EmbeddingShardingPlanner(topology=_topology(Topology, world, device), constraints=constraints)
+        plan = planner.collective_plan(model, [sharder], dist.GroupMember.WORLD)
+        with torch.random.fork_rng(devices=[]):   # each rank initialises its own shards, from the model's seed
+            torch.manual_seed(mix_seed(int(model.seed if model.seed is not None else 0), rank))
+            dmp = DistributedModelParallel(model, device=device, plan=plan, sharders=[sharder])
     emb.__dict__.update(dmp=dmp, shard_spec={"sharding": sharding, "embedding_optimizer": opt_key,
                                              "embedding_lr": opt_lr, "world_size": world})
     emb.equal_batches = world > 1
@@ -239,6 +242,12 @@ def gather_state_dict(model: Any, dst: int | None = 0) -> dict[str, torch.Tensor
     """The sharded model's weights in the layout of the same model with ``embedding_backend="native"``, every
     table gathered whole. A collective: every process must call it. Returned on rank ``dst`` (on every rank when
     ``dst`` is None), None on the others."""
+    from ..distributed import quiet_torchrec
+    with quiet_torchrec():
+        return _gather_state_dict(model, dst)
+
+
+def _gather_state_dict(model: Any, dst: int | None) -> dict[str, torch.Tensor] | None:
     import torch.distributed as dist
     emb = _layer(model)
     multi = dist.is_initialized() and dist.get_world_size() > 1
@@ -285,10 +294,13 @@ def save_sharded(model: Any, path: str, optimizer: Any = None, extra: dict[str, 
     """Write a sharded model (weights, dense and table optimizer states, ``extra``) to the directory ``path``
     with ``torch.distributed.checkpoint``: every process writes its own shards (a collective)."""
     import torch.distributed.checkpoint as dcp
+
+    from ..distributed import quiet_torchrec
     state = _dcp_state(model, optimizer)
     if extra:
         state["extra"] = extra
-    dcp.save(state, checkpoint_id=str(path))
+    with quiet_torchrec():
+        dcp.save(state, checkpoint_id=str(path))
 
 
 def load_sharded(model: Any, path: str, optimizer: Any = None, extra: dict[str, Any] | None = None) -> None:
@@ -299,7 +311,9 @@ def load_sharded(model: Any, path: str, optimizer: Any = None, extra: dict[str, 
     state = _dcp_state(model, optimizer)
     if extra is not None:
         state["extra"] = extra
-    dcp.load(state, checkpoint_id=str(path))
+    from ..distributed import quiet_torchrec
+    with quiet_torchrec():
+        dcp.load(state, checkpoint_id=str(path))
     model.load_state_dict(state["model"])
     if optimizer is not None:
         optimizer.load_state_dict(state["optimizer"])

@@ -246,6 +246,26 @@ def test_one_process_trains_gathers_saves_and_refuses_what_it_cannot_do(tmp_path
 
 
 @needs_torchrec
+def test_the_example_runs_resumes_and_saves_an_ordinary_model(tmp_path):
+    example = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                           "examples", "sharded_census.py")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env.pop("WORLD_SIZE", None)
+    proc = subprocess.run([sys.executable, example, "--rows", "8000", "--epochs", "2", "--out", str(tmp_path)],
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = proc.stdout
+    assert "31 tables over 1 process(es)" in out and out.count("Epoch ") == 2
+    aucs = [float(v) for v in __import__("re").findall(r"test AUC ([0-9.]+)", out)]
+    assert len(aucs) == 2 and min(aucs) > 0.8, out[-800:]
+    assert "embedding_backend='native'" in out
+    from ctrkit import load_model
+    loaded = load_model(str(tmp_path / "model"))      # no TorchRec involved
+    assert loaded.embedding_backend == "native" and type(loaded.embedding).__name__ == "EmbeddingLayer"
+    assert not (tmp_path / "backup.pt").exists()     # the finished run removed its checkpoint
+
+
+@needs_torchrec
 def test_every_tabular_model_trains_on_torchrec_tables_and_gathers_exactly(tmp_path):
     out = tmp_path / "zoo.json"
     _run(["zoo", str(out)], tmp_path)
