@@ -86,21 +86,23 @@ class TorchRecEmbeddingLayer(EmbeddingLayer):
         pooling: dict[str, str] = {}
         features: dict[str, list[str]] = {}
         rows: dict[str, int] = {}
-        for f in self.sparse_features:
-            features.setdefault(f.embedding_name, []).append(f.name)
-            rows[f.embedding_name] = max(rows.get(f.embedding_name, 0), int(f.vocabulary_size))
-        for f in self.varlen_features:
-            if f.combiner not in ("mean", "sum"):
-                raise ValueError(f"TorchRecEmbeddingLayer: var-length feature {f.name!r} has combiner={f.combiner!r}; "
-                                 "TorchRec pools bags by 'mean' or 'sum' only. Use one of those, or the native "
-                                 "backend.")
-            had = pooling.setdefault(f.embedding_name, f.combiner)
-            if had != f.combiner:
-                raise ValueError(f"TorchRecEmbeddingLayer: table {f.embedding_name!r} is shared by var-length "
-                                 f"features pooled with {had!r} and {f.combiner!r}; TorchRec pools per table. Give "
-                                 "them one combiner, or separate embedding_names.")
-            features.setdefault(f.embedding_name, []).append(f.name)
-            rows[f.embedding_name] = max(rows.get(f.embedding_name, 0), int(f.vocabulary_size))
+        for sf in self.sparse_features:
+            table = str(sf.embedding_name)
+            features.setdefault(table, []).append(sf.name)
+            rows[table] = max(rows.get(table, 0), int(sf.vocabulary_size))
+        for vf in self.varlen_features:
+            table = str(vf.embedding_name)
+            if vf.combiner not in ("mean", "sum"):
+                raise ValueError(f"TorchRecEmbeddingLayer: var-length feature {vf.name!r} has combiner="
+                                 f"{vf.combiner!r}; TorchRec pools bags by 'mean' or 'sum' only. Use one of those, "
+                                 "or the native backend.")
+            had = pooling.setdefault(table, vf.combiner)
+            if had != vf.combiner:
+                raise ValueError(f"TorchRecEmbeddingLayer: table {table!r} is shared by var-length features pooled "
+                                 f"with {had!r} and {vf.combiner!r}; TorchRec pools per table. Give them one "
+                                 "combiner, or separate embedding_names.")
+            features.setdefault(table, []).append(vf.name)
+            rows[table] = max(rows.get(table, 0), int(vf.vocabulary_size))
         init = functools.partial(nn.init.normal_, mean=0.0, std=self.init_std)
         pt = tr.PoolingType
         self.table_configs = [tr.EmbeddingBagConfig(

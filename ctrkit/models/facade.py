@@ -356,8 +356,9 @@ class KerasFacade:
         state = gather_state_dict(self, dst=None if everywhere else 0)
         if state is None:
             return None
-        whole = type(self).from_config({**self.get_config(), "embedding_backend": "native"})
-        whole.encoder = self.encoder
+        me: Any = self
+        whole = type(me).from_config({**me.get_config(), "embedding_backend": "native"})
+        whole.encoder = me.encoder
         whole.load_state_dict(state, strict=True)
         whole.load_output_config(self.output_config())
         if self.trainer is not None:

@@ -74,7 +74,8 @@ def build_optimizer(spec: Any, model: torch.nn.Module, lr: float | None = None) 
     sparse_params = [p for m in model.modules() if isinstance(m, EmbeddingLayer) and m.sparse for p in m.weights]
     ids = {id(p) for p in sparse_params}
     # tables held by TorchRec are updated by its fused optimizer in the backward pass (training/sharding.py)
-    ids |= {id(p) for m in model.modules() if getattr(m, "backend", None) == "torchrec" for p in m.ebc.parameters()}
+    ids |= {id(p) for m in model.modules() if getattr(m, "backend", None) == "torchrec"
+            for p in getattr(m, "ebc").parameters()}
     dense_params = [p for p in model.parameters() if id(p) not in ids and p.requires_grad]
     if not sparse_params:
         if key == "sparse_adam":

@@ -141,7 +141,8 @@ class ESMM(BaseModel):
         return done
 
     def compile(self, optimizer="adam", loss=None, metrics=None, loss_weights=None, lr=None,
-                grad_clip_norm=None, task_balancer=None, init_output_bias=True, group_by=None) -> None:
+                grad_clip_norm=None, task_balancer=None, init_output_bias=True, group_by=None, sharding=None,
+                embedding_optimizer=None, embedding_lr=None) -> None:
         """As :meth:`BaseModel.compile`; ``loss`` must be None / ``"auto"`` / binary cross-entropy: the ESMM
         objective ``L = w_ctr · BCE(y_click, pCTR) + w_ctcvr · BCE(y_click_and_conversion, pCTR · pCVR)``, both over
         every impression, is that loss on the two outputs of :meth:`forward` (the product's BCE is
@@ -153,7 +154,7 @@ class ESMM(BaseModel):
             raise ValueError(f"{type(self).__name__}.compile: the ESMM loss is binary cross-entropy on pCTR and "
                              f"pCTCVR; got loss={loss!r}. Leave loss=None.")
         super().compile(optimizer, loss, metrics, loss_weights, lr, grad_clip_norm, task_balancer,
-                        init_output_bias, group_by)
+                        init_output_bias, group_by, sharding, embedding_optimizer, embedding_lr)
 
     def predict_cvr(self, x, batch_size: int = 4096) -> np.ndarray:
         """pCVR = P(conversion | click) for every row: ``(n,)``."""
