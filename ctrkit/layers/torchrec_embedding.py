@@ -168,8 +168,10 @@ class TorchRecEmbeddingLayer(EmbeddingLayer):
         lens = torch.cat(lengths) if len(lengths) > 1 else lengths[0]
         stride = n
         if self.equal_batches:
-            from ..distributed import all_reduce_max
-            stride = int(all_reduce_max(float(n)))
+            import torch.distributed as dist
+            top = torch.tensor([n], dtype=torch.int64, device=lens.device)
+            dist.all_reduce(top, op=dist.ReduceOp.MAX)
+            stride = int(top.item())
             if stride > n:   # empty bags for the padding rows: the ids stay as they are
                 lens = F.pad(lens, (0, stride - n))
         vals = torch.cat(values) if len(values) > 1 else values[0]
