@@ -36,7 +36,7 @@ from sklearn.metrics import log_loss, roc_auc_score
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from ctrkit import ESMM, EarlyStopping, FeatureEncoder, MMoE  # noqa: E402
+from ctrkit import ESMM, DeepFM, EarlyStopping, FeatureEncoder, MMoE  # noqa: E402
 from ctrkit.datasets import make_ad_log  # noqa: E402
 from ctrkit.metrics import gauc  # noqa: E402
 from ctrkit.ranking import compare_replays, smoothed_rate  # noqa: E402
@@ -74,11 +74,16 @@ def score(test: pd.DataFrame, pctr: np.ndarray, pcvr: np.ndarray) -> dict[str, f
 def train(kind: str, enc: FeatureEncoder, x_tr, tr: pd.DataFrame, x_va, va: pd.DataFrame, seed: int,
           epochs: int) -> tuple[object, float]:
     def labels(df: pd.DataFrame) -> pd.DataFrame:
+        if kind == "DeepFM":
+            return pd.DataFrame({"ctr": df["click"].astype("float32")})
         if kind == "ESMM":
             return pd.DataFrame({"ctr": df["click"], "ctcvr": df["click"] * df["conversion"]}).astype("float32")
         return pd.DataFrame({"ctr": df["click"].astype("float32"),
                              "cvr": np.where(df["click"] == 1, df["conversion"], np.nan).astype("float32")})
-    if kind == "ESMM":
+    if kind == "DeepFM":     # CTR only: its FM term models the log's user x ad dot products
+        model = DeepFM(enc.feature_columns, enc.feature_columns, dnn_hidden_units=(64, 32), task_names=["ctr"],
+                       seed=seed)
+    elif kind == "ESMM":
         model = ESMM(enc.feature_columns, tower_dnn_hidden_units=(64, 32), seed=seed)
     else:
         model = MMoE(enc.feature_columns, num_experts=4, expert_dnn_hidden_units=(64,),
@@ -89,13 +94,14 @@ def train(kind: str, enc: FeatureEncoder, x_tr, tr: pd.DataFrame, x_va, va: pd.D
         warnings.simplefilter("ignore")          # MMoE: "some labels are NaN" (the CVR label off clicks)
         model.fit(x_tr, labels(tr), batch_size=1024, epochs=epochs, verbose=0, shuffle=True,
                   validation_data=(x_va, labels(va)),
-                  callbacks=[EarlyStopping("val_ctr_logloss", patience=1, restore_best_weights=True)])
+                  callbacks=[EarlyStopping("val_logloss" if kind == "DeepFM" else "val_ctr_logloss", patience=1,
+                                           restore_best_weights=True)])
     return model, time.perf_counter() - t0
 
 
-def predict(kind: str, model, x) -> tuple[np.ndarray, np.ndarray]:
+def predict(kind: str, model, x, base_cvr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     p = model.predict(x)
-    pcvr = model.predict_cvr(x) if kind == "ESMM" else p[:, 1]
+    pcvr = model.predict_cvr(x) if kind == "ESMM" else base_cvr if kind == "DeepFM" else p[:, 1]
     return p[:, 0].astype(np.float64), np.clip(pcvr.astype(np.float64), 0.0, 1.0)
 
 
@@ -131,7 +137,7 @@ def run(args) -> str:
         for seed in range(args.seeds):
             model, sec = train(kind, enc, x_tr, tr, x_va, va, seed, args.epochs)
             seconds.setdefault(kind, []).append(sec)
-            pctr, pcvr = predict(kind, model, x_te)
+            pctr, pcvr = predict(kind, model, x_te, base_cvr)
             rows.setdefault(kind, []).append(score(te, pctr, pcvr))
             for name, kw in AUCTIONS.items():
                 pol = {**fixed, kind: {"pctr": pctr, "pcvr": pcvr}}
@@ -146,7 +152,8 @@ def run(args) -> str:
              f"{df['conversion'].sum() / max(df['click'].sum(), 1):.4f} conversions per click); split by request "
              f"80/10/10: {len(tr):,} train, {len(va):,} validation, {len(te):,} test rows "
              f"({te['request_id'].nunique():,} test requests of {log.params['n_candidates']} candidates). Models: "
-             f"MMoE (4 experts of (64,), towers (32,)) and ESMM (towers (64, 32)), embedding dim 8, Adam lr 2e-3, "
+             f"MMoE (4 experts of (64,), towers (32,)), ESMM (towers (64, 32)) and, where run, DeepFM (CTR only, DNN "
+             f"(64, 32); its pCVR is the advertiser baseline's), embedding dim 8, Adam lr 2e-3, "
              f"batch 1024, at most {args.epochs} epochs with early stopping on the validation CTR logloss "
              f"(patience 1, best weights restored); {args.seeds} seed(s), mean ± std.",
              "", "**Prediction quality on the test requests** (CVR on clicked test impressions):", "",
@@ -183,7 +190,7 @@ def main(argv=None) -> int:
     ap.add_argument("--ads", type=int, default=500)
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--epochs", type=int, default=10)
-    ap.add_argument("--models", nargs="+", default=["MMoE", "ESMM"], choices=["MMoE", "ESMM"])
+    ap.add_argument("--models", nargs="+", default=["MMoE", "ESMM"], choices=["MMoE", "ESMM", "DeepFM"])
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--quick", action="store_true", help="smoke test: 3,000 requests, 1 seed, 2 epochs")
     ap.add_argument("--write", action="store_true", help=f"update the adranking section of {RESULTS_MD.name}")

@@ -80,6 +80,10 @@ def _worker_single(out: str) -> None:
         export_onnx(m, os.path.join(os.path.dirname(out), "m.onnx"))
     except Exception as e:  # noqa: BLE001 - the message is what is checked
         res["export_refused"] = f"{type(e).__name__}: {e}"
+    from ctrkit.export import parity
+    onnx_path = os.path.join(os.path.dirname(out), "whole.onnx")
+    export_onnx(whole, onnx_path)                      # verifies against eager PyTorch itself
+    res["onnx_parity"] = float(parity(whole, onnx_path, xte))
     n = _model(enc)
     try:
         n.compile("adam", sharding={"no_such_feature": "row_wise"})
@@ -242,6 +246,7 @@ def test_one_process_trains_gathers_saves_and_refuses_what_it_cannot_do(tmp_path
     assert r["gather_max_diff"] < 1e-5 and r["loaded_max_diff"] < 1e-5
     assert abs(r["gathered_eval"]["income_auc"] - r["auc"][0]) < 1e-6
     assert "gather()" in r["export_refused"]
+    assert r["onnx_parity"] < 1e-5                   # the gathered model exports like any ordinary one
     assert "no_such_feature" in r["bad_sharding"] and "Tables" in r["bad_sharding"]
 
 
