@@ -40,6 +40,7 @@ ap.add_argument("--patience", type=int, default=2)
 ap.add_argument("--plateau", type=int, default=0)
 ap.add_argument("--dropout", type=float, default=0.0)
 ap.add_argument("--l2emb", type=float, default=0.0)
+ap.add_argument("--lw", type=float, default=1.0, help="loss weight of the first task (the second keeps 1)")
 ap.add_argument("--seeds", default="0")
 ap.add_argument("--tag", default="")
 ap.add_argument("--log", default="tune_compare_defaults.jsonl")
@@ -83,7 +84,7 @@ for seed in [int(s) for s in a.seeds.split(",")]:
     if a.wd:
         m.compile(torch.optim.AdamW(m.parameters(), lr=a.lr, weight_decay=a.wd), metrics=["auc", "logloss"])
     else:
-        m.compile("adam", lr=a.lr, metrics=["auc", "logloss"])
+        m.compile("adam", lr=a.lr, metrics=["auc", "logloss"], loss_weights={tasks[0]: a.lw})
     monitor = log_key(tasks, tasks[0], "auc", "val_")
     cbs = [EarlyStopping(monitor, patience=a.patience, restore_best_weights=True, mode="max")]
     if a.plateau:

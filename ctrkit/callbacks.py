@@ -211,6 +211,9 @@ class ModelCheckpoint(Callback):
     """
 
     main_process_only = True
+    #: with sharded tables (``embedding_backend="torchrec"``, several processes) it runs on every process: saving
+    #: gathers the tables (a collective) and rank 0 writes
+    collective_when_sharded = True
 
     def __init__(self, filepath: str, monitor: str = "val_loss", verbose: int = 0, save_best_only: bool = False,
                  save_weights_only: bool = False, mode: str = "auto", period: int = 1,
@@ -263,16 +266,22 @@ class ModelCheckpoint(Callback):
             if self.verbose:
                 print(f"Epoch {epoch + 1}: {self.monitor} improved from {self.best:.5f} to {v:.5f}")
             self.best = v
+        from .distributed import is_main_process
         path = self.filepath.format(epoch=epoch + 1, **logs)
         if self.save_weights_only:
             import torch
 
             from .io.atomic import atomic_file
-            state = self.model.state_dict()
+            model = self.model
+            if getattr(model, "embedding_backend", "native") == "torchrec":
+                model = model.gather()            # the tables from every process (a collective); None off rank 0
+            if model is None or not is_main_process():
+                return
+            state = model.state_dict()
             atomic_file(path, lambda fh: torch.save(state, fh))
         else:
-            self.model.save(path)
-        if self.verbose:
+            self.model.save(path)                 # rank 0 writes; a sharded model gathers its tables first
+        if self.verbose and is_main_process():
             print(f"Epoch {epoch + 1}: saved {'weights' if self.save_weights_only else 'model'} to {path}")
 
 

@@ -395,7 +395,9 @@ class Trainer:
         cbs: list[Callback] = [history]
         if verbose and dist.is_main:
             cbs.append(ProgressBar(verbose=verbose))
-        cbs.extend(cb for cb in callbacks if dist.is_main or not getattr(cb, "main_process_only", False))
+        collective = bool(getattr(model, "collective_forward", False))   # sharded tables: saving is a collective
+        cbs.extend(cb for cb in callbacks if dist.is_main or not getattr(cb, "main_process_only", False)
+                   or (collective and getattr(cb, "collective_when_sharded", False)))
         cbs.sort(key=lambda cb: bool(getattr(cb, "run_last", False)))  # stable: checkpointing callbacks last
         for cb in cbs:
             if hasattr(cb, "set_trainer"):

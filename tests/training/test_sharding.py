@@ -164,7 +164,10 @@ def _worker_dist(out: str, sharding: str, phase: str) -> None:
                  if hasattr(v, "local_shards")}
         res["local_shards"] = D.all_gather_rows(torch.tensor([[
             sum(sz[0] * sz[1] for shards in local.values() for sz in shards)]])).flatten().tolist()
-        h = m.fit(xtr, ytr, batch_size=512, epochs=2, verbose=0, seed=3)
+        from ctrkit.callbacks import ModelCheckpoint
+        h = m.fit(xtr, ytr, batch_size=512, epochs=2, verbose=0, seed=3,
+                  callbacks=[ModelCheckpoint(os.path.join(folder, "ckpt_model")),
+                             ModelCheckpoint(os.path.join(folder, "ckpt_weights.pt"), save_weights_only=True)])
         res["loss"] = h.history["loss"]
         p = m.predict(xte, batch_size=1000)                 # every rank predicts every row (a collective)
         res["auc"] = [_auc(yte[t], p[:, i]) for i, t in enumerate(TASKS)]
@@ -175,6 +178,12 @@ def _worker_dist(out: str, sharding: str, phase: str) -> None:
         if rank == 0:
             whole.embedding.foldable = False
             res["gather_max_diff"] = float(np.abs(whole.predict(xte, batch_size=1000) - p).max())
+            from ctrkit import load_model
+            saved = load_model(os.path.join(folder, "ckpt_model"))   # ModelCheckpoint of the last epoch
+            saved.embedding.foldable = False
+            res["checkpoint_max_diff"] = float(np.abs(saved.predict(xte, batch_size=1000) - p).max())
+            weights = torch.load(os.path.join(folder, "ckpt_weights.pt"))
+            res["weights_file_diff"] = max(float((weights[k] - v).abs().max()) for k, v in whole.state_dict().items())
             torch.save(whole.state_dict(), os.path.join(folder, "uninterrupted.pt"))
         k = _model(enc)
         k.compile("adam", lr=5e-3, sharding=sharding)
@@ -305,6 +314,7 @@ def test_two_processes_shard_train_and_resume_exactly(tmp_path, sharding):
     assert r["ranks_agree"] == 0.0
     assert abs(r["eval"]["income_auc"] - r["auc"][0]) < 1e-6
     assert r["gather_max_diff"] < 1e-6
+    assert r["checkpoint_max_diff"] < 1e-6 and r["weights_file_diff"] == 0.0   # ModelCheckpoint gathers too
     out2 = tmp_path / "resumed.json"
     _run(["dist", str(out2), sharding, "resume"], tmp_path, torchrun=True)
     r2 = json.loads(out2.read_text())
