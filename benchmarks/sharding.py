@@ -11,6 +11,9 @@ each process reports its own peak RSS (``ru_maxrss``) and the table rows it hold
 ``agree``   -- MMoE on Census-Income (real data): one process with batch 2048 against 2 processes with 1024 each
                (the same global batches, the same number of steps), table-wise and row-wise, ``--seeds`` seeds:
                training loss and test AUC. The tolerance is the spread between seeds of the one-process runs.
+``speed``   -- one process, the same synthetic model: training steps per second of ctrkit's own tables (dense
+               gradients + Adagrad; sparse gradients + Adagrad) against TorchRec's fused CPU kernels (exact
+               Adagrad), median epoch time over ``--epochs`` epochs of ``--steps`` steps, batch ``--batch``.
 ``budget``  -- an RSS budget per process (``--budget-gib``, enforced by a watchdog thread in each process that
                ends it at the first sample above the budget; samples every 5 ms) and tables whose total size
                exceeds it: DDP with ctrkit's tables, then the same model sharded row-wise over 2 processes.
@@ -87,7 +90,7 @@ def _worker(args: argparse.Namespace) -> None:
     from ctrkit import distributed as D
     D.init_from_env()
     rank, world = D.get_rank(), D.get_world_size()
-    backend = "native" if args.mode == "ddp" else "torchrec"
+    backend = "native" if args.mode in ("ddp", "native_dense", "native_sparse") else "torchrec"
     if args.mode == "idle":   # the floor: the libraries a worker imports, no model
         import torchrec  # noqa: F401
         _report(args.out, {"rank": rank, "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024})
@@ -109,8 +112,9 @@ def _worker(args: argparse.Namespace) -> None:
         xtr, ytr = _synthetic(n, args.tables, args.rows, seed=1)
         xte, yte = _synthetic(20000, args.tables, args.rows, seed=2)
     m = MMoE(cols, num_experts=4, expert_dnn_hidden_units=(32,), tower_dnn_hidden_units=(16,), task_names=tasks,
-             embedding_backend=backend, seed=args.seed)
-    kw = {} if backend == "native" else {"sharding": args.mode, "embedding_optimizer": args.embedding_optimizer}
+             embedding_backend=backend, seed=args.seed, sparse=args.mode == "native_sparse")
+    kw = {} if backend == "native" else {"sharding": None if args.mode == "torchrec" else args.mode,
+                                         "embedding_optimizer": args.embedding_optimizer}
     opt = "adagrad" if args.data == "synthetic" else "adam"
     m.compile(opt, lr=5e-3 if opt == "adam" else 0.05, **kw)
     from ctrkit.training.sharding import local_table_rows
@@ -122,6 +126,7 @@ def _worker(args: argparse.Namespace) -> None:
     from sklearn.metrics import roc_auc_score
     p = m.predict(xte, batch_size=4096)
     out = {"rank": rank, "world": world, "mode": args.mode, "seed": args.seed, "rows_held": int(held),
+           "epoch_s": [round(float(v), 3) for v in h.history.get("epoch_seconds", [])],
            "loss": [round(float(v), 6) for v in h.history["loss"]],
            "test_auc": [round(float(roc_auc_score(yte[t], p[:, i])), 6) for i, t in enumerate(tasks)],
            "fit_s": round(secs, 2), "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
@@ -170,6 +175,20 @@ def run_agree(a) -> dict:
             r0 = rows[0] if rows else {"rc": rc, "err": err[-500:]}
             res.setdefault(key, []).append(r0)
             print(key, seed, r0.get("loss"), r0.get("test_auc"), flush=True)
+    return res
+
+
+def run_speed(a) -> dict:
+    common = ["--data", "synthetic", "--tables", str(a.tables), "--rows", str(a.rows), "--steps", str(a.steps),
+              "--batch", str(a.batch), "--epochs", str(a.epochs)]
+    res: dict = {"tables": a.tables, "rows": a.rows, "steps": a.steps, "batch": a.batch, "epochs": a.epochs}
+    for rnd in range(a.repeats):       # alternate the three, so drifting load hits them alike
+        for mode, extra in (("native_dense", []), ("native_sparse", []),
+                            ("torchrec", ["--embedding-optimizer", "adagrad"])):
+            rc, rows, err = _launch(1, ["--mode", mode, *common, *extra])
+            r = rows[0] if rows else {"rc": rc, "err": err[-400:]}
+            res.setdefault(mode, []).append(r)
+            print(mode, rnd, r.get("epoch_s"), flush=True)
     return res
 
 
@@ -222,6 +241,20 @@ def _table(res: dict) -> str:
                 return f"{statistics.mean(v):.4f} ± {statistics.stdev(v) if len(v) > 1 else 0:.4f}"
             lines.append(f"| {key} | {ms(loss)} | {ms(a0)} | {ms(a1)} |")
         lines.append("")
+    if "speed" in res:
+        sp = res["speed"]
+        lines += [f"### Training speed, one process: {sp['tables']} tables of {sp['rows']:,} x 16, "
+                  f"batch {sp['batch']}, {sp['steps']} steps per epoch", "",
+                  "| tables | steps / s (median over epochs and rounds) | vs ctrkit dense |", "|---|---|---|"]
+        med = {}
+        for mode in ("native_dense", "native_sparse", "torchrec"):
+            times = [t for r in sp.get(mode, []) for t in r.get("epoch_s", [])[1:]]   # the first epoch warms up
+            med[mode] = sp["steps"] / statistics.median(times) if times else float("nan")
+        names = {"native_dense": "ctrkit, dense gradients, Adagrad",
+                 "native_sparse": "ctrkit, sparse=True, Adagrad", "torchrec": "TorchRec fused kernel, exact Adagrad"}
+        for mode, v in med.items():
+            lines.append(f"| {names[mode]} | {v:.1f} | {v / med['native_dense']:.2f}x |")
+        lines.append("")
     if "budget" in res:
         b = res["budget"]
         lines += [f"### A {b['budget_mib']:,} MiB budget per process, {b['table_mib_total']:,.0f} MiB of tables "
@@ -252,6 +285,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=3, help="speed: rounds of the three runs")
     ap.add_argument("--budget-mib", type=int, default=0)
     ap.add_argument("--budget-gib", type=float, default=2.0)
     ap.add_argument("--budget-rows", type=int, default=9_000_000)
@@ -265,13 +299,23 @@ def main() -> None:
     res: dict = {"date": time.strftime("%Y-%m-%d %H:%M"), "command": "python benchmarks/sharding.py " +
                  " ".join(sys.argv[1:])}
     for what in a.what:
-        res[what] = {"memory": run_memory, "agree": run_agree, "budget": run_budget}[what](a)
-    text = _table(res)
-    print(text)
-    if a.write:
+        res[what] = {"memory": run_memory, "agree": run_agree, "budget": run_budget, "speed": run_speed}[what](a)
+    print(_table(res))
+    if a.write:   # merged with the parts measured before (each part keeps its own command and date)
         OUT_DIR.mkdir(parents=True, exist_ok=True)
-        (OUT_DIR / "results.json").write_text(json.dumps(res, indent=1))
-        body = f"{BEGIN}\nMeasured {res['date']} with `{res['command']}` (2 shared CPU cores).\n\n{text}\n{END}"
+        old = OUT_DIR / "results.json"
+        merged = json.loads(old.read_text()) if old.exists() else {}
+        for what in a.what:
+            merged[what] = {**res[what], "date": res["date"], "command": res["command"]}
+        for what in ("memory", "agree", "budget"):   # results written before parts had their own command
+            if what in merged and "command" not in merged[what]:
+                merged[what].update(date=merged.get("date"), command=merged.get("command"))
+        res = merged
+        old.write_text(json.dumps(res, indent=1))
+        text = _table(res)
+        cmds = sorted({(res[w]["date"], res[w]["command"]) for w in ("memory", "agree", "budget", "speed") if w in res})
+        body = (f"{BEGIN}\nMeasured on 2 shared CPU cores with " + "; ".join(f"`{c}` ({d})" for d, c in cmds)
+                + f".\n\n{text}\n{END}")
         md = RESULTS_MD.read_text()
         if BEGIN in md:
             md = md[:md.index(BEGIN)] + body + md[md.index(END) + len(END):]
