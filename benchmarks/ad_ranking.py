@@ -85,9 +85,9 @@ def train(kind: str, enc: FeatureEncoder, x_tr, tr: pd.DataFrame, x_va, va: pd.D
                        seed=seed)
     elif kind == "ESMM":
         model = ESMM(enc.feature_columns, tower_dnn_hidden_units=(64, 32), seed=seed)
-    else:
+    else:   # MMoE, or MMoE-FM: with DeepFM's wide part (linear + FM) added to each task's logit
         model = MMoE(enc.feature_columns, num_experts=4, expert_dnn_hidden_units=(64,),
-                     tower_dnn_hidden_units=(32,), task_names=["ctr", "cvr"], seed=seed)
+                     tower_dnn_hidden_units=(32,), task_names=["ctr", "cvr"], seed=seed, use_fm=kind == "MMoE-FM")
     model.compile("adam", lr=2e-3, metrics=["logloss"])
     t0 = time.perf_counter()
     with warnings.catch_warnings():
@@ -152,8 +152,9 @@ def run(args) -> str:
              f"{df['conversion'].sum() / max(df['click'].sum(), 1):.4f} conversions per click); split by request "
              f"80/10/10: {len(tr):,} train, {len(va):,} validation, {len(te):,} test rows "
              f"({te['request_id'].nunique():,} test requests of {log.params['n_candidates']} candidates). Models: "
-             f"MMoE (4 experts of (64,), towers (32,)), ESMM (towers (64, 32)) and, where run, DeepFM (CTR only, DNN "
-             f"(64, 32); its pCVR is the advertiser baseline's), embedding dim 8, Adam lr 2e-3, "
+             f"MMoE (4 experts of (64,), towers (32,); MMoE-FM: with `use_fm=True`), ESMM (towers (64, 32)) and, where "
+             f"run, DeepFM (CTR only, DNN (64, 32); its pCVR is the advertiser baseline's), embedding dim 8, Adam lr "
+             f"2e-3, "
              f"batch 1024, at most {args.epochs} epochs with early stopping on the validation CTR logloss "
              f"(patience 1, best weights restored); {args.seeds} seed(s), mean ± std.",
              "", "**Prediction quality on the test requests** (CVR on clicked test impressions):", "",
@@ -190,7 +191,7 @@ def main(argv=None) -> int:
     ap.add_argument("--ads", type=int, default=500)
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--epochs", type=int, default=10)
-    ap.add_argument("--models", nargs="+", default=["MMoE", "ESMM"], choices=["MMoE", "ESMM", "DeepFM"])
+    ap.add_argument("--models", nargs="+", default=["MMoE", "ESMM"], choices=["MMoE", "MMoE-FM", "ESMM", "DeepFM"])
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--quick", action="store_true", help="smoke test: 3,000 requests, 1 seed, 2 epochs")
     ap.add_argument("--write", action="store_true", help=f"update the adranking section of {RESULTS_MD.name}")

@@ -40,6 +40,7 @@ ap.add_argument("--patience", type=int, default=2)
 ap.add_argument("--plateau", type=int, default=0)
 ap.add_argument("--dropout", type=float, default=0.0)
 ap.add_argument("--l2emb", type=float, default=0.0)
+ap.add_argument("--fm", action="store_true", help="MMoE / OMoE with use_fm (DeepFM's wide part per task)")
 ap.add_argument("--lw", type=float, default=1.0, help="loss weight of the first task (the second keeps 1)")
 ap.add_argument("--seeds", default="0")
 ap.add_argument("--tag", default="")
@@ -76,7 +77,7 @@ for seed in [int(s) for s in a.seeds.split(",")]:
     if a.model in ("MMoE", "OMoE"):
         m = build_model(a.model, cols, tasks, ["binary"] * 2, num_experts=a.experts, expert_dnn_hidden_units=eu,
                         gate_dnn_hidden_units=(), tower_dnn_hidden_units=(a.tu,), seed=seed, dnn_dropout=a.dropout,
-                        l2_reg_embedding=a.l2emb)
+                        l2_reg_embedding=a.l2emb, **({"use_fm": True} if a.fm else {}))
     elif a.model == "PLE":
         m = build_model("PLE", cols, tasks, ["binary"] * 2, seed=seed, dnn_dropout=a.dropout)
     else:

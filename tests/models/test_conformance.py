@@ -92,7 +92,16 @@ def test_every_model_has_a_config():
     assert built_in <= set(SMALL), f"add conformance sizes for {built_in - set(SMALL)}"
 
 
-@parametrize_with_checks({name: factory_for(name) for name in ALL})
+def _mmoe_fm(cols, tasks, types):
+    return build("MMoE", cols, tasks, types, use_fm=True)
+
+
+_mmoe_fm.__name__ = "MMoE_use_fm"
+# options that change a model's forward pass get the whole suite too (export, save / load, determinism, ...)
+VARIANTS = {"MMoE_use_fm": _mmoe_fm}
+
+
+@parametrize_with_checks({**{name: factory_for(name) for name in ALL}, **VARIANTS})
 def test_conformance(factory, check):
     """Every registered tabular model passes every check of ``ctrkit.testing`` (what users run on theirs)."""
     check(factory)

@@ -8,9 +8,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import torch
 from torch import nn
 
 from ...layers.core import Towers
+from ...layers.fm import FM
+from ...layers.linear import LinearLogit
 from ...layers.moe import MixtureOfExperts
 from ...registry import register_model
 from ..base import BaseModel
@@ -40,6 +43,10 @@ class MMoE(BaseModel):
             (``softmax_i(q_t · W_k e_i / sqrt(d))``) instead of a softmax over a linear map of the input;
             needs ``gate_dnn_hidden_units=()``.
         attention_dim: ``d`` of the attention gates (default: the expert output width).
+        use_fm: add DeepFM's wide part to every task's logit: a linear term over the features (weights per task)
+            and the factorization machine's pairwise interactions of the embeddings (``sum_{i<j} <e_i, e_j>`` per
+            dimension group, scaled per task). The experts see sums of products only through their MLPs; this
+            gives the dot products of user and item embeddings directly (binary and regression tasks).
 
     The enhanced options are all off by default (the paper's MMoE); deeper towers are
     ``tower_dnn_hidden_units`` with several layers. Experts (and residual projections, and linear gates) stay
@@ -69,7 +76,7 @@ class MMoE(BaseModel):
                  device: str = "cpu", sparse: bool = False,
                  embedding_backend: str = "native", gpus=None, num_classes=None, input_bn: bool = False,
                  input_dropout: float = 0.0, residual_experts: bool = False, attention_gates: bool = False,
-                 attention_dim: int | None = None) -> None:
+                 attention_dim: int | None = None, use_fm: bool = False) -> None:
         super().__init__(dnn_feature_columns, task_names, task_types, l2_reg_embedding=l2_reg_embedding,
                          l2_reg_dnn=l2_reg_dnn, init_std=init_std, seed=seed, device=device, sparse=sparse,
                          embedding_backend=embedding_backend,
@@ -96,7 +103,18 @@ class MMoE(BaseModel):
                                     attention_dim=attention_dim)
         self.towers = Towers(self.task_names, self.moe.output_dim, tuple(tower_dnn_hidden_units), dnn_activation,
                              dnn_dropout, dnn_use_bn, widths=self.task_widths)
+        self.use_fm = bool(use_fm)
+        if self.use_fm:
+            if any(w != 1 for w in self.task_widths):
+                raise ValueError(f"{name}: use_fm adds one wide logit per task; it does not apply to multiclass "
+                                 "tasks. Use it with binary / regression tasks only.")
+            self.linear = LinearLogit(self.feature_columns, init_std=init_std, units=len(self.task_names))
+            self.fm = FM()
+            self.fm_scale = nn.Parameter(torch.ones(len(self.task_names)))
         self._finish_init()
+        if self.use_fm:   # the linear part's id weights are not DNN weights (l2_reg_dnn leaves them alone)
+            self._dnn_weights = [p for n, p in self.named_parameters()
+                                 if not n.startswith(("embedding.", "linear.")) and p.dim() >= 2]
 
     def forward(self, batch, return_gates: bool = False):
         x = self.inputs(batch)
@@ -104,6 +122,14 @@ class MMoE(BaseModel):
             x = self.feature_processor(x.tensor())
         mix, gates = self.moe(x)                                   # (G, B, H), (B, G, E)
         out = self.towers(mix if mix.shape[0] > 1 else mix[0])
+        if self.use_fm:
+            wide = self.linear(batch)                                  # (B, T); (B,) for one task
+            wide = wide.unsqueeze(1) if wide.dim() == 1 else wide
+            pairs = [self.fm(g) for g in self.embedding(batch) if g.shape[1] > 1]
+            inter = torch.stack(pairs).sum(dim=0) if pairs else None    # (B,)
+            for i, t in enumerate(self.task_names):
+                extra = wide[:, i] if inter is None else wide[:, i] + self.fm_scale[i] * inter
+                out[t] = out[t] + extra.reshape(out[t].shape)
         return (out, gates) if return_gates else out
 
     def gate_weights(self, x, batch_size: int = 4096) -> dict[str, np.ndarray]:
