@@ -149,6 +149,8 @@ class TrainingConfig:
         seed: seeds the weights, the shuffling and dropout.
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"`` or ``"auto"``.
         verbose: 0 silent, 1 progress bar, 2 one line per epoch.
+        sharding, embedding_optimizer, embedding_lr: for a model with ``embedding_backend = "torchrec"`` in
+            ``[model.args]``: as in ``compile`` (docs/sharding.md). ``ctrkit train`` runs in one process.
         baselines: reference models trained per binary / regression task on the same encoded training rows and
             scored on the same test (or validation) rows, written next to the model's metrics: ``"lr"``
             (one-hot logistic regression), ``"gbdt"`` (gradient-boosted trees); ``[]`` for none
@@ -166,6 +168,9 @@ class TrainingConfig:
     task_balancer: Union[str, None] = None
     init_output_bias: bool = True
     group_by: Union[str, None] = None
+    sharding: Union[str, dict[str, str], None] = None
+    embedding_optimizer: Union[str, None] = None
+    embedding_lr: Union[float, None] = None
     early_stopping: Union[EarlyStoppingConfig, None] = None
     seed: Union[int, None] = 2024
     device: str = "cpu"

@@ -187,6 +187,9 @@ def run_train(cfg: Any, out_dir: str | None = None, plots: bool = True, log=prin
                                       init_output_bias=tr.init_output_bias, group_by=tr.group_by)
     if tr.task_balancer is not None:
         compile_kw["task_balancer"] = tr.task_balancer
+    for key in ("sharding", "embedding_optimizer", "embedding_lr"):   # [model.args] embedding_backend="torchrec"
+        if getattr(tr, key) is not None:
+            compile_kw[key] = getattr(tr, key)
     try:
         model.compile(tr.optimizer, **compile_kw)
     except (TypeError, ValueError) as e:

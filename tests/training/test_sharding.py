@@ -280,6 +280,36 @@ def test_the_example_runs_resumes_and_saves_an_ordinary_model(tmp_path):
 
 
 @needs_torchrec
+def test_ctrkit_train_config_with_torchrec_tables(tmp_path):
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    cfg = tmp_path / "sharded.toml"
+    cfg.write_text(f"""extends = "{os.path.join(root, 'examples', 'census_mmoe_quick.toml')}"
+
+[model.args]
+embedding_backend = "torchrec"
+
+[training]
+sharding = "row_wise"
+embedding_optimizer = "rowwise_adagrad"
+baselines = []
+
+[output]
+dir = "{tmp_path / 'run'}"
+plots = false
+""")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env.pop("WORLD_SIZE", None)
+    proc = subprocess.run([sys.executable, "-m", "ctrkit", "train", str(cfg)], env=env, capture_output=True,
+                          text=True, timeout=600, cwd=str(tmp_path))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert min(v for k, v in metrics["test"].items() if k.endswith("_auc")) > 0.8, metrics["test"]
+    saved = json.loads((tmp_path / "run" / "model" / "config.json").read_text())
+    assert saved["config"]["embedding_backend"] == "native"       # saved gathered: loads without TorchRec
+    assert saved["compile"].get("sharding") is None
+
+
+@needs_torchrec
 def test_every_tabular_model_trains_on_torchrec_tables_and_gathers_exactly(tmp_path):
     out = tmp_path / "zoo.json"
     _run(["zoo", str(out)], tmp_path)
