@@ -339,11 +339,11 @@ class KerasFacade:
         self.check_finite_weights("save")
         save_model(self, path)
 
-    def gather(self, everywhere: bool = False) -> Any:
+    def gather(self) -> Any:
         """This model with ordinary tables (``embedding_backend="native"``): for a model whose tables TorchRec
         shards, the same model, its tables gathered from every process (a collective: call it on every process;
-        the result is on rank 0, or on every rank with ``everywhere=True``, None elsewhere), compiled as this
-        one. Its predictions equal this model's. Any other model is returned as it is.
+        the result is on rank 0, None elsewhere), compiled as this one. Its predictions equal this model's. Any
+        other model is returned as it is.
 
         The gathered tables must fit one process's memory: for serving and export, not for training."""
         from ..io.model_dir import compile_from_spec
@@ -353,7 +353,7 @@ class KerasFacade:
         if not is_sharded(self):
             raise RuntimeError(f"{type(self).__name__}.gather: the tables are created when compile shards them; "
                                "compile (and train) the model first.")
-        state = gather_state_dict(self, dst=None if everywhere else 0)
+        state = gather_state_dict(self)
         if state is None:
             return None
         me: Any = self

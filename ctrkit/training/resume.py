@@ -12,6 +12,7 @@ import torch
 
 from ..exceptions import ModelFormatError
 from ..io.checkpoint import capture_host_rng, load_checkpoint, restore_host_rng
+from .sharding import load_tables, tables_state
 
 __all__ = ["Distribution", "checkpoint_state", "resume_checkpoint", "restore_after_begin"]
 
@@ -73,15 +74,13 @@ def checkpoint_state(trainer: Any, epoch: int, steps_done: int) -> dict[str, Any
             if callable(getattr(cb, "state_dict", None)):
                 cb_states[f"{i}:{type(cb).__name__}"] = cb.state_dict()
     hist = st["history"]
-    weights = model.state_dict()
-    tables = {k: v for k, v in weights.items() if hasattr(v, "local_shards")}  # TorchRec's sharded tables
     extra = {}
-    if tables:   # written by every process with torch.distributed.checkpoint, beside the file (BackupAndRestore)
-        extra["sharded"] = {"model": tables, "tables_optimizer": trainer.sharded.fused_optimizer.state_dict()}
+    if trainer.sharded is not None:   # TorchRec's tables: written by every process with torch.distributed.checkpoint,
+        extra["sharded"] = tables_state(model)   # beside the file (BackupAndRestore)
     return {
         **extra,
         "model_class": type(model).__name__,
-        "model": {k: v.detach().cpu() for k, v in weights.items() if k not in tables},
+        "model": {k: v.detach().cpu() for k, v in model.state_dict().items() if not hasattr(v, "local_shards")},
         "optimizer": trainer.optimizer.state_dict(),
         "task_balancer": trainer.balancer.state_dict(),
         "callbacks": cb_states,
@@ -138,22 +137,13 @@ def resume_checkpoint(trainer: Any, resume: Any, callbacks: list, dist: Distribu
 
 
 def _load_tables(trainer: Any, ckpt: dict, where: str) -> None:
-    """A sharded model's tables and their optimizer state, from the ``torch.distributed.checkpoint`` directory
-    the checkpoint names (each process reads the rows of its own shards)."""
-    import torch.distributed.checkpoint as dcp
+    """A sharded model's tables and their optimizer state, from the directory the checkpoint names."""
     path = ckpt.get("tables_dir")
     if not path or not os.path.isdir(path):
         raise ModelFormatError(f"{where}: the model's tables are sharded but the checkpoint names no tables "
                                f"directory that exists ({path!r}); it was not written by BackupAndRestore for this "
                                "sharded model.")
-    model = trainer.model
-    state = {"model": {k: v for k, v in model.state_dict().items() if hasattr(v, "local_shards")},
-             "tables_optimizer": trainer.sharded.fused_optimizer.state_dict()}
-    from ..distributed import quiet_torchrec
-    with quiet_torchrec():
-        dcp.load(state, checkpoint_id=path)
-        model.load_state_dict(state["model"], strict=False)
-    trainer.sharded.fused_optimizer.load_state_dict(state["tables_optimizer"])
+    load_tables(trainer.model, path)
 
 
 def restore_after_begin(trainer: Any, ckpt: dict, dist: Distribution) -> tuple[int, int, torch.Tensor | None]:

@@ -10,8 +10,9 @@ calls is the DistributedModelParallel, its optimizer holds the dense parameters 
 
 :func:`gather_model` turns a sharded model into an ordinary one (``embedding_backend="native"``, the tables
 gathered from every process): what ``save``, ``export_onnx`` and serving use, so they never need TorchRec.
-:func:`save_sharded` / :func:`load_sharded` write and read a sharded model's weights and optimizer state with
-``torch.distributed.checkpoint`` (each process writes its own shards).
+:func:`tables_state` / :func:`load_tables` are the sharded part of a
+:class:`~ctrkit.callbacks.BackupAndRestore` checkpoint, written with ``torch.distributed.checkpoint`` (each process
+writes its own shards).
 """
 from __future__ import annotations
 
@@ -21,8 +22,8 @@ from typing import Any
 
 import torch
 
-__all__ = ["is_torchrec", "is_sharded", "shard_tables", "sharding_plan", "gather_state_dict",
-           "save_sharded", "load_sharded", "SHARDING_TYPES", "EMBEDDING_OPTIMIZERS"]
+__all__ = ["is_torchrec", "is_sharded", "shard_tables", "sharding_plan", "local_table_rows", "gather_state_dict",
+           "tables_state", "load_tables", "SHARDING_TYPES", "EMBEDDING_OPTIMIZERS"]
 
 #: sharding types a table may be given (TorchRec's names)
 SHARDING_TYPES = ("table_wise", "row_wise", "column_wise", "table_row_wise", "table_column_wise", "data_parallel")
@@ -229,50 +230,35 @@ def sharding_plan(model: Any) -> dict[str, dict[str, Any]]:
 
 
 def local_table_rows(model: Any) -> int:
-    """Rows of the tables this process holds (its shards), summed over the tables."""
+    """Table rows this process holds, summed over the tables (a column-wise shard counts its share of a row)."""
     n = 0
     for k, v in model.state_dict().items():
         if k.startswith(_TABLE_PREFIX) and hasattr(v, "local_shards"):
-            n += sum(int(s.tensor.shape[0]) * int(s.tensor.shape[1]) // max(1, int(v.size(1))) for s in
-                     v.local_shards())
+            n += sum(s.tensor.numel() for s in v.local_shards()) // int(v.size(1))
     return n
 
 
-def gather_state_dict(model: Any, dst: int | None = 0) -> dict[str, torch.Tensor] | None:
+def gather_state_dict(model: Any) -> dict[str, torch.Tensor] | None:
     """The sharded model's weights in the layout of the same model with ``embedding_backend="native"``, every
-    table gathered whole. A collective: every process must call it. Returned on rank ``dst`` (on every rank when
-    ``dst`` is None), None on the others."""
-    from ..distributed import quiet_torchrec
-    with quiet_torchrec():
-        return _gather_state_dict(model, dst)
-
-
-def _gather_state_dict(model: Any, dst: int | None) -> dict[str, torch.Tensor] | None:
+    table gathered whole. A collective: every process must call it. Returned on rank 0, None on the others."""
     import torch.distributed as dist
+
+    from ..distributed import quiet_torchrec
     emb = _layer(model)
-    multi = dist.is_initialized() and dist.get_world_size() > 1
-    rank = dist.get_rank() if dist.is_initialized() else 0
-    root = 0 if dst is None else int(dst)
-    keep = dst is None or rank == root
+    main = not dist.is_initialized() or dist.get_rank() == 0
     out: dict[str, torch.Tensor] = {}
     full: dict[str, torch.Tensor] = {}
-    for k, v in model.state_dict().items():
-        if not k.startswith(_TABLE_PREFIX):
-            if keep:
-                out[k] = v.detach().cpu().clone()
-            continue
-        table = k[len(_TABLE_PREFIX):].split(".")[1]     # embedding_bags.<table>.weight
-        t = torch.empty(tuple(v.size()), dtype=v.dtype) if rank == root else None
-        if hasattr(v, "gather"):
-            v.gather(dst=root, out=t)
-        elif t is not None:
-            t.copy_(v.detach().cpu())
-        if dst is None and multi:
-            t = t if t is not None else torch.empty(tuple(v.size()), dtype=v.dtype)
-            dist.broadcast(t, src=root)
-        if keep and t is not None:
-            full[table] = t
-    if not keep:
+    with quiet_torchrec():
+        for k, v in model.state_dict().items():
+            if not k.startswith(_TABLE_PREFIX):
+                if main:
+                    out[k] = v.detach().cpu().clone()
+                continue
+            t = torch.empty(tuple(v.size()), dtype=v.dtype) if main else None
+            v.gather(dst=0, out=t)                            # a ShardedTensor: the shards of every process
+            if t is not None:
+                full[k[len(_TABLE_PREFIX):].split(".")[1]] = t   # embedding_bags.<table>.weight
+    if not main:
         return None
     rows = emb.table_rows()   # the native layer: one matrix per dimension, each table at its row offset
     for gi, d in enumerate(emb.group_dims):
@@ -284,37 +270,23 @@ def _gather_state_dict(model: Any, dst: int | None) -> dict[str, torch.Tensor] |
     return out
 
 
-def _dcp_state(model: Any, optimizer: Any) -> dict[str, Any]:
+def tables_state(model: Any) -> dict[str, Any]:
+    """This process's shards of the tables and of their fused optimizer's state: what
+    :class:`~ctrkit.callbacks.BackupAndRestore` writes with ``torch.distributed.checkpoint`` (the rest of a
+    checkpoint is an ordinary file)."""
     dmp = _layer(model).__dict__["dmp"]
-    return {"model": model.state_dict(), "optimizer": optimizer.state_dict() if optimizer is not None else {},
+    return {"model": {k: v for k, v in model.state_dict().items() if hasattr(v, "local_shards")},
             "tables_optimizer": dmp.fused_optimizer.state_dict()}
 
 
-def save_sharded(model: Any, path: str, optimizer: Any = None, extra: dict[str, Any] | None = None) -> None:
-    """Write a sharded model (weights, dense and table optimizer states, ``extra``) to the directory ``path``
-    with ``torch.distributed.checkpoint``: every process writes its own shards (a collective)."""
+def load_tables(model: Any, path: str) -> None:
+    """Read the tables and their optimizer state written from :func:`tables_state` at ``path`` (a directory of
+    ``torch.distributed.checkpoint``; each process reads the rows of its own shards). A collective."""
     import torch.distributed.checkpoint as dcp
 
     from ..distributed import quiet_torchrec
-    state = _dcp_state(model, optimizer)
-    if extra:
-        state["extra"] = extra
-    with quiet_torchrec():
-        dcp.save(state, checkpoint_id=str(path))
-
-
-def load_sharded(model: Any, path: str, optimizer: Any = None, extra: dict[str, Any] | None = None) -> None:
-    """Read what :func:`save_sharded` wrote into ``model`` (sharded the same way or not: each process reads the
-    rows of its own shards) and ``optimizer``; ``extra`` (same keys as saved) is filled in place."""
-    import torch.distributed.checkpoint as dcp
-    dmp = _layer(model).__dict__["dmp"]
-    state = _dcp_state(model, optimizer)
-    if extra is not None:
-        state["extra"] = extra
-    from ..distributed import quiet_torchrec
+    state = tables_state(model)
     with quiet_torchrec():
         dcp.load(state, checkpoint_id=str(path))
-    model.load_state_dict(state["model"])
-    if optimizer is not None:
-        optimizer.load_state_dict(state["optimizer"])
-    dmp.fused_optimizer.load_state_dict(state["tables_optimizer"])
+        model.load_state_dict(state["model"], strict=False)
+        _layer(model).__dict__["dmp"].fused_optimizer.load_state_dict(state["tables_optimizer"])

@@ -84,6 +84,14 @@ def _worker_single(out: str) -> None:
     onnx_path = os.path.join(os.path.dirname(out), "whole.onnx")
     export_onnx(whole, onnx_path)                      # verifies against eager PyTorch itself
     res["onnx_parity"] = float(parity(whole, onnx_path, xte))
+    from ctrkit.callbacks import EarlyStopping
+    es = _model(enc)
+    es.compile("adam", lr=5e-3, metrics=["auc"])
+    # mode="min" on an AUC that rises: the best epoch is the first, so its (sharded) weights must come back
+    h = es.fit(xtr, ytr, batch_size=512, epochs=4, verbose=0, validation_data=(xte, yte),
+               callbacks=[EarlyStopping("val_income_auc", mode="min", patience=1, restore_best_weights=True)])
+    res["es_history"] = h.history["val_income_auc"]
+    res["es_restored"] = es.evaluate(xte, yte)["income_auc"]
     n = _model(enc)
     try:
         n.compile("adam", sharding={"no_such_feature": "row_wise"})
@@ -256,6 +264,8 @@ def test_one_process_trains_gathers_saves_and_refuses_what_it_cannot_do(tmp_path
     assert abs(r["gathered_eval"]["income_auc"] - r["auc"][0]) < 1e-6
     assert "gather()" in r["export_refused"]
     assert r["onnx_parity"] < 1e-5                   # the gathered model exports like any ordinary one
+    assert len(r["es_history"]) == 2 and r["es_history"][1] > r["es_history"][0]
+    assert abs(r["es_restored"] - r["es_history"][0]) < 1e-9   # EarlyStopping restored the first epoch's tables
     assert "no_such_feature" in r["bad_sharding"] and "Tables" in r["bad_sharding"]
 
 
