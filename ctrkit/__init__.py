@@ -19,7 +19,7 @@ _EXPORTS = {
                       "DIFM", "FiBiNET", "IFM", "MLR", "ONN", "DIEN", "FinalMLP", "GDCN", "MaskNet", "SASRec",
                       "FAME"],
     "ctrkit.callbacks": ["History", "EarlyStopping", "ModelCheckpoint", "LearningRateScheduler", "LRScheduler",
-                         "ReduceLROnPlateau", "TerminateOnNaN", "CSVLogger", "BackupAndRestore"],
+                         "ReduceLROnPlateau", "TerminateOnNaN", "WeightAveraging", "CSVLogger", "BackupAndRestore"],
     "ctrkit.io": ["load_model", "save_model", "save_checkpoint", "load_checkpoint"],
     "ctrkit.export": ["export_onnx", "export_torch"],
     "ctrkit.exceptions": ["CtrkitError", "SchemaError", "NotFittedError", "DataValidationError", "ModelFormatError"],
@@ -58,6 +58,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
         ModelCheckpoint,
         ReduceLROnPlateau,
         TerminateOnNaN,
+        WeightAveraging,
     )
     from .exceptions import CtrkitError, DataValidationError, ModelFormatError, NotFittedError, SchemaError  # noqa: F401
     from .export import export_onnx, export_torch  # noqa: F401

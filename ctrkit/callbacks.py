@@ -28,7 +28,8 @@ import numpy as np
 from .metrics import metric_direction
 
 __all__ = ["Callback", "CallbackList", "History", "EarlyStopping", "ModelCheckpoint", "LearningRateScheduler",
-           "LRScheduler", "ReduceLROnPlateau", "TerminateOnNaN", "CSVLogger", "ProgressBar", "BackupAndRestore"]
+           "LRScheduler", "ReduceLROnPlateau", "TerminateOnNaN", "WeightAveraging", "CSVLogger", "ProgressBar",
+           "BackupAndRestore"]
 
 
 class Callback:
@@ -56,7 +57,7 @@ class Callback:
     def on_epoch_end(self, epoch, logs=None): ...
     def on_train_batch_begin(self, step, logs=None): ...
     def on_train_batch_end(self, step, logs=None): ...
-    def on_test_begin(self, logs=None): ...
+    def on_test_begin(self, logs=None): ...   # around each validation pass of fit (Keras' hooks)
     def on_test_end(self, logs=None): ...
 
 
@@ -363,6 +364,83 @@ class TerminateOnNaN(Callback):
                                       f"step {step + 1}. Lower the learning rate, add gradient clipping "
                                       "(compile(..., grad_clip_norm=...)) or check the inputs for extreme values.")
             warnings.warn(self.model.stop_reason, RuntimeWarning, stacklevel=2)
+
+
+class WeightAveraging(Callback):
+    """An exponential moving average of the weights (Polyak averaging), validated and kept in their place.
+
+    After each training step ``avg = decay * avg + (1 - decay) * weights`` (PyTorch's
+    ``torch.optim.swa_utils.get_ema_multi_avg_fn``), over every floating-point parameter and buffer. Each
+    validation of ``fit`` sees the averaged weights, and they stay in the model until the next epoch starts, so
+    :class:`EarlyStopping` (``restore_best_weights``), :class:`ModelCheckpoint` and :class:`BackupAndRestore` keep
+    the weights that were validated; the next epoch trains on from the optimizer's own weights. When ``fit`` ends
+    the model holds the averaged weights (or EarlyStopping's best averaged ones). Averaging smooths the noise of
+    the last steps out of the weights: on small data (the census comparison) it adds validation AUC and makes
+    early stopping less jumpy. Without validation data the average is swapped in at the end of each epoch: list
+    this callback first so that the others see it.
+
+    Args:
+        decay: weight of the old average at each step, in (0, 1); the average spans about ``1 / (1 - decay)``
+            steps (0.995: the last 200 or so).
+
+    Example:
+        >>> cb = WeightAveraging(decay=0.995)   # model.fit(x, y, validation_data=..., callbacks=[cb, EarlyStopping(...)])
+    """
+
+    def __init__(self, decay: float = 0.995) -> None:
+        super().__init__()
+        if isinstance(decay, bool) or not isinstance(decay, (int, float)) or not 0.0 < decay < 1.0:
+            raise ValueError(f"WeightAveraging: decay must be a float in (0, 1), e.g. 0.995, got {decay!r}.")
+        self.decay = float(decay)
+        self._avg: list | None = None
+        self._raw: list | None = None   # the optimizer's weights while the average is in the model
+
+    def _weights(self) -> list:
+        sd = self.model.state_dict()
+        if any(hasattr(v, "local_shards") for v in sd.values()):
+            raise ValueError("WeightAveraging does not average TorchRec-sharded tables; drop the callback for a "
+                             "model compiled with sharding=..., or use embedding_backend='native'.")
+        return [v for v in sd.values() if v.is_floating_point()]
+
+    def on_train_begin(self, logs=None):
+        import torch.optim.swa_utils as swa
+        self._update = swa.get_ema_multi_avg_fn(self.decay)
+        self._weights()   # refuses sharded tables before the first step
+
+    def on_train_batch_end(self, step, logs=None):
+        import torch
+        w = self._weights()
+        with torch.no_grad():
+            if self._avg is None:
+                self._avg = [v.detach().clone() for v in w]
+            else:
+                self._update(self._avg, w, None)
+
+    def _swap_in(self) -> None:
+        import torch
+        if self._raw is None and self._avg is not None and all(bool(torch.isfinite(a).all()) for a in self._avg):
+            w = self._weights()   # (a non-finite average, after a diverged epoch, is left out of the model)
+            self._raw = [v.detach().clone() for v in w]
+            for v, a in zip(w, self._avg):
+                v.data.copy_(a)
+
+    def on_test_begin(self, logs=None):
+        self._swap_in()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._swap_in()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self._raw is not None:
+            for v, r in zip(self._weights(), self._raw):
+                v.data.copy_(r)
+            self._raw = None
+
+    def state_dict(self) -> dict:
+        return {"decay": self.decay, "avg": self._avg, "raw": self._raw}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._avg, self._raw = state["avg"], state["raw"]
 
 
 class CSVLogger(Callback):

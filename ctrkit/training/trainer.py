@@ -487,11 +487,13 @@ class Trainer:
                 logs.update(self._train_metrics(train_logits[first * batch_size:s], torch.cat(ys),
                                                 torch.cat(ws) if ws else None, dist))
             if validation is not None and not self.stop_training:
+                cblist.on_test_begin({})   # Keras' hooks around validation (WeightAveraging swaps its average in)
                 if callable(validation):
                     logs.update({f"val_{k}": v for k, v in validation().items()})
                 else:
                     logs.update(self.compute_metrics(*self._gathered(validation, eval_batch_size, dist),
                                                      prefix="val_", groups=validation_groups))
+                cblist.on_test_end({k: v for k, v in logs.items() if k.startswith("val_")})
             self._end_epoch(cblist, epoch, epoch_logs, logs, t0)
         cblist.on_train_end({})
         history.params = params
