@@ -384,7 +384,7 @@ class WeightAveraging(Callback):
             steps (0.995: the last 200 or so).
 
     Example:
-        >>> cb = WeightAveraging(decay=0.995)   # model.fit(x, y, validation_data=..., callbacks=[cb, EarlyStopping(...)])
+        >>> cb = WeightAveraging(decay=0.995)   # fit(x, y, validation_data=..., callbacks=[cb, EarlyStopping(...)])
     """
 
     def __init__(self, decay: float = 0.995) -> None:

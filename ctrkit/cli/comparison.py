@@ -50,10 +50,11 @@ def add_compare_parser(sub: Any) -> None:
     c.add_argument("--dense", help="comma-separated numeric columns (default: inferred)")
     c.add_argument("--sep", default=None, help="CSV separator (default: sniffed)")
     c.add_argument("--models", help="comma-separated subset, e.g. Single-Task,MMoE; on request also ESMM and the "
-                   "enhanced MMoE rows MMoE+BN, MMoE+residual, MMoE+attn-gates, MMoE+deep-towers, MMoE+all")
+                   "enhanced MMoE rows MMoE+BN, MMoE+residual, MMoE+attn-gates, MMoE+deep-towers, MMoE+cross, "
+                   "MMoE+all")
     c.add_argument("--seeds", type=int, default=None, help="number of seeds (default 5; 1 with --quick)")
     c.add_argument("--epochs", type=int, default=None, help="max epochs (early stopping decides; default 50)")
-    c.add_argument("--patience", type=int, default=None, help="early-stopping patience (default 2)")
+    c.add_argument("--patience", type=int, default=None, help="early-stopping patience (default 1)")
     c.add_argument("--batch-size", type=int, default=None)
     c.add_argument("--lr", type=float, default=None)
     c.add_argument("--experts", type=int, default=None, help="number of experts (default 8)")
@@ -64,6 +65,9 @@ def add_compare_parser(sub: Any) -> None:
                    help="embed the numeric columns as fields too, next to their scaled values (default quantile; "
                         "none: scaled values only)")
     c.add_argument("--n-bins", type=int, default=None, help="bins of --numeric-embedding quantile / ple (default 64)")
+    c.add_argument("--weight-averaging", type=float, default=None, metavar="DECAY",
+                   help="validate and keep an exponential moving average of each model's weights with this decay "
+                        "(default 0.995; 0: the raw weights)")
     c.add_argument("--correlations", default="0.5,0.9,1.0", help="synthetic: task correlations to sweep")
     c.add_argument("--baselines", default="lr,gbdt",
                    help="reference rows trained on the same split and features: lr (one-hot logistic regression), "
@@ -109,7 +113,8 @@ def run_compare(args: argparse.Namespace) -> int:
     cfg = CompareConfig()
     if args.data == "synthetic":
         cfg = CompareConfig(num_experts=8, expert_units=16, tower_units=8, batch_size=128, lr=1e-3, max_epochs=200,
-                            patience=5, models=("Shared-Bottom", "OMoE", "MMoE"), numeric_embedding=None)
+                            patience=5, models=("Shared-Bottom", "OMoE", "MMoE"), numeric_embedding=None,
+                            weight_averaging=None)
     if args.quick:
         cfg.seeds, cfg.max_epochs, cfg.patience = 1, 3, 1
     for attr, val in (("seeds", args.seeds), ("max_epochs", args.epochs), ("patience", args.patience),
@@ -120,6 +125,10 @@ def run_compare(args: argparse.Namespace) -> int:
             if isinstance(val, int) and val < (0 if attr == "patience" else 1):
                 return _fail(f"--{attr.replace('_', '-')} must be >= 1, got {val}.")
             setattr(cfg, attr, val)
+    if args.weight_averaging is not None:
+        if not 0.0 <= args.weight_averaging < 1.0:
+            return _fail(f"--weight-averaging must be a decay in [0, 1) (0: off), got {args.weight_averaging}.")
+        cfg.weight_averaging = args.weight_averaging or None
     if args.numeric_embedding is not None:
         cfg.numeric_embedding = None if args.numeric_embedding == "none" else args.numeric_embedding
     if args.models:

@@ -76,6 +76,8 @@ def write_report(result: Any, out_dir: str, title: str = "ctrkit compare",
              "layer) is sized to match MMoE's parameter count; Single-Task counts both networks."
              + (f" Numeric columns also embedded as fields: {cfg.numeric_embedding!r}, {cfg.n_bins} bins."
                 if cfg.numeric_embedding else "")
+             + (f" Weights validated and kept as their moving average (WeightAveraging, decay {cfg.weight_averaging})."
+                if cfg.weight_averaging else "")
              + (" Baseline rows (LR (one-hot), GBDT (trees): scikit-learn, per task, the same split and features; "
                 "deterministic, so run once; params: coefficients / tree leaves) come from "
                 "`ctrkit.compare.baselines`." if cfg.baselines else "")

@@ -42,7 +42,7 @@ class CompareConfig:
     batch_size: int = 1024
     lr: float = 5e-3
     max_epochs: int = 50
-    patience: int = 2
+    patience: int = 1                       # (the averaged weights improve smoothly: 2 found the same epochs)
     seeds: int = 5
     models: tuple[str, ...] | None = None   # None: Single-Task + every registered multi-task model
     monitor_task: str | None = None         # early stopping on this task's validation metric (default: first)
@@ -50,6 +50,8 @@ class CompareConfig:
     numeric_embedding: str | dict | None = "quantile"   # dense columns also as fields: "quantile" / "ple" /
                                                   # "periodic", FeatureEncoder's dict of options, or None
     n_bins: int = 64                        # bins of the quantile / ple numeric embeddings
+    weight_averaging: float | None = 0.995  # every deep model validated and kept as an EMA of its weights
+                                            # (callbacks.WeightAveraging, this decay); None: the raw weights
     extra_metrics: tuple[str, ...] = ()     # e.g. ("gauc", "ne"): also reported (binary tasks), in results.csv
     group_by: str | None = None             # gauc's group column: a sparse feature of the data (its encoded ids)
     ctr_models: tuple[str, ...] = ()        # single-task CTR models per task: a second table (compare.ctr_table)
@@ -282,14 +284,14 @@ def mmoe_variants(cfg: CompareConfig) -> dict[str, dict[str, Any]]:
     v: dict[str, dict[str, Any]] = {"MMoE+BN": dict(input_bn=True, input_dropout=0.1),
          "MMoE+residual": dict(residual_experts=True),
          "MMoE+attn-gates": dict(attention_gates=True),
-         "MMoE+deep-towers": dict(tower_dnn_hidden_units=deep)}
+         "MMoE+deep-towers": dict(tower_dnn_hidden_units=deep), "MMoE+cross": dict(cross_layers=2)}
     v["MMoE+all"] = {k: x for d in v.values() for k, x in d.items()}
     return v
 
 
 # ------------------------------------------------------------------------------------------ running
 def _train_one(model, task_subset, data: PreparedData, cfg: CompareConfig, seed: int, callbacks=()):
-    from ..callbacks import EarlyStopping
+    from ..callbacks import EarlyStopping, WeightAveraging
     from ..training import log_key
     types = dict(zip(data.task_names, data.task_types))
     monitor_task = cfg.monitor_task if cfg.monitor_task is not None and cfg.monitor_task in task_subset \
@@ -302,9 +304,11 @@ def _train_one(model, task_subset, data: PreparedData, cfg: CompareConfig, seed:
     (xtr, ytr), (xva, yva), (xte, yte) = data.train, data.val, data.test
     ytr, yva, yte = ytr[task_subset], yva[task_subset], yte[task_subset]
     t0, cpu0 = time.perf_counter(), time.process_time()
+    averaging = [WeightAveraging(cfg.weight_averaging)] if cfg.weight_averaging else []
     h = model.fit(xtr, ytr, batch_size=cfg.batch_size, epochs=cfg.max_epochs, verbose=0, validation_data=(xva, yva),
-                  callbacks=[EarlyStopping(log_key(task_subset, monitor_task, metric, "val_"), patience=cfg.patience,
-                                           restore_best_weights=True), *callbacks], seed=seed)
+                  callbacks=[*averaging, EarlyStopping(log_key(task_subset, monitor_task, metric, "val_"),
+                                                       patience=cfg.patience, restore_best_weights=True), *callbacks],
+                  seed=seed)
     seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - cpu0
     res = model.evaluate(xte, yte)
     out = {"epochs": len(h.epoch), "seconds": seconds, "cpu_seconds": cpu_seconds, "params": model.count_params()}
@@ -350,6 +354,14 @@ def _run_job(shared: dict[str, Any], name: str, seed: int, data: PreparedData | 
         if g is not None and seed == 0:
             gates = g
     return row, seed_curve, gates, network_epochs
+
+
+def _one_thread(fn: Callable[[], Any]) -> Any:
+    """``fn()`` with scikit-learn's OpenMP / BLAS pools at one thread: the baselines train beside the worker
+    processes, which hold every core; more threads only spin (the trees took 3x the CPU time that way)."""
+    from threadpoolctl import threadpool_limits
+    with threadpool_limits(1):
+        return fn()
 
 
 def run_comparison(data_factory: Callable[[int], PreparedData] | PreparedData, cfg: CompareConfig | None = None,
@@ -405,9 +417,9 @@ def run_comparison(data_factory: Callable[[int], PreparedData] | PreparedData, c
 
         out, baseline_rows = run_jobs(_run_job, [(n, s, per_seed.get(s)) for n, s in jobs],
                                       {"data": fixed, "cfg": cfg, "specs": {}}, workers, on_done=done,
-                                      name=lambda j: f"{j[0]} seed {j[1]}", background=lambda: {
+                                      name=lambda j: f"{j[0]} seed {j[1]}", background=lambda: _one_thread(lambda: {
                                           s: run_baselines(fixed or per_seed[s], cfg.baselines, s)
-                                          for s in base_seeds})
+                                          for s in base_seeds}))
         results = dict(zip(jobs, out))
     runs: list[dict[str, Any]] = []
     curves: dict[str, list[dict[str, Any]]] = {}
@@ -460,7 +472,8 @@ def run_synthetic_sweep(ps: Sequence[float] = (0.5, 0.9, 1.0), cfg: CompareConfi
     correlation is ``p``, fresh data and initialisation per seed; test MSE averaged over the two tasks."""
     from ..datasets import label_correlation, make_mmoe_synthetic
     cfg = cfg or CompareConfig(numeric_embedding=None, num_experts=8, expert_units=16, tower_units=8, batch_size=128,
-                               lr=1e-3, max_epochs=200, patience=5, models=("Shared-Bottom", "OMoE", "MMoE"))
+                               lr=1e-3, max_epochs=200, patience=5, models=("Shared-Bottom", "OMoE", "MMoE"),
+                               weight_averaging=None)
     t0 = time.perf_counter()
     rows = []
     for p in ps:

@@ -90,6 +90,7 @@ def test_write_report_writes_the_plots_and_explains_the_time_columns(result, tmp
     assert all((tmp_path / n).stat().st_size > 0 for n in names)
     text = (tmp_path / "report.md").read_text()
     assert "CPU s" in text and "mean ± std over seeds" in text
+    assert "moving average (WeightAveraging, decay 0.995)" in text   # the default, said in the settings
 
 
 def test_progress_counts_epochs_and_its_total_becomes_the_epochs_trained():

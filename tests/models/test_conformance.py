@@ -96,9 +96,14 @@ def _mmoe_fm(cols, tasks, types):
     return build("MMoE", cols, tasks, types, use_fm=True)
 
 
+def _mmoe_cross(cols, tasks, types):
+    return build("MMoE", cols, tasks, types, cross_layers=2)
+
+
 _mmoe_fm.__name__ = "MMoE_use_fm"
+_mmoe_cross.__name__ = "MMoE_cross"
 # options that change a model's forward pass get the whole suite too (export, save / load, determinism, ...)
-VARIANTS = {"MMoE_use_fm": _mmoe_fm}
+VARIANTS = {"MMoE_use_fm": _mmoe_fm, "MMoE_cross": _mmoe_cross}
 
 
 @parametrize_with_checks({**{name: factory_for(name) for name in ALL}, **VARIANTS})

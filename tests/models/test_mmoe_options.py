@@ -18,6 +18,7 @@ OPTIONS = {
     "residual": dict(residual_experts=True),
     "attention": dict(attention_gates=True),
     "deep-towers": dict(tower_dnn_hidden_units=(16, 8)),
+    "cross": dict(cross_layers=2),
     "all": dict(input_bn=True, input_dropout=0.1, residual_experts=True, attention_gates=True,
                 tower_dnn_hidden_units=(16, 8), expert_dnn_hidden_units=(16, 8)),
 }
@@ -101,7 +102,8 @@ def test_compare_can_name_the_variants(byterec):
     data = prepare_frame_data(byterec.drop(columns=["uid"]), ["finish", "like"], name="byterec")
     cfg = CompareConfig(models=("MMoE", *mmoe_variants(CompareConfig())))
     specs = _model_specs(data, cfg)
-    assert list(specs) == ["MMoE", "MMoE+BN", "MMoE+residual", "MMoE+attn-gates", "MMoE+deep-towers", "MMoE+all"]
+    assert list(specs) == ["MMoE", "MMoE+BN", "MMoE+residual", "MMoE+attn-gates", "MMoE+deep-towers", "MMoE+cross",
+                           "MMoE+all"]
     built = {name: build(0)[0][0] for name, build in specs.items()}
     assert built["MMoE+BN"].get_config()["input_bn"] and built["MMoE+residual"].moe.residual_width > 0
     assert built["MMoE+attn-gates"].moe.attention_gates
@@ -112,3 +114,25 @@ def test_compare_can_name_the_variants(byterec):
     assert a["tower_dnn_hidden_units"] == [2 * t, t]
     # not in the default run
     assert "MMoE+all" not in _model_specs(data, CompareConfig())
+
+
+def test_cross_layers_feed_the_experts_gated_crosses(byterec_encoded):
+    """cross_layers puts a gated cross network between the input and the experts, in training and in eval mode."""
+    from ctrkit.layers.cross import GatedCrossNet
+    enc, df, y = byterec_encoded
+    m = _build(enc, cross_layers=2)
+    cross = m.feature_processor[-1]
+    assert isinstance(cross, GatedCrossNet) and tuple(cross.kernels.shape) == (2, 2 * m.input_dim, m.input_dim)
+    seen = []
+    m.moe.register_forward_pre_hook(lambda mod, args: seen.append(args[0]))
+    m.predict(df.iloc[:5])
+    x0 = seen[-1]
+    torch.nn.init.zeros_(cross.kernels)   # zero crosses: the experts get the plain input back (c_0 * b * g + c_0)
+    torch.nn.init.zeros_(cross.bias)
+    m.predict(df.iloc[:5])
+    plain = _build(enc)
+    plain.load_state_dict({k: v for k, v in m.state_dict().items() if not k.startswith("feature_processor")})
+    np.testing.assert_allclose(m.predict(df.iloc[:5]), plain.predict(df.iloc[:5]), atol=1e-6)
+    assert not torch.allclose(x0, seen[-1])   # the initial (random) crosses did change the experts' input
+    with pytest.raises(ValueError, match="cross_layers must be an int >= 0"):
+        _build(enc, cross_layers=-1)

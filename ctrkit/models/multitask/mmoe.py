@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from ...layers.core import Towers
+from ...layers.cross import GatedCrossNet
 from ...layers.fm import FM
 from ...layers.linear import LinearLogit
 from ...layers.moe import MixtureOfExperts
@@ -47,6 +48,9 @@ class MMoE(BaseModel):
             and the factorization machine's pairwise interactions of the embeddings (``sum_{i<j} <e_i, e_j>`` per
             dimension group, scaled per task). The experts see sums of products only through their MLPs; this
             gives the dot products of user and item embeddings directly (binary and regression tasks).
+        cross_layers: put GDCN's gated cross network (:class:`~ctrkit.layers.cross.GatedCrossNet`, this many
+            layers) on the input before the experts, so they see explicit feature crosses (on census group 2 it
+            closed most of the gap to gradient-boosted trees, at about twice the training time); 0: off.
 
     The enhanced options are all off by default (the paper's MMoE); deeper towers are
     ``tower_dnn_hidden_units`` with several layers. Experts (and residual projections, and linear gates) stay
@@ -76,7 +80,7 @@ class MMoE(BaseModel):
                  device: str = "cpu", sparse: bool = False,
                  embedding_backend: str = "native", gpus=None, num_classes=None, input_bn: bool = False,
                  input_dropout: float = 0.0, residual_experts: bool = False, attention_gates: bool = False,
-                 attention_dim: int | None = None, use_fm: bool = False) -> None:
+                 attention_dim: int | None = None, use_fm: bool = False, cross_layers: int = 0) -> None:
         super().__init__(dnn_feature_columns, task_names, task_types, l2_reg_embedding=l2_reg_embedding,
                          l2_reg_dnn=l2_reg_dnn, init_std=init_std, seed=seed, device=device, sparse=sparse,
                          embedding_backend=embedding_backend,
@@ -94,8 +98,12 @@ class MMoE(BaseModel):
         processor: list[nn.Module] = [nn.BatchNorm1d(self.input_dim)] if input_bn else []
         if input_dropout > 0:
             processor.append(nn.Dropout(input_dropout))
+        if isinstance(cross_layers, bool) or not isinstance(cross_layers, int) or cross_layers < 0:
+            raise ValueError(f"{name}: cross_layers must be an int >= 0, got {cross_layers!r}.")
+        if cross_layers:
+            processor.append(GatedCrossNet(self.input_dim, cross_layers))
         self.feature_processor = nn.Sequential(*processor) if processor else nn.Identity()
-        self._input_bn = bool(input_bn)
+        self._input_bn = bool(input_bn) or cross_layers > 0   # (always applied: not only in training)
         self._plain_input = not processor
         self.moe = MixtureOfExperts(self.input_dim, num_experts, num_gates, tuple(expert_dnn_hidden_units),
                                     tuple(gate_dnn_hidden_units), dnn_activation, dnn_dropout, dnn_use_bn,
