@@ -5,7 +5,8 @@ on stdout. Each epoch trains with ``fit(epochs=1)``; with ``--ema`` the validati
 of the weights (updated after every step), and the best validated weights are kept, as
 ``ctrkit.callbacks.WeightAveraging`` with ``EarlyStopping(restore_best_weights=True)`` does (the callback was built
 after these runs, from them). Results: ``benchmarks/results/compare_defaults/tuning_2026-12-04.jsonl`` and
-benchmarks/RESULTS.md ("Compare defaults, second round").
+benchmarks/RESULTS.md ("Compare defaults, second round"); each line there has the
+arguments of its run (``args``).
 
     OMP_NUM_THREADS=1 python benchmarks/tune_averaging.py --group 2 --ema 0.995 --patience 3 --seeds 0,1
 
@@ -136,5 +137,6 @@ for seed in [int(s) for s in a.seeds.split(",")]:
         r.update(test2=t[f"{tasks[1]}_auc"])
     res.append(r)
 df = pd.DataFrame(res)
-print(json.dumps(dict(tag=a.tag, model=a.model, ema=a.ema, num=a.num, emb=a.emb, lr=a.lr, bs=a.bs, wd=a.wd,
+print(json.dumps(dict(tag=a.tag, group=a.group, seeds=a.seeds, cross=a.cross, kw=a.kw, model=a.model, ema=a.ema,
+                      num=a.num, emb=a.emb, lr=a.lr, bs=a.bs, wd=a.wd,
                       pat=a.patience, **{c: round(float(df[c].mean()), 5) for c in df})), flush=True)
