@@ -49,8 +49,8 @@ class MMoE(BaseModel):
             dimension group, scaled per task). The experts see sums of products only through their MLPs; this
             gives the dot products of user and item embeddings directly (binary and regression tasks).
         cross_layers: put GDCN's gated cross network (:class:`~ctrkit.layers.cross.GatedCrossNet`, this many
-            layers) on the input before the experts, so they see explicit feature crosses (on census group 2 it
-            closed most of the gap to gradient-boosted trees, at about twice the training time); 0: off.
+            layers) on the input before the experts, so they see explicit feature crosses (on census it raised
+            validation AUC on both task groups, by up to 0.001, at about twice the training time); 0: off.
 
     The enhanced options are all off by default (the paper's MMoE); deeper towers are
     ``tower_dnn_hidden_units`` with several layers. Experts (and residual projections, and linear gates) stay
