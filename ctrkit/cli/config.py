@@ -146,6 +146,8 @@ class TrainingConfig:
             (``learning_rate`` is its ``lr``; ``metrics`` default: ``auc`` and ``logloss`` for binary tasks,
             ``mse`` and ``mae`` for regression).
         early_stopping: an :class:`EarlyStoppingConfig` table, or absent for none.
+        weight_averaging: validate and keep a moving average of the weights with this decay in (0, 1)
+            (:class:`~ctrkit.callbacks.WeightAveraging`, e.g. 0.995), or absent for the raw weights.
         seed: seeds the weights, the shuffling and dropout.
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"`` or ``"auto"``.
         verbose: 0 silent, 1 progress bar, 2 one line per epoch.
@@ -172,6 +174,7 @@ class TrainingConfig:
     embedding_optimizer: Union[str, None] = None
     embedding_lr: Union[float, None] = None
     early_stopping: Union[EarlyStoppingConfig, None] = None
+    weight_averaging: Union[float, None] = None
     seed: Union[int, None] = 2024
     device: str = "cpu"
     verbose: int = 2
@@ -316,6 +319,9 @@ def _check_values(cfg: TrainConfig) -> None:
         raise ConfigError(f"[training].verbose must be 0, 1 or 2, got {tr.verbose}.")
     if tr.learning_rate is not None and not tr.learning_rate > 0:
         raise ConfigError(f"[training].learning_rate must be > 0, got {tr.learning_rate}.")
+    if tr.weight_averaging is not None and not 0.0 < tr.weight_averaging < 1.0:
+        raise ConfigError(f"[training].weight_averaging must be a decay in (0, 1), e.g. 0.995, got "
+                          f"{tr.weight_averaging}; leave it out for the raw weights.")
     if tr.early_stopping is not None and tr.early_stopping.patience < 0:
         raise ConfigError(f"[training.early_stopping].patience must be >= 0, got {tr.early_stopping.patience}.")
     if cfg.features.scaling not in ("standard", "minmax", None):

@@ -109,7 +109,7 @@ def run_train(cfg: Any, out_dir: str | None = None, plots: bool = True, log=prin
     import numpy as np
     import pandas as pd
 
-    from ..callbacks import EarlyStopping
+    from ..callbacks import EarlyStopping, WeightAveraging
     from ..datasets import split_indices
     from ..preprocessing import FeatureEncoder
     from .config import ConfigError, config_to_dict
@@ -194,7 +194,7 @@ def run_train(cfg: Any, out_dir: str | None = None, plots: bool = True, log=prin
         model.compile(tr.optimizer, **compile_kw)
     except (TypeError, ValueError) as e:
         raise ConfigError(f"[training]: {str(e).strip().splitlines()[0]}") from None
-    callbacks = []
+    callbacks: list[Any] = [WeightAveraging(tr.weight_averaging)] if tr.weight_averaging else []
     if tr.early_stopping is not None:
         es = tr.early_stopping
         callbacks.append(EarlyStopping(es.monitor, min_delta=es.min_delta, patience=es.patience, mode=es.mode,

@@ -290,9 +290,14 @@ def test_train_with_varlen_json_config_and_explicit_files(tmp_path, capsys):
     assert not list((tmp_path / "run").glob("*.png"))                      # plots = false
 
 
-def test_train_reports_grouped_and_calibration_metrics(tmp_path, capsys):
+def test_train_reports_grouped_and_calibration_metrics(tmp_path, capsys, monkeypatch):
     """`group_by` in [training]: gAUC per group in the validation history and the test report; the group column
-    reaches evaluate although the config's features are those the example infers."""
+    reaches evaluate although the config's features are those the example infers. `weight_averaging` validates
+    the averaged weights."""
+    from ctrkit.callbacks import WeightAveraging
+    swapped = []
+    swap_in = WeightAveraging._swap_in
+    monkeypatch.setattr(WeightAveraging, "_swap_in", lambda self: (swapped.append(self.decay), swap_in(self)))
     cfg = write(tmp_path / "g.toml", f"""
 extends = {json.dumps(str(EXAMPLE))}
 [data]
@@ -303,11 +308,13 @@ verbose = 0
 metrics = ["auc", "gauc", "ne", "calibration_ratio", "ece"]
 group_by = "region_of_previous_residence"
 early_stopping = {{ monitor = "val_income_auc", patience = 3 }}
+weight_averaging = 0.99
 [output]
 dir = {json.dumps(str(tmp_path / "run"))}
 plots = false
 """)
     assert main(["train", cfg]) == 0
+    assert swapped and set(swapped) == {0.99}   # the config's decay, swapped in for validation
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     hist = pd.read_csv(tmp_path / "run" / "history.csv")
     assert {"val_marital_gauc", "val_marital_gauc_skipped", "val_income_ne"} <= set(hist.columns)
@@ -332,3 +339,6 @@ metrics = ["gauc"]
 dir = {json.dumps(str(tmp_path / "bad"))}
 """)
     assert main(["train", bad]) == 2     # gauc without group_by: a config error naming the fix
+    assert main(["train", write(tmp_path / "w.toml", Path(bad).read_text().replace('metrics = ["gauc"]',
+                                                                         "weight_averaging = 1.5"))]) == 2
+    assert "[training].weight_averaging must be a decay in (0, 1)" in capsys.readouterr().err
