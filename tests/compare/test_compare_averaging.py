@@ -1,22 +1,15 @@
 """The comparison validates and keeps each deep model's averaged weights by default (CompareConfig.weight_averaging),
 says so in its report, and turns it off on request."""
-import pandas as pd
 import pytest
-import torch
 
 from ctrkit.cli import main
-from ctrkit.compare import CompareConfig, prepare_frame_data
+from ctrkit.compare import CompareConfig
 from ctrkit.compare.tabular import _model_specs, _train_one
-from ctrkit.datasets import census_feature_types, load_census_income
 
 
 @pytest.fixture(scope="module")
-def data():
-    torch.set_num_threads(1)
-    X, y = load_census_income(group=1)
-    df = pd.concat([X, y], axis=1).iloc[:5000]
-    sparse, dense = census_feature_types()
-    return prepare_frame_data(df, ["income", "marital"], sparse=sparse, dense=dense, name="census[:5000]")
+def data(census_head):
+    return census_head
 
 
 def _run(data, cfg):

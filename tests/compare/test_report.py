@@ -1,29 +1,21 @@
 """The comparison report read as a new user reads it: the figures' axes, reference lines, seeds and gate labels,
 and the table's time columns, on a real (small) census comparison."""
 import numpy as np
-import pandas as pd
 import pytest
-import torch
 
 pytest.importorskip("matplotlib")
 
 from ctrkit import MMoE  # noqa: E402
-from ctrkit.compare import CompareConfig, prepare_frame_data, run_comparison, write_report  # noqa: E402
+from ctrkit.compare import CompareConfig, run_comparison, write_report  # noqa: E402
 from ctrkit.compare.progress import EpochProgress  # noqa: E402
 from ctrkit.compare.report import plot_metrics, plot_validation_curves  # noqa: E402
-from ctrkit.datasets import census_feature_types, load_census_income  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def result():
-    torch.set_num_threads(1)
-    X, y = load_census_income(group=1)
-    df = pd.concat([X, y], axis=1).iloc[:4000]
-    sparse, dense = census_feature_types()
-    data = prepare_frame_data(df, ["income", "marital"], sparse=sparse, dense=dense, name="census[:4000]")
+def result(census_head):
     cfg = CompareConfig(seeds=2, max_epochs=3, patience=1, batch_size=256, models=("MMoE", "PLE"),
                         baselines=("lr",))
-    return run_comparison(data, cfg, progress=False)
+    return run_comparison(census_head, cfg, progress=False)
 
 
 def test_runs_record_wall_and_cpu_seconds_and_the_table_shows_their_spread(result):
