@@ -106,7 +106,7 @@ for seed in [int(s) for s in a.seeds.split(",")]:
         torch.manual_seed(seed)
         if hasattr(layer, "reset_parameters"):
             layer.reset_parameters()
-        m.feature_processor, m._input_bn, m._plain_input = layer, True, False
+        m.feature_processor, m._process_always, m._plain_input = layer, True, False  # as MMoE(cross_layers=n)
     if a.wd:
         m.compile(torch.optim.AdamW(m.parameters(), lr=a.lr, weight_decay=a.wd), metrics=["auc"])
     else:

@@ -394,22 +394,20 @@ class WeightAveraging(Callback):
         self.decay = float(decay)
         self._avg: list | None = None
         self._raw: list | None = None   # the optimizer's weights while the average is in the model
-
-    def _weights(self) -> list:
-        sd = self.model.state_dict()
-        if any(hasattr(v, "local_shards") for v in sd.values()):
-            raise ValueError("WeightAveraging does not average TorchRec-sharded tables; drop the callback for a "
-                             "model compiled with sharding=..., or use embedding_backend='native'.")
-        return [v for v in sd.values() if v.is_floating_point()]
+        self._w: list = []              # the model's floating-point tensors (views of its parameters and buffers)
 
     def on_train_begin(self, logs=None):
         import torch.optim.swa_utils as swa
         self._update = swa.get_ema_multi_avg_fn(self.decay)
-        self._weights()   # refuses sharded tables before the first step
+        sd = self.model.state_dict()   # once per fit: fit restores and resumes weights in place, so the views hold
+        if any(hasattr(v, "local_shards") for v in sd.values()):
+            raise ValueError("WeightAveraging does not average TorchRec-sharded tables; drop the callback for a "
+                             "model compiled with sharding=..., or use embedding_backend='native'.")
+        self._w = [v for v in sd.values() if v.is_floating_point()]
 
     def on_train_batch_end(self, step, logs=None):
         import torch
-        w = self._weights()
+        w = self._w
         with torch.no_grad():
             if self._avg is None:
                 self._avg = [v.detach().clone() for v in w]
@@ -419,7 +417,7 @@ class WeightAveraging(Callback):
     def _swap_in(self) -> None:
         import torch
         if self._raw is None and self._avg is not None and all(bool(torch.isfinite(a).all()) for a in self._avg):
-            w = self._weights()   # (a non-finite average, after a diverged epoch, is left out of the model)
+            w = self._w   # (a non-finite average, after a diverged epoch, is left out of the model)
             self._raw = [v.detach().clone() for v in w]
             for v, a in zip(w, self._avg):
                 v.data.copy_(a)
@@ -432,7 +430,7 @@ class WeightAveraging(Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         if self._raw is not None:
-            for v, r in zip(self._weights(), self._raw):
+            for v, r in zip(self._w, self._raw):
                 v.data.copy_(r)
             self._raw = None
 

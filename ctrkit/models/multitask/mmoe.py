@@ -103,7 +103,7 @@ class MMoE(BaseModel):
         if cross_layers:
             processor.append(GatedCrossNet(self.input_dim, cross_layers))
         self.feature_processor = nn.Sequential(*processor) if processor else nn.Identity()
-        self._input_bn = bool(input_bn) or cross_layers > 0   # (always applied: not only in training)
+        self._process_always = bool(input_bn) or cross_layers > 0   # BatchNorm / crosses: in eval mode too
         self._plain_input = not processor
         self.moe = MixtureOfExperts(self.input_dim, num_experts, num_gates, tuple(expert_dnn_hidden_units),
                                     tuple(gate_dnn_hidden_units), dnn_activation, dnn_dropout, dnn_use_bn,
@@ -126,7 +126,7 @@ class MMoE(BaseModel):
 
     def forward(self, batch, return_gates: bool = False):
         x = self.inputs(batch)
-        if self._input_bn or (self.training and not self._plain_input):  # (dropout alone is off in eval mode)
+        if self._process_always or (self.training and not self._plain_input):  # (dropout alone: off in eval)
             x = self.feature_processor(x.tensor())
         mix, gates = self.moe(x)                                   # (G, B, H), (B, G, E)
         out = self.towers(mix if mix.shape[0] > 1 else mix[0])
