@@ -10,7 +10,8 @@ arguments of its run (``args``).
 
     OMP_NUM_THREADS=1 python benchmarks/tune_averaging.py --group 2 --ema 0.995 --patience 3 --seeds 0,1
 
-``--num``: quantile | ple | periodic | raw | both (each numeric column twice: a quantile and a ple field) |
+``--num``: quantile | ple | periodic | a JSON dict of NumericEmbedding options (``{"kind": "ple", "activation":
+"relu"}``) | raw | both (each numeric column twice: a quantile and a ple field) |
 auto[THR] (quantile for a column whose most frequent value holds >= THR of the rows, default 0.5, else ple).
 ``--cross KIND:N``: N layers of ctrkit.layers.cross (gated = GDCN, v1 / v2 = DCN vector / matrix, mix = DCN-Mix)
 on the MMoE's input, before the experts. ``--single``: the first task only (e.g. ``--model DCNMix``).
@@ -51,7 +52,8 @@ torch.set_num_threads(1)
 X, Y = load_census_income(group=a.group)
 sparse, dense = census_feature_types()
 tr, va, te = split_indices(len(X), (0.8, 0.1, 0.1), seed=2024)
-kw = {} if a.num == "raw" else dict(numeric_embedding=a.num, n_bins=a.bins)
+kw = {} if a.num == "raw" else dict(numeric_embedding=json.loads(a.num) if a.num.startswith("{") else a.num,
+                                    n_bins=a.bins)
 dense = list(dense)
 if a.num == "both":
     X = X.copy()

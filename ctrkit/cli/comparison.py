@@ -64,6 +64,11 @@ def add_compare_parser(sub: Any) -> None:
     c.add_argument("--numeric-embedding", choices=("quantile", "ple", "periodic", "none"), default=None,
                    help="embed the numeric columns as fields too, next to their scaled values (default quantile; "
                         "none: scaled values only)")
+    c.add_argument("--inputs", choices=("auto", "compact", "wide", "as-set"), default=None,
+                   help="numeric-column embedding, embedding size and batch size: auto (default) trains MMoE once on "
+                        "each preset (compact: quantile fields, dim 4, batch 1024; wide: piecewise-linear fields, "
+                        "dim 16, batch 512) and keeps the one with the better validation metric; or that preset; "
+                        "setting --numeric-embedding / --embedding-dim / --batch-size means as-set")
     c.add_argument("--n-bins", type=int, default=None, help="bins of --numeric-embedding quantile / ple (default 64)")
     c.add_argument("--weight-averaging", type=float, default=None, metavar="DECAY",
                    help="validate and keep an exponential moving average of each model's weights with this decay "
@@ -91,8 +96,11 @@ def run_compare(args: argparse.Namespace) -> int:
     from ..compare import (
         PAPER_CENSUS,
         CompareConfig,
+        PreparedData,
+        choose_inputs,
         format_sweep,
         format_table,
+        inputs_line,
         prepare_census,
         prepare_frame_data,
         run_comparison,
@@ -114,9 +122,19 @@ def run_compare(args: argparse.Namespace) -> int:
     if args.data == "synthetic":
         cfg = CompareConfig(num_experts=8, expert_units=16, tower_units=8, batch_size=128, lr=1e-3, max_epochs=200,
                             patience=5, models=("Shared-Bottom", "OMoE", "MMoE"), numeric_embedding=None,
-                            weight_averaging=None)
+                            weight_averaging=None, inputs=None)
     if args.quick:
         cfg.seeds, cfg.max_epochs, cfg.patience = 1, 3, 1
+        if cfg.inputs == "auto":   # a smoke test: no pilot runs
+            cfg.inputs = "compact"
+    if args.inputs is not None:
+        cfg.inputs = None if args.inputs == "as-set" else args.inputs
+    if args.data != "synthetic" and any(v is not None for v in (args.numeric_embedding, args.embedding_dim,
+                                                                 args.batch_size)):
+        if args.inputs not in (None, "as-set"):
+            return _fail(f"--inputs {args.inputs} sets --numeric-embedding, --embedding-dim and --batch-size itself; "
+                         "drop one or the other.")
+        cfg.inputs = None   # the user's own inputs: no preset, no choice
     for attr, val in (("seeds", args.seeds), ("max_epochs", args.epochs), ("patience", args.patience),
                       ("batch_size", args.batch_size), ("lr", args.lr), ("num_experts", args.experts),
                       ("expert_units", args.expert_units), ("tower_units", args.tower_units),
@@ -157,7 +175,8 @@ def run_compare(args: argparse.Namespace) -> int:
             print(f"\nReport: {paths[0]} ({time.perf_counter() - t0:.0f} s)")
             return 0
         if args.data == "census":
-            data = prepare_census(args.group, cfg.embedding_dim, cfg.numeric_embedding, cfg.n_bins)
+            def prepare(c: CompareConfig) -> PreparedData:
+                return prepare_census(args.group, c.embedding_dim, c.numeric_embedding, c.n_bins)
             paper = PAPER_CENSUS[args.group]
             title = f"Census-Income group {args.group}: multi-task comparison"
         else:
@@ -165,11 +184,16 @@ def run_compare(args: argparse.Namespace) -> int:
                 return _fail("--tasks is required with --data FILE (e.g. --tasks click,purchase).")
             df = read_frame(args.data, args.sep, what="--data", sniff=True)
             types = _csv_list(args.task_types)
-            data = prepare_frame_data(df, _csv_list(args.tasks), sparse=_csv_list(args.sparse),
-                                      dense=_csv_list(args.dense), task_types=types,
-                                      embedding_dim=cfg.embedding_dim, name=os.path.basename(args.data),
-                                      numeric_embedding=cfg.numeric_embedding, n_bins=cfg.n_bins)
+
+            def prepare(c: CompareConfig) -> PreparedData:
+                return prepare_frame_data(df, _csv_list(args.tasks), sparse=_csv_list(args.sparse),
+                                          dense=_csv_list(args.dense), task_types=types,
+                                          embedding_dim=c.embedding_dim, name=os.path.basename(args.data),
+                                          numeric_embedding=c.numeric_embedding, n_bins=c.n_bins)
             paper, title = None, f"{os.path.basename(args.data)}: multi-task comparison"
+        data, cfg = choose_inputs(prepare, cfg, progress=progress)
+        if data.extra["inputs"]["pilots"]:
+            print(inputs_line(cfg, data).strip(), flush=True)
         result = run_comparison(data, cfg, progress=progress)
     except (CtrkitError, ValueError, KeyError, FileNotFoundError) as e:
         msg = e.args[0] if e.args else str(e)

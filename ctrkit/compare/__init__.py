@@ -7,6 +7,7 @@ request) lives here, in :data:`~ctrkit.compare.tabular.MODEL_SETTINGS`, not in t
 """
 from __future__ import annotations
 
+from .inputs import INPUT_PRESETS, choose_inputs, input_candidates, inputs_line
 from .report import format_sweep, format_table, write_report, write_sweep_report
 from .tabular import (
                       MODEL_SETTINGS,
@@ -30,4 +31,5 @@ from .tabular import (
 __all__ = ["CompareConfig", "ComparisonResult", "run_comparison", "prepare_frame_data", "prepare_census",
            "prepare_synthetic", "match_width", "PAPER_CENSUS", "MODEL_SETTINGS", "ON_REQUEST", "PreparedData",
            "SweepResult", "config_dict", "format_sweep", "format_table", "mmoe_variants", "summarise",
-           "write_report", "write_sweep_report", "run_synthetic_sweep"]
+           "write_report", "write_sweep_report", "run_synthetic_sweep", "INPUT_PRESETS", "choose_inputs",
+           "input_candidates", "inputs_line"]

@@ -55,6 +55,7 @@ def format_table(summary: pd.DataFrame, tasks: Sequence[str], types: Sequence[st
 def write_report(result: Any, out_dir: str, title: str = "ctrkit compare",
                  paper: dict | None = None) -> list[str]:
     """Write ``report.md``, ``results.csv``, ``summary.csv`` and PNG plots into ``out_dir``; return paths."""
+    from .inputs import inputs_line
     os.makedirs(out_dir, exist_ok=True)
     written = []
     runs_path = os.path.join(out_dir, "results.csv")
@@ -78,6 +79,7 @@ def write_report(result: Any, out_dir: str, title: str = "ctrkit compare",
                 if cfg.numeric_embedding else "")
              + (f" Weights validated and kept as their moving average (WeightAveraging, decay {cfg.weight_averaging})."
                 if cfg.weight_averaging else "")
+             + inputs_line(cfg, result.data)
              + (" Baseline rows (LR (one-hot), GBDT (trees): scikit-learn, per task, the same split and features; "
                 "deterministic, so run once; params: coefficients / tree leaves) come from "
                 "`ctrkit.compare.baselines`." if cfg.baselines else "")

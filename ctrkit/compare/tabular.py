@@ -51,6 +51,9 @@ class CompareConfig:
                                                   # "periodic", FeatureEncoder's dict of options, or None
     n_bins: int = 64                        # bins of the quantile / ple numeric embeddings
     weight_averaging: float | None = 0.995  # every deep model validated and kept as an EMA of its weights
+    inputs: str | None = "auto"             # "auto": numeric_embedding / embedding_dim / batch_size from the preset
+                                            # of compare.inputs.INPUT_PRESETS whose MMoE validates best; a preset
+                                            # name; None: those three fields as set (compare.inputs)
                                             # (callbacks.WeightAveraging, this decay); None: the raw weights
     extra_metrics: tuple[str, ...] = ()     # e.g. ("gauc", "ne"): also reported (binary tasks), in results.csv
     group_by: str | None = None             # gauc's group column: a sparse feature of the data (its encoded ids)
@@ -471,9 +474,9 @@ def run_synthetic_sweep(ps: Sequence[float] = (0.5, 0.9, 1.0), cfg: CompareConfi
     """The MMoE paper's Figure 4 experiment: Shared-Bottom, OMoE and MMoE on two regression tasks whose
     correlation is ``p``, fresh data and initialisation per seed; test MSE averaged over the two tasks."""
     from ..datasets import label_correlation, make_mmoe_synthetic
-    cfg = cfg or CompareConfig(numeric_embedding=None, num_experts=8, expert_units=16, tower_units=8, batch_size=128,
-                               lr=1e-3, max_epochs=200, patience=5, models=("Shared-Bottom", "OMoE", "MMoE"),
-                               weight_averaging=None)
+    cfg = cfg or CompareConfig(numeric_embedding=None, inputs=None, num_experts=8, expert_units=16, tower_units=8,
+                               batch_size=128, lr=1e-3, max_epochs=200, patience=5,
+                               models=("Shared-Bottom", "OMoE", "MMoE"), weight_averaging=None)
     t0 = time.perf_counter()
     rows = []
     for p in ps:

@@ -1,0 +1,140 @@
+"""The inputs of a comparison, chosen on the validation split: how the numeric columns are embedded, how wide
+every field's embedding is, and the batch size.
+
+These three trade against each other and the best choice depends on the data: on census group 1 (income)
+64-bin quantile fields of width 4 in batches of 1,024 validate best, on group 2 (education) piecewise-linear
+fields of width 16 in batches of 512 (``benchmarks/RESULTS.md``, "Compare inputs chosen on validation"). So a
+comparison does not fix them: with ``CompareConfig.inputs="auto"`` (the default) it encodes the data once per
+preset of :data:`INPUT_PRESETS`, trains the comparison's MMoE once (seed 0) on each, and every model of the
+comparison then gets the preset whose MMoE reached the better validation metric of the monitored task. The
+test split is not looked at. The candidates train side by side in the comparison's worker processes, so the
+choice costs about one run's time.
+
+``inputs="compact"`` / ``"wide"`` takes that preset without a pilot; ``inputs=None`` takes ``numeric_embedding``,
+``embedding_dim`` and ``batch_size`` as they are set. Setting any of those three (to something other than its
+default) fixes the inputs too: ``"auto"`` never overrides what a user chose.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+from .tabular import CompareConfig, PreparedData, _model_specs, _train_one
+
+__all__ = ["INPUT_PRESETS", "input_candidates", "choose_inputs"]
+
+#: name -> the CompareConfig fields a preset sets
+INPUT_PRESETS: dict[str, dict[str, Any]] = {
+    "compact": dict(numeric_embedding="quantile", embedding_dim=4, batch_size=1024),
+    "wide": dict(numeric_embedding="ple", embedding_dim=16, batch_size=512),
+}
+_KEYS = ("numeric_embedding", "embedding_dim", "batch_size")
+_PILOT_MODEL = "MMoE"
+
+
+def _defaults() -> dict[str, Any]:
+    return {f.name: f.default for f in dataclasses.fields(CompareConfig) if f.name in _KEYS}
+
+
+def input_candidates(cfg: CompareConfig) -> dict[str, CompareConfig]:
+    """The settings a comparison chooses between: ``{name: cfg with that preset's inputs}``, one entry when the
+    inputs are fixed (a preset named, ``inputs=None``, or one of the three fields set away from its default).
+
+    Example:
+        >>> sorted(input_candidates(CompareConfig()))
+        ['compact', 'wide']
+        >>> {k: c.embedding_dim for k, c in input_candidates(CompareConfig(inputs="wide")).items()}
+        {'wide': 16}
+        >>> list(input_candidates(CompareConfig(embedding_dim=8)))   # a field set by the user: kept
+        ['as set']
+    """
+    if cfg.inputs is None:
+        return {"as set": cfg}
+    if cfg.inputs == "auto":
+        if any(getattr(cfg, k) != v for k, v in _defaults().items()):
+            return {"as set": dataclasses.replace(cfg, inputs=None)}
+        return {name: dataclasses.replace(cfg, inputs=name, **p) for name, p in INPUT_PRESETS.items()}
+    if cfg.inputs in INPUT_PRESETS:
+        return {cfg.inputs: dataclasses.replace(cfg, **INPUT_PRESETS[cfg.inputs])}
+    raise ValueError(f"inputs: expected 'auto', None or one of {sorted(INPUT_PRESETS)}, got {cfg.inputs!r}.")
+
+
+def _pilot(shared: dict[str, Any], name: str, cfg: CompareConfig, data: PreparedData) -> dict[str, Any]:
+    """One pilot run (a worker job): the comparison's MMoE, seed 0, on ``data`` with ``cfg``; its best validation
+    value of the monitored task's metric (the weights early stopping kept)."""
+    (model, tasks), = _model_specs(data, dataclasses.replace(cfg, models=(_PILOT_MODEL,)))[_PILOT_MODEL](0)
+    monitor: str = cfg.monitor_task if cfg.monitor_task is not None and cfg.monitor_task in tasks else tasks[0]
+    binary = dict(zip(data.task_names, data.task_types))[monitor] == "binary"
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        out, curve, _ = _train_one(model, tasks, data, cfg, 0)
+    values = curve[f"val_{monitor}_{'auc' if binary else 'mse'}"]
+    return {"inputs": name, "metric": "auc" if binary else "mse", "task": monitor,
+            "val": max(values) if binary else min(values), "epochs": out["epochs"],
+            "seconds": time.perf_counter() - t0}
+
+
+def choose_inputs(prepare: Callable[[CompareConfig], PreparedData], cfg: CompareConfig | None = None,
+                  progress: bool = True) -> tuple[PreparedData, CompareConfig]:
+    """Encode the data for each candidate input preset, keep the one whose MMoE validates best.
+
+    Args:
+        prepare: ``cfg -> PreparedData`` (e.g. ``lambda c: prepare_census(1, c.embedding_dim,
+            c.numeric_embedding, c.n_bins)``); called once per candidate.
+        cfg: the comparison's settings (default ``CompareConfig()``).
+
+    Returns:
+        the chosen data and settings (``inputs`` names the preset, or is None for inputs as set), to pass to
+        :func:`~ctrkit.compare.run_comparison`. ``data.extra["inputs"]`` records the choice and each candidate's
+        pilot (``{"chosen", "pilots": [{"inputs", "task", "metric", "val", "epochs", "seconds"}, ...]}``); the
+        report prints it.
+    """
+    from .progress import EpochProgress
+    from .runner import resolve_workers, run_jobs
+    cfg = cfg or CompareConfig()
+    cands = input_candidates(cfg)
+    if len(cands) == 1:
+        (name, chosen), = cands.items()
+        data = prepare(chosen)
+        data.extra["inputs"] = {"chosen": name, "pilots": []}
+        return data, chosen
+    datas = {name: prepare(c) for name, c in cands.items()}
+    jobs = [(name, c, datas[name]) for name, c in cands.items()]
+    bar = EpochProgress(len(jobs), cfg.max_epochs, disable=not progress, desc="choosing inputs")
+    bar.set_postfix_str(" vs ".join(cands))
+    workers = resolve_workers(cfg.workers, len(jobs))
+    try:
+        if workers == 1:
+            from .runner import one_torch_thread
+            pilots = []
+            for job in jobs:
+                with one_torch_thread():
+                    pilots.append(_pilot({}, *job))
+                bar.finished(pilots[-1]["epochs"])
+        else:
+            pilots, _ = run_jobs(_pilot, jobs, {}, workers, on_done=lambda i, r: bar.finished(r["epochs"]),
+                                 name=lambda j: f"choosing inputs, {j[0]}")
+    finally:
+        bar.close()
+    better = max if pilots[0]["metric"] == "auc" else min
+    best = better(pilots, key=lambda p: p["val"])["inputs"]   # a tie keeps the first (the compact preset)
+    data = datas[best]
+    data.extra["inputs"] = {"chosen": best, "pilots": pilots}
+    return data, cands[best]
+
+
+def inputs_line(cfg: CompareConfig, data: PreparedData) -> str:
+    """One sentence for the report: which inputs the comparison used and why."""
+    info = data.extra.get("inputs")
+    if not info:
+        return ""
+    if not info["pilots"]:
+        return f" Inputs: {info['chosen']!r}" + (" (fixed)." if info["chosen"] != "as set" else ".")
+    p0 = info["pilots"][0]
+    scores = ", ".join(f"{p['inputs']} {p['val']:.4f} ({p['seconds']:.0f} s)" for p in info["pilots"])
+    return (f" Inputs chosen on the validation split: {info['chosen']!r} ({_PILOT_MODEL}, seed 0, best validation "
+            f"{p0['task']} {p0['metric'].upper()}: {scores}; presets in `ctrkit.compare.INPUT_PRESETS`).")

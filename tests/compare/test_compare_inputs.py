@@ -1,0 +1,99 @@
+"""A comparison chooses its inputs (numeric embedding, embedding width, batch size) on the validation split: it trains
+its MMoE once per preset and keeps the better; fixed inputs skip the pilot; the CLI and the report say which."""
+import pandas as pd
+import pytest
+
+from ctrkit.cli import main
+from ctrkit.compare import INPUT_PRESETS, CompareConfig, choose_inputs, input_candidates, prepare_frame_data
+
+
+@pytest.fixture(scope="module")
+def frame():
+    from ctrkit.datasets import census_feature_types, load_census_income
+    X, y = load_census_income(group=1)
+    sparse, dense = census_feature_types()
+    return pd.concat([X, y], axis=1).iloc[:4000].reset_index(drop=True), sparse, dense
+
+
+def _prepare(frame, spoil=None, calls=None):
+    """prepare(cfg) for census[:4000]; the preset named ``spoil`` gets inverted training labels, so its pilot
+    learns the opposite of what validation measures."""
+    df, sparse, dense = frame
+
+    def prepare(c):
+        if calls is not None:
+            calls.append(c)
+        data = prepare_frame_data(df, ["income", "marital"], sparse=sparse, dense=dense, name="census[:4000]",
+                                  embedding_dim=c.embedding_dim, numeric_embedding=c.numeric_embedding,
+                                  n_bins=c.n_bins)
+        if c.inputs == spoil:
+            x, y = data.train
+            data.train = (x, 1 - y)
+        return data
+    return prepare
+
+
+def test_candidates_are_the_presets_unless_the_inputs_are_fixed():
+    auto = input_candidates(CompareConfig())
+    assert list(auto) == list(INPUT_PRESETS) == ["compact", "wide"]
+    for name, c in auto.items():
+        assert (c.numeric_embedding, c.embedding_dim, c.batch_size) == tuple(INPUT_PRESETS[name].values())
+        assert c.inputs == name
+    # the defaults of the three fields are the compact preset, so a config built without a choice is consistent
+    d = CompareConfig()
+    assert (d.numeric_embedding, d.embedding_dim, d.batch_size) == tuple(INPUT_PRESETS["compact"].values())
+    assert {k: c.batch_size for k, c in input_candidates(CompareConfig(inputs="wide")).items()} == {"wide": 512}
+    # a field the user set is never overridden by a preset
+    mine = input_candidates(CompareConfig(batch_size=64))
+    assert list(mine) == ["as set"] and mine["as set"].batch_size == 64 and mine["as set"].embedding_dim == 4
+    assert list(input_candidates(CompareConfig(inputs=None, embedding_dim=4))) == ["as set"]
+    with pytest.raises(ValueError, match=r"inputs: expected 'auto', None or one of \['compact', 'wide'\], got 'big'"):
+        input_candidates(CompareConfig(inputs="big"))
+
+
+@pytest.mark.parametrize("spoil", ["compact", "wide"])
+def test_the_preset_whose_mmoe_validates_better_is_kept(frame, spoil):
+    cfg = CompareConfig(max_epochs=3, workers=1, seeds=1, weight_averaging=None)   # 3,200 rows: few steps
+    data, chosen = choose_inputs(_prepare(frame, spoil=spoil), cfg, progress=False)
+    info = data.extra["inputs"]
+    good = "wide" if spoil == "compact" else "compact"
+    vals = {p["inputs"]: p["val"] for p in info["pilots"]}
+    assert set(vals) == {"compact", "wide"} and vals[spoil] < 0.5 < 0.8 < vals[good], vals
+    assert info["chosen"] == good and chosen.inputs == good
+    assert all(p["task"] == "income" and p["metric"] == "auc" and p["epochs"] >= 1 for p in info["pilots"])
+    # the data handed on is encoded with the chosen preset, and the settings carry its batch size
+    emb = {f.embedding_dim for f in data.feature_columns if type(f).__name__ == "SparseFeat"}
+    assert emb == {INPUT_PRESETS[good]["embedding_dim"]} and chosen.batch_size == INPUT_PRESETS[good]["batch_size"]
+    kinds = {f.embedding.kind for f in data.feature_columns if type(f).__name__ == "DenseFeat"}
+    assert kinds == {INPUT_PRESETS[good]["numeric_embedding"]}
+    from ctrkit.compare.inputs import inputs_line
+    line = inputs_line(chosen, data)
+    assert f"Inputs chosen on the validation split: {good!r}" in line and f"{spoil} {vals[spoil]:.4f} (" in line
+
+
+def test_fixed_inputs_prepare_once_and_train_no_pilot(frame):
+    calls = []
+    data, chosen = choose_inputs(_prepare(frame, calls=calls), CompareConfig(inputs="wide", workers=1),
+                                 progress=False)
+    assert len(calls) == 1 and calls[0].embedding_dim == 16 and chosen.batch_size == 512
+    assert data.extra["inputs"] == {"chosen": "wide", "pilots": []}
+
+
+def test_cli_inputs_flag(tmp_path, capsys):
+    from ctrkit.datasets import load_sample
+    path = tmp_path / "b.csv"
+    load_sample("byterec").to_csv(path, index=False)
+    base = ["compare", "--no-progress", "--data", str(path), "--tasks", "finish,like", "--sparse",
+            "uid,item_id,channel", "--dense", "duration_time", "--models", "MMoE", "--seeds", "1", "--epochs", "2",
+            "--baselines", "none", "--workers", "1"]
+    rc = main([*base, "--inputs", "wide", "--embedding-dim", "8", "--out", str(tmp_path / "x")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "--inputs wide sets --numeric-embedding, --embedding-dim and --batch-size itself" in err
+    rc = main([*base, "--out", str(tmp_path / "r")])   # auto: two pilots, the choice printed and reported
+    out = capsys.readouterr().out
+    assert rc == 0 and "Inputs chosen on the validation split:" in out
+    report = (tmp_path / "r" / "report.md").read_text()
+    assert "Inputs chosen on the validation split:" in report and "compact " in report and "wide " in report
+    rc = main([*base, "--embedding-dim", "8", "--out", str(tmp_path / "s")])   # the user's own inputs: no pilot
+    out = capsys.readouterr().out
+    assert rc == 0 and "Inputs chosen" not in out and "embedding dim 8" in (tmp_path / "s" / "report.md").read_text()
