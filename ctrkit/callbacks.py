@@ -369,8 +369,13 @@ class TerminateOnNaN(Callback):
 class WeightAveraging(Callback):
     """An exponential moving average of the weights (Polyak averaging), validated and kept in their place.
 
-    After each training step ``avg = decay * avg + (1 - decay) * weights`` (PyTorch's
-    ``torch.optim.swa_utils.get_ema_multi_avg_fn``), over every floating-point parameter and buffer. Each
+    After the ``n``-th training step the average weighs the weights of step ``k`` by ``decay ** (n - k)``,
+    normalised: ``avg = keep * avg + (1 - keep) * weights`` with ``keep = decay * (1 - decay ** (n - 1)) /
+    (1 - decay ** n)`` (PyTorch's ``torch.optim.swa_utils.get_ema_multi_avg_fn`` with that factor), over every
+    floating-point parameter and buffer. This is the exponential moving average with Adam's bias correction:
+    after a few steps it is the plain mean of the weights seen so far, after many ``keep`` is ``decay``. (An
+    average started from the first step's weights would keep ``decay ** n`` of those near-initial weights: on a
+    small data set, a few steps per epoch, the validated model would be mostly its initialisation.) Each
     validation of ``fit`` sees the averaged weights, and they stay in the model until the next epoch starts, so
     :class:`EarlyStopping` (``restore_best_weights``), :class:`ModelCheckpoint` and :class:`BackupAndRestore` keep
     the weights that were validated; the next epoch trains on from the optimizer's own weights. When ``fit`` ends
@@ -395,10 +400,9 @@ class WeightAveraging(Callback):
         self._avg: list | None = None
         self._raw: list | None = None   # the optimizer's weights while the average is in the model
         self._w: list = []              # the model's floating-point tensors (views of its parameters and buffers)
+        self._n = 0                     # steps averaged
 
     def on_train_begin(self, logs=None):
-        import torch.optim.swa_utils as swa
-        self._update = swa.get_ema_multi_avg_fn(self.decay)
         sd = self.model.state_dict()   # once per fit: fit restores and resumes weights in place, so the views hold
         if any(hasattr(v, "local_shards") for v in sd.values()):
             raise ValueError("WeightAveraging does not average TorchRec-sharded tables; drop the callback for a "
@@ -407,12 +411,15 @@ class WeightAveraging(Callback):
 
     def on_train_batch_end(self, step, logs=None):
         import torch
-        w = self._w
+        import torch.optim.swa_utils as swa
+        w, d = self._w, self.decay
         with torch.no_grad():
-            if self._avg is None:
+            self._n = n = self._n + 1 if self._avg is not None else 1
+            if n == 1:
                 self._avg = [v.detach().clone() for v in w]
             else:
-                self._update(self._avg, w, None)
+                keep = d * -math.expm1((n - 1) * math.log(d)) / -math.expm1(n * math.log(d))   # d(1-d^(n-1))/(1-d^n)
+                swa.get_ema_multi_avg_fn(keep)(self._avg, w, None)
 
     def _swap_in(self) -> None:
         import torch
@@ -435,10 +442,11 @@ class WeightAveraging(Callback):
             self._raw = None
 
     def state_dict(self) -> dict:
-        return {"decay": self.decay, "avg": self._avg, "raw": self._raw}
+        return {"decay": self.decay, "avg": self._avg, "raw": self._raw, "steps": self._n}
 
     def load_state_dict(self, state: dict) -> None:
         self._avg, self._raw = state["avg"], state["raw"]
+        self._n = state.get("steps", 10 ** 9 if self._avg is not None else 0)   # (older states: a long run)
 
 
 class CSVLogger(Callback):

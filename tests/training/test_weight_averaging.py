@@ -18,8 +18,8 @@ def _model(enc, seed=3):
 
 
 class Spy(Callback):
-    """Keeps its own EMA of the weights after every step (the formula, not the callback's code) and the weights seen
-    at the first step of each epoch."""
+    """Keeps its own bias-corrected EMA of the weights after every step (the formula, sum of decay ** (n - k) * w_k
+    over the sum of the factors, not the callback's code) and the weights seen at the first step of each epoch."""
 
     def __init__(self, decay):
         super().__init__()
@@ -35,7 +35,12 @@ class Spy(Callback):
     def on_train_batch_end(self, step, logs=None):
         w = {k: v.detach().clone().double() for k, v in self.model.state_dict().items() if v.is_floating_point()}
         self.last = {k: v.clone() for k, v in self.model.state_dict().items()}
-        self.ema = w if self.ema is None else {k: self.decay * self.ema[k] + (1 - self.decay) * w[k] for k in w}
+        if self.ema is None:
+            self.sum, self.norm = w, 1.0
+        else:
+            self.sum = {k: self.decay * self.sum[k] + w[k] for k in w}
+            self.norm = self.decay * self.norm + 1.0
+        self.ema = {k: v / self.norm for k, v in self.sum.items()}
 
 
 def _split(df, y):
