@@ -193,7 +193,7 @@ def run_compare(args: argparse.Namespace) -> int:
             paper, title = None, f"{os.path.basename(args.data)}: multi-task comparison"
         data, cfg = choose_inputs(prepare, cfg, progress=progress)
         if data.extra["inputs"]["pilots"]:
-            print(inputs_line(cfg, data).strip(), flush=True)
+            print(inputs_line(data).strip(), flush=True)
         result = run_comparison(data, cfg, progress=progress)
     except (CtrkitError, ValueError, KeyError, FileNotFoundError) as e:
         msg = e.args[0] if e.args else str(e)

@@ -7,8 +7,8 @@ request) lives here, in :data:`~ctrkit.compare.tabular.MODEL_SETTINGS`, not in t
 """
 from __future__ import annotations
 
-from .inputs import INPUT_PRESETS, choose_inputs, input_candidates, inputs_line
-from .report import format_sweep, format_table, write_report, write_sweep_report
+from .inputs import INPUT_PRESETS, choose_inputs, input_candidates
+from .report import format_sweep, format_table, inputs_line, write_report, write_sweep_report
 from .tabular import (
                       MODEL_SETTINGS,
                       ON_REQUEST,

@@ -24,7 +24,7 @@ from typing import Any
 
 from .tabular import CompareConfig, PreparedData, _model_specs, _train_one
 
-__all__ = ["INPUT_PRESETS", "input_candidates", "choose_inputs"]
+__all__ = ["INPUT_PRESETS", "input_candidates", "choose_inputs"]   # the report's sentence: report.inputs_line
 
 #: name -> the CompareConfig fields a preset sets
 INPUT_PRESETS: dict[str, dict[str, Any]] = {
@@ -73,7 +73,7 @@ def _pilot(shared: dict[str, Any], name: str, cfg: CompareConfig, data: Prepared
         warnings.simplefilter("ignore")
         out, curve, _ = _train_one(model, tasks, data, cfg, 0)
     values = curve[f"val_{monitor}_{'auc' if binary else 'mse'}"]
-    return {"inputs": name, "metric": "auc" if binary else "mse", "task": monitor,
+    return {"inputs": name, "model": _PILOT_MODEL, "metric": "auc" if binary else "mse", "task": monitor,
             "val": max(values) if binary else min(values), "epochs": out["epochs"],
             "seconds": time.perf_counter() - t0}
 
@@ -90,8 +90,8 @@ def choose_inputs(prepare: Callable[[CompareConfig], PreparedData], cfg: Compare
     Returns:
         the chosen data and settings (``inputs`` names the preset, or is None for inputs as set), to pass to
         :func:`~ctrkit.compare.run_comparison`. ``data.extra["inputs"]`` records the choice and each candidate's
-        pilot (``{"chosen", "pilots": [{"inputs", "task", "metric", "val", "epochs", "seconds"}, ...]}``); the
-        report prints it.
+        pilot (``{"chosen", "pilots": [{"inputs", "model", "task", "metric", "val", "epochs", "seconds"}, ...]}``);
+        the report prints it (:func:`ctrkit.compare.report.inputs_line`).
     """
     from .progress import EpochProgress
     from .runner import resolve_workers, run_jobs
@@ -126,15 +126,3 @@ def choose_inputs(prepare: Callable[[CompareConfig], PreparedData], cfg: Compare
     data.extra["inputs"] = {"chosen": best, "pilots": pilots}
     return data, cands[best]
 
-
-def inputs_line(cfg: CompareConfig, data: PreparedData) -> str:
-    """One sentence for the report: which inputs the comparison used and why."""
-    info = data.extra.get("inputs")
-    if not info:
-        return ""
-    if not info["pilots"]:
-        return f" Inputs: {info['chosen']!r}" + (" (fixed)." if info["chosen"] != "as set" else ".")
-    p0 = info["pilots"][0]
-    scores = ", ".join(f"{p['inputs']} {p['val']:.4f} ({p['seconds']:.0f} s)" for p in info["pilots"])
-    return (f" Inputs chosen on the validation split: {info['chosen']!r} ({_PILOT_MODEL}, seed 0, best validation "
-            f"{p0['task']} {p0['metric'].upper()}: {scores}; presets in `ctrkit.compare.INPUT_PRESETS`).")

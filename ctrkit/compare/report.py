@@ -51,11 +51,24 @@ def format_table(summary: pd.DataFrame, tasks: Sequence[str], types: Sequence[st
     return "\n".join(lines)
 
 
+def inputs_line(data: Any) -> str:
+    """One sentence for the report: which inputs preset the comparison used and why (``compare.inputs``); empty
+    for inputs set by hand (the settings sentence shows them)."""
+    info = data.extra.get("inputs")
+    if not info or info["chosen"] == "as set":
+        return ""
+    if not info["pilots"]:
+        return f" Inputs: the {info['chosen']!r} preset (`ctrkit.compare.INPUT_PRESETS`), as asked."
+    p0 = info["pilots"][0]
+    scores = ", ".join(f"{p['inputs']} {p['val']:.4f} ({p['seconds']:.0f} s)" for p in info["pilots"])
+    return (f" Inputs chosen on the validation split: {info['chosen']!r} ({p0['model']}, seed 0, best validation "
+            f"{p0['task']} {p0['metric'].upper()}: {scores}; presets in `ctrkit.compare.INPUT_PRESETS`).")
+
+
 # ------------------------------------------------------------------------------------------ report
 def write_report(result: Any, out_dir: str, title: str = "ctrkit compare",
                  paper: dict | None = None) -> list[str]:
     """Write ``report.md``, ``results.csv``, ``summary.csv`` and PNG plots into ``out_dir``; return paths."""
-    from .inputs import inputs_line
     os.makedirs(out_dir, exist_ok=True)
     written = []
     runs_path = os.path.join(out_dir, "results.csv")
@@ -79,7 +92,7 @@ def write_report(result: Any, out_dir: str, title: str = "ctrkit compare",
                 if cfg.numeric_embedding else "")
              + (f" Weights validated and kept as their moving average (WeightAveraging, decay {cfg.weight_averaging})."
                 if cfg.weight_averaging else "")
-             + inputs_line(cfg, result.data)
+             + inputs_line(result.data)
              + (" Baseline rows (LR (one-hot), GBDT (trees): scikit-learn, per task, the same split and features; "
                 "deterministic, so run once; params: coefficients / tree leaves) come from "
                 "`ctrkit.compare.baselines`." if cfg.baselines else "")

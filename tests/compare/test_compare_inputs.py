@@ -66,8 +66,8 @@ def test_the_preset_whose_mmoe_validates_better_is_kept(frame, spoil):
     assert emb == {INPUT_PRESETS[good]["embedding_dim"]} and chosen.batch_size == INPUT_PRESETS[good]["batch_size"]
     kinds = {f.embedding.kind for f in data.feature_columns if type(f).__name__ == "DenseFeat"}
     assert kinds == {INPUT_PRESETS[good]["numeric_embedding"]}
-    from ctrkit.compare.inputs import inputs_line
-    line = inputs_line(chosen, data)
+    from ctrkit.compare import inputs_line
+    line = inputs_line(data)
     assert f"Inputs chosen on the validation split: {good!r}" in line and f"{spoil} {vals[spoil]:.4f} (" in line
 
 
@@ -77,6 +77,8 @@ def test_fixed_inputs_prepare_once_and_train_no_pilot(frame):
                                  progress=False)
     assert len(calls) == 1 and calls[0].embedding_dim == 16 and chosen.batch_size == 512
     assert data.extra["inputs"] == {"chosen": "wide", "pilots": []}
+    from ctrkit.compare import inputs_line
+    assert "the 'wide' preset" in inputs_line(data)
 
 
 def test_cli_inputs_flag(tmp_path, capsys):
