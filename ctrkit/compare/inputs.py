@@ -125,4 +125,3 @@ def choose_inputs(prepare: Callable[[CompareConfig], PreparedData], cfg: Compare
     data = datas[best]
     data.extra["inputs"] = {"chosen": best, "pilots": pilots}
     return data, cands[best]
-

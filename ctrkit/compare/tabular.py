@@ -51,10 +51,10 @@ class CompareConfig:
                                                   # "periodic", FeatureEncoder's dict of options, or None
     n_bins: int = 64                        # bins of the quantile / ple numeric embeddings
     weight_averaging: float | None = 0.995  # every deep model validated and kept as an EMA of its weights
+                                            # (callbacks.WeightAveraging, this decay); None: the raw weights
     inputs: str | None = "auto"             # "auto": numeric_embedding / embedding_dim / batch_size from the preset
                                             # of compare.inputs.INPUT_PRESETS whose MMoE validates best; a preset
                                             # name; None: those three fields as set (compare.inputs)
-                                            # (callbacks.WeightAveraging, this decay); None: the raw weights
     extra_metrics: tuple[str, ...] = ()     # e.g. ("gauc", "ne"): also reported (binary tasks), in results.csv
     group_by: str | None = None             # gauc's group column: a sparse feature of the data (its encoded ids)
     ctr_models: tuple[str, ...] = ()        # single-task CTR models per task: a second table (compare.ctr_table)
