@@ -8,7 +8,8 @@ comparison does not fix them: with ``CompareConfig.inputs="auto"`` (the default)
 preset of :data:`INPUT_PRESETS`, trains the comparison's MMoE once (seed 0) on each, and every model of the
 comparison then gets the preset whose MMoE reached the better validation metric of the monitored task. The
 test split is not looked at. The candidates train side by side in the comparison's worker processes, so the
-choice costs about one run's time.
+choice costs about one run's time, and the chosen preset's pilot is the comparison's own MMoE run for seed 0
+(reused, not trained again).
 
 ``inputs="compact"`` / ``"wide"`` takes that preset without a pilot; ``inputs=None`` takes ``numeric_embedding``,
 ``embedding_dim`` and ``batch_size`` as they are set. Setting any of those three (to something other than its
@@ -18,11 +19,10 @@ from __future__ import annotations
 
 import dataclasses
 import time
-import warnings
 from collections.abc import Callable
 from typing import Any
 
-from .tabular import CompareConfig, PreparedData, _model_specs, _train_one
+from .tabular import CompareConfig, PreparedData, _run_job
 
 __all__ = ["INPUT_PRESETS", "input_candidates", "choose_inputs"]   # the report's sentence: report.inputs_line
 
@@ -63,19 +63,19 @@ def input_candidates(cfg: CompareConfig) -> dict[str, CompareConfig]:
 
 
 def _pilot(shared: dict[str, Any], name: str, cfg: CompareConfig, data: PreparedData) -> dict[str, Any]:
-    """One pilot run (a worker job): the comparison's MMoE, seed 0, on ``data`` with ``cfg``; its best validation
-    value of the monitored task's metric (the weights early stopping kept)."""
-    (model, tasks), = _model_specs(data, dataclasses.replace(cfg, models=(_PILOT_MODEL,)))[_PILOT_MODEL](0)
+    """One pilot run (a worker job): the comparison's MMoE job for seed 0 on ``data`` with ``cfg`` (the very run
+    the comparison would make, so the chosen preset's pilot is reused there), and its best validation value of
+    the monitored task's metric (the weights early stopping kept)."""
+    tasks = data.task_names
     monitor: str = cfg.monitor_task if cfg.monitor_task is not None and cfg.monitor_task in tasks else tasks[0]
     binary = dict(zip(data.task_names, data.task_types))[monitor] == "binary"
     t0 = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        out, curve, _ = _train_one(model, tasks, data, cfg, 0)
-    values = curve[f"val_{monitor}_{'auc' if binary else 'mse'}"]
+    job = _run_job({"data": data, "cfg": dataclasses.replace(cfg, models=(_PILOT_MODEL,)), "specs": {}},
+                   _PILOT_MODEL, 0)
+    values = job[1][f"val_{monitor}_{'auc' if binary else 'mse'}"]
     return {"inputs": name, "model": _PILOT_MODEL, "metric": "auc" if binary else "mse", "task": monitor,
-            "val": max(values) if binary else min(values), "epochs": out["epochs"],
-            "seconds": time.perf_counter() - t0}
+            "val": max(values) if binary else min(values), "epochs": sum(job[3]),
+            "seconds": time.perf_counter() - t0, "job": job}
 
 
 def choose_inputs(prepare: Callable[[CompareConfig], PreparedData], cfg: CompareConfig | None = None,
@@ -106,22 +106,17 @@ def choose_inputs(prepare: Callable[[CompareConfig], PreparedData], cfg: Compare
     jobs = [(name, c, datas[name]) for name, c in cands.items()]
     bar = EpochProgress(len(jobs), cfg.max_epochs, disable=not progress, desc="choosing inputs")
     bar.set_postfix_str(" vs ".join(cands))
-    workers = resolve_workers(cfg.workers, len(jobs))
     try:
-        if workers == 1:
-            from .runner import one_torch_thread
-            pilots = []
-            for job in jobs:
-                with one_torch_thread():
-                    pilots.append(_pilot({}, *job))
-                bar.finished(pilots[-1]["epochs"])
-        else:
-            pilots, _ = run_jobs(_pilot, jobs, {}, workers, on_done=lambda i, r: bar.finished(r["epochs"]),
-                                 name=lambda j: f"choosing inputs, {j[0]}")
+        pilots, _ = run_jobs(_pilot, jobs, {}, resolve_workers(cfg.workers, len(jobs)),
+                             on_done=lambda i, r: bar.finished(r["epochs"]), name=lambda j: f"choosing inputs, {j[0]}")
     finally:
         bar.close()
     better = max if pilots[0]["metric"] == "auc" else min
     best = better(pilots, key=lambda p: p["val"])["inputs"]   # a tie keeps the first (the compact preset)
     data = datas[best]
+    job = next(p.pop("job") for p in pilots if p["inputs"] == best)
+    for p in pilots:
+        p.pop("job", None)
     data.extra["inputs"] = {"chosen": best, "pilots": pilots}
+    data.extra["trained"] = {(_PILOT_MODEL, 0): job}   # run_comparison reuses the winner's run
     return data, cands[best]

@@ -81,7 +81,8 @@ def _named(exc: BaseException, name: str) -> BaseException:
 def run_jobs(fn: Callable[..., Any], jobs: Sequence[tuple], shared: Any, workers: int,
              on_done: Callable[[int, Any], None] | None = None, name: Callable[[tuple], str] = str,
              background: Callable[[], Any] | None = None) -> tuple[list[Any], Any]:
-    """Run ``fn(shared, *job)`` for every job in ``workers`` spawned processes; results in job order.
+    """Run ``fn(shared, *job)`` for every job in ``workers`` spawned processes (``workers=1``: in this process,
+    one after the other); results in job order.
 
     Args:
         fn: a module-level function (it is pickled by name).
@@ -98,6 +99,16 @@ def run_jobs(fn: Callable[..., Any], jobs: Sequence[tuple], shared: Any, workers
         [100, 1000]
     """
     results: list[Any] = [None] * len(jobs)
+    if workers == 1:   # in this process, one job after the other, one torch thread
+        for i, job in enumerate(jobs):
+            with one_torch_thread():
+                try:
+                    results[i] = fn(shared, *job)
+                except Exception as err:
+                    raise _named(err, name(job)) from None
+            if on_done is not None:
+                on_done(i, results[i])
+        return results, background() if background is not None else None
     ctx = multiprocessing.get_context("spawn")
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=(shared,))
     side = ThreadPoolExecutor(max_workers=1) if background is not None else None

@@ -73,7 +73,8 @@ class PreparedData:
     task_names: list[str]
     task_types: list[str]
     description: str
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)   # e.g. "inputs" (compare.inputs' choice) and "trained":
+                                                          # {(model, seed): a run already made on this data}
 
 
 @dataclass
@@ -393,16 +394,24 @@ def run_comparison(data_factory: Callable[[int], PreparedData] | PreparedData, c
     seeds = range(cfg.seeds)
     base_seeds = [s for s in seeds if cfg.baselines and (s == 0 or fixed is None)]  # deterministic: once if fixed
     jobs = [(name, seed) for seed in seeds for name in specs]
-    results: dict[tuple[str, int], Any] = {}
+    # runs already made on this very data with these settings (compare.inputs' pilot): reused, not trained again
+    trained = fixed.extra.get("trained", {}) if fixed is not None else {}
+    results: dict[tuple[str, int], Any] = {j: trained[j] for j in jobs if j in trained}
+    for res in results.values():
+        for epochs in res[3]:
+            bar.finished(epochs)
+    todo = [j for j in jobs if j not in results]
     baseline_rows: dict[int, list] = {}
     seed_data: dict[int, PreparedData] = {}   # per-seed data (when not fixed), for the CTR table's models
-    workers = resolve_workers(cfg.workers, len(jobs))
+    workers = resolve_workers(cfg.workers, len(todo))
     if workers == 1:   # in-process, one run after the other, one torch thread
         for seed in seeds:
             data = seed_data[seed] = fixed or (first if seed == 0 else make(seed))
             if data is not first:
                 specs = _model_specs(data, cfg)
             for name in specs:
+                if (name, seed) in results:
+                    continue
                 bar.set_postfix_str(f"{name} seed {seed}")
                 with one_torch_thread():
                     results[name, seed] = _run_job({"data": data, "cfg": cfg, "specs": {None: specs}}, name, seed,
@@ -418,12 +427,12 @@ def run_comparison(data_factory: Callable[[int], PreparedData] | PreparedData, c
             for epochs in res[3]:
                 bar.finished(epochs)
 
-        out, baseline_rows = run_jobs(_run_job, [(n, s, per_seed.get(s)) for n, s in jobs],
+        out, baseline_rows = run_jobs(_run_job, [(n, s, per_seed.get(s)) for n, s in todo],
                                       {"data": fixed, "cfg": cfg, "specs": {}}, workers, on_done=done,
                                       name=lambda j: f"{j[0]} seed {j[1]}", background=lambda: _one_thread(lambda: {
                                           s: run_baselines(fixed or per_seed[s], cfg.baselines, s)
                                           for s in base_seeds}))
-        results = dict(zip(jobs, out))
+        results.update(zip(todo, out))
     runs: list[dict[str, Any]] = []
     curves: dict[str, list[dict[str, Any]]] = {}
     gates: dict[str, Any] = {}

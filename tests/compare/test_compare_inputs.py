@@ -99,3 +99,21 @@ def test_cli_inputs_flag(tmp_path, capsys):
     rc = main([*base, "--embedding-dim", "8", "--out", str(tmp_path / "s")])   # the user's own inputs: no pilot
     out = capsys.readouterr().out
     assert rc == 0 and "Inputs chosen" not in out and "embedding dim 8" in (tmp_path / "s" / "report.md").read_text()
+
+
+def test_the_chosen_pilot_is_the_comparisons_own_mmoe_run(frame):
+    """The winner's pilot is reused as the comparison's MMoE seed-0 run (not trained twice), and it is exactly the
+    run the comparison would have made."""
+    from ctrkit.compare import run_comparison
+    cfg = CompareConfig(max_epochs=3, workers=1, seeds=1, models=("MMoE",), baselines=())
+    data, chosen = choose_inputs(_prepare(frame), cfg, progress=False)
+    assert list(data.extra["trained"]) == [("MMoE", 0)]
+    reused = run_comparison(data, chosen, progress=False).runs.iloc[0]
+    pilot = data.extra["trained"]["MMoE", 0][0]
+    assert reused["seconds"] == pilot["seconds"] and reused["income_auc"] == pilot["income_auc"]
+    del data.extra["trained"]
+    again = run_comparison(data, chosen, progress=False).runs.iloc[0]
+    assert again["seconds"] != pilot["seconds"]   # trained anew this time ...
+    assert again["income_auc"] == pytest.approx(pilot["income_auc"], abs=1e-6)   # ... to the same model
+    assert again["epochs"] == pilot["epochs"]
+
