@@ -13,8 +13,9 @@ arguments of its run (``args``).
 ``--num``: quantile | ple | periodic | a JSON dict of NumericEmbedding options (``{"kind": "ple", "activation":
 "relu"}``) | raw | both (each numeric column twice: a quantile and a ple field) |
 auto[THR] (quantile for a column whose most frequent value holds >= THR of the rows, default 0.5, else ple).
-``--cross KIND:N``: N layers of ctrkit.layers.cross (gated = GDCN, v1 / v2 = DCN vector / matrix, mix = DCN-Mix)
-on the MMoE's input, before the experts. ``--single``: the first task only (e.g. ``--model DCNMix``).
+``--cross KIND:N[:R]``: N layers of ctrkit.layers.cross (gated = GDCN, v1 / v2 = DCN vector / matrix, mix = DCN-Mix)
+on the MMoE's input, before the experts; R: the gated layers' low rank. ``--single``: the first task only
+(e.g. ``--model DCNMix``).
 """
 import argparse
 import copy
@@ -102,9 +103,10 @@ for seed in [int(s) for s in a.seeds.split(",")]:
         from ctrkit.layers.cross import CrossNet, CrossNetMix, GatedCrossNet
         D = m.input_dim
         kind, _, n = a.cross.partition(":")
-        n = int(n or 2)
+        n, _, r = n.partition(":")
+        n, r = int(n or 2), (int(r) if r else None)
         layer = {"v2": lambda: CrossNet(D, n, "matrix"), "v1": lambda: CrossNet(D, n, "vector"),
-                 "mix": lambda: CrossNetMix(D, layer_num=n), "gated": lambda: GatedCrossNet(D, n)}[kind]()
+                 "mix": lambda: CrossNetMix(D, layer_num=n), "gated": lambda: GatedCrossNet(D, n, low_rank=r)}[kind]()
         torch.manual_seed(seed)
         if hasattr(layer, "reset_parameters"):
             layer.reset_parameters()

@@ -64,11 +64,14 @@ def add_compare_parser(sub: Any) -> None:
     c.add_argument("--numeric-embedding", choices=("quantile", "ple", "periodic", "none"), default=None,
                    help="embed the numeric columns as fields too, next to their scaled values (default quantile; "
                         "none: scaled values only)")
+    c.add_argument("--cross-layers", type=int, default=None,
+                   help="layers of a gated cross network (GDCN, low rank) on every deep model's input (default 0)")
     c.add_argument("--inputs", choices=("auto", "compact", "wide", "as-set"), default=None,
-                   help="numeric-column embedding, embedding size and batch size: auto (default) trains MMoE once on "
-                        "each preset (compact: quantile fields, dim 4, batch 1024; wide: piecewise-linear fields, "
-                        "dim 16, batch 512) and keeps the one with the better validation metric; or that preset; "
-                        "setting --numeric-embedding / --embedding-dim / --batch-size means as-set")
+                   help="numeric-column embedding, embedding size, input cross network and batch size: auto "
+                        "(default) trains MMoE once on each preset (compact: quantile fields, dim 4, no cross, batch "
+                        "1024; wide: piecewise-linear fields, dim 16, 2 cross layers, batch 512) and keeps the one "
+                        "with the better validation metric; or that preset; setting --numeric-embedding / "
+                        "--embedding-dim / --cross-layers / --batch-size means as-set")
     c.add_argument("--n-bins", type=int, default=None, help="bins of --numeric-embedding quantile / ple (default 64)")
     c.add_argument("--weight-averaging", type=float, default=None, metavar="DECAY",
                    help="validate and keep an exponential moving average of each model's weights with this decay "
@@ -130,18 +133,20 @@ def run_compare(args: argparse.Namespace) -> int:
     if args.inputs is not None:
         cfg.inputs = None if args.inputs == "as-set" else args.inputs
     if args.data != "synthetic" and any(v is not None for v in (args.numeric_embedding, args.embedding_dim,
-                                                                 args.batch_size)):
+                                                                 args.cross_layers, args.batch_size)):
         if args.inputs not in (None, "as-set"):
-            return _fail(f"--inputs {args.inputs} sets --numeric-embedding, --embedding-dim and --batch-size itself; "
-                         "drop one or the other.")
+            return _fail(f"--inputs {args.inputs} sets --numeric-embedding, --embedding-dim, --cross-layers and "
+                         "--batch-size itself; drop one or the other.")
         cfg.inputs = None   # the user's own inputs: no preset, no choice
     for attr, val in (("seeds", args.seeds), ("max_epochs", args.epochs), ("patience", args.patience),
                       ("batch_size", args.batch_size), ("lr", args.lr), ("num_experts", args.experts),
                       ("expert_units", args.expert_units), ("tower_units", args.tower_units),
-                      ("embedding_dim", args.embedding_dim), ("n_bins", args.n_bins), ("workers", args.workers)):
+                      ("embedding_dim", args.embedding_dim), ("n_bins", args.n_bins), ("workers", args.workers),
+                      ("cross_layers", args.cross_layers)):
+        low = 0 if attr in ("patience", "cross_layers") else 1
         if val is not None:
-            if isinstance(val, int) and val < (0 if attr == "patience" else 1):
-                return _fail(f"--{attr.replace('_', '-')} must be >= 1, got {val}.")
+            if isinstance(val, int) and val < low:
+                return _fail(f"--{attr.replace('_', '-')} must be >= {low}, got {val}.")
             setattr(cfg, attr, val)
     if args.weight_averaging is not None:
         if not 0.0 <= args.weight_averaging < 1.0:

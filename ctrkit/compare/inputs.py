@@ -1,19 +1,23 @@
 """The inputs of a comparison, chosen on the validation split: how the numeric columns are embedded, how wide
-every field's embedding is, and the batch size.
+every field's embedding is, whether a gated cross network sits on the input, and the batch size.
 
-These three trade against each other and the best choice depends on the data: on census group 1 (income)
-64-bin quantile fields of width 4 in batches of 1,024 validate best, on group 2 (education) piecewise-linear
-fields of width 16 in batches of 512 (``benchmarks/RESULTS.md``, "Compare inputs chosen on validation"). So a
-comparison does not fix them: with ``CompareConfig.inputs="auto"`` (the default) it encodes the data once per
-preset of :data:`INPUT_PRESETS`, trains the comparison's MMoE once (seed 0) on each, and every model of the
+These trade against each other and the best choice depends on the data: on census group 1 (income) 64-bin
+quantile fields of width 4 in batches of 1,024 validate best; on group 2 (education) piecewise-linear fields of
+width 16 in batches of 512, crossed by two low-rank gated cross layers (GDCN's, rank 64) before each model's first
+layer (``benchmarks/RESULTS.md``, "Compare inputs chosen on validation" and "A low-rank input cross network for
+every model"). The cross network belongs to the inputs, so every model of the comparison gets the same one and
+the parameter matching counts it.
+
+So a comparison does not fix them: with ``CompareConfig.inputs="auto"`` (the default) it encodes the data once
+per preset of :data:`INPUT_PRESETS`, trains the comparison's MMoE once (seed 0) on each, and every model of the
 comparison then gets the preset whose MMoE reached the better validation metric of the monitored task. The
 test split is not looked at. The candidates train side by side in the comparison's worker processes, so the
 choice costs about one run's time, and the chosen preset's pilot is the comparison's own MMoE run for seed 0
 (reused, not trained again).
 
 ``inputs="compact"`` / ``"wide"`` takes that preset without a pilot; ``inputs=None`` takes ``numeric_embedding``,
-``embedding_dim`` and ``batch_size`` as they are set. Setting any of those three (to something other than its
-default) fixes the inputs too: ``"auto"`` never overrides what a user chose.
+``embedding_dim``, ``cross_layers`` and ``batch_size`` as they are set. Setting any of those four (to something
+other than its default) fixes the inputs too: ``"auto"`` never overrides what a user chose.
 """
 from __future__ import annotations
 
@@ -28,10 +32,10 @@ __all__ = ["INPUT_PRESETS", "input_candidates", "choose_inputs"]   # the report'
 
 #: name -> the CompareConfig fields a preset sets
 INPUT_PRESETS: dict[str, dict[str, Any]] = {
-    "compact": dict(numeric_embedding="quantile", embedding_dim=4, batch_size=1024),
-    "wide": dict(numeric_embedding="ple", embedding_dim=16, batch_size=512),
+    "compact": dict(numeric_embedding="quantile", embedding_dim=4, cross_layers=0, batch_size=1024),
+    "wide": dict(numeric_embedding="ple", embedding_dim=16, cross_layers=2, batch_size=512),
 }
-_KEYS = ("numeric_embedding", "embedding_dim", "batch_size")
+_KEYS = ("numeric_embedding", "embedding_dim", "cross_layers", "batch_size")
 _PILOT_MODEL = "MMoE"
 
 

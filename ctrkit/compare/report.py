@@ -90,6 +90,9 @@ def write_report(result: Any, out_dir: str, title: str = "ctrkit compare",
              "layer) is sized to match MMoE's parameter count; Single-Task counts both networks."
              + (f" Numeric columns also embedded as fields: {cfg.numeric_embedding!r}, {cfg.n_bins} bins."
                 if cfg.numeric_embedding else "")
+             + (f" Every deep model's input goes through a gated cross network (GDCN, {cfg.cross_layers} layer"
+                f"{'s' if cfg.cross_layers > 1 else ''}, "
+                f"rank {cfg.cross_rank or 'full'}), counted in its parameters." if cfg.cross_layers else "")
              + (f" Weights validated and kept as their moving average (WeightAveraging, decay {cfg.weight_averaging})."
                 if cfg.weight_averaging else "")
              + inputs_line(result.data)

@@ -50,6 +50,8 @@ class CompareConfig:
     numeric_embedding: str | dict | None = "quantile"   # dense columns also as fields: "quantile" / "ple" /
                                                   # "periodic", FeatureEncoder's dict of options, or None
     n_bins: int = 64                        # bins of the quantile / ple numeric embeddings
+    cross_layers: int = 0                   # GDCN's gated cross network on every deep model's input (this many
+    cross_rank: int | None = 64             # layers of this rank; None: full rank); 0: none (compare.inputs)
     weight_averaging: float | None = 0.995  # every deep model validated and kept as an EMA of its weights
                                             # (callbacks.WeightAveraging, this decay); None: the raw weights
     inputs: str | None = "auto"             # "auto": numeric_embedding / embedding_dim / batch_size from the preset
@@ -242,18 +244,21 @@ def _model_specs(data: PreparedData, cfg: CompareConfig) -> dict[str, Callable[[
     def build(name: str, **kw: Any) -> Any:
         return build_model(name, cols, tasks, types, **kw)
 
+    # the input cross network (compare.inputs' wide preset) is part of every model's input, so of its budget
+    cross = dict(cross_layers=cfg.cross_layers, cross_rank=cfg.cross_rank) if cfg.cross_layers else {}
     moe_kw = dict(num_experts=cfg.num_experts, expert_dnn_hidden_units=(cfg.expert_units,),
-                  gate_dnn_hidden_units=(), tower_dnn_hidden_units=(cfg.tower_units,))
+                  gate_dnn_hidden_units=(), tower_dnn_hidden_units=(cfg.tower_units,), **cross)
     mmoe_params = build("MMoE", **moe_kw).count_params()
     sb_width = match_width(lambda w: build("SharedBottom", bottom_dnn_hidden_units=(w,),
-                                           tower_dnn_hidden_units=(cfg.tower_units,)), mmoe_params)
+                                           tower_dnn_hidden_units=(cfg.tower_units,), **cross), mmoe_params)
     # each single-task network gets the Shared-Bottom structure (bottom + tower) for its own task
     specs: dict[str, Callable[[int], list]] = {
         "Single-Task": lambda seed: [(build_model("DNN", cols, [t], [typ], seed=seed,
-                                                  dnn_hidden_units=(sb_width, cfg.tower_units)), [t])
+                                                  dnn_hidden_units=(sb_width, cfg.tower_units), **cross), [t])
                                      for t, typ in zip(tasks, types)],
         "Shared-Bottom": lambda seed: [(build("SharedBottom", bottom_dnn_hidden_units=(sb_width,),
-                                              tower_dnn_hidden_units=(cfg.tower_units,), seed=seed), tasks)],
+                                              tower_dnn_hidden_units=(cfg.tower_units,), seed=seed, **cross),
+                                        tasks)],
         "OMoE": lambda seed: [(build("OMoE", seed=seed, **moe_kw), tasks)],
         "MMoE": lambda seed: [(build("MMoE", seed=seed, **moe_kw), tasks)],
     }
@@ -264,7 +269,7 @@ def _model_specs(data: PreparedData, cfg: CompareConfig) -> dict[str, Callable[[
         if getattr(MODELS[name], "sequential", False):  # next-item: `ctrkit compare --data movielens-seq`
             continue
         if name not in _BASELINES:
-            kw = dict(MODEL_SETTINGS.get(name, lambda c: {})(cfg))
+            kw = {**MODEL_SETTINGS.get(name, lambda c: {})(cfg), **cross}
             specs[name] = (lambda n, k: lambda seed: [(build(n, seed=seed, **k), tasks)])(name, kw)
     # the enhanced-MMoE options, one row each (MMoE's settings plus the option): only on request
     variants = mmoe_variants(cfg)
@@ -288,7 +293,7 @@ def mmoe_variants(cfg: CompareConfig) -> dict[str, dict[str, Any]]:
     v: dict[str, dict[str, Any]] = {"MMoE+BN": dict(input_bn=True, input_dropout=0.1),
          "MMoE+residual": dict(residual_experts=True),
          "MMoE+attn-gates": dict(attention_gates=True),
-         "MMoE+deep-towers": dict(tower_dnn_hidden_units=deep), "MMoE+cross": dict(cross_layers=2)}
+         "MMoE+deep-towers": dict(tower_dnn_hidden_units=deep), "MMoE+cross": dict(cross_layers=2, cross_rank=None)}
     v["MMoE+all"] = {k: x for d in v.values() for k, x in d.items()}
     return v
 

@@ -140,6 +140,8 @@ class GatedCrossNet(nn.Module):
     Args:
         in_features: width ``d`` of the input.
         layer_num: number of gated cross layers.
+        low_rank: None for the paper's full-rank ``(2d, d)`` kernel; an int ``r`` factors it as
+            ``(2d, r) @ (r, d)``, as DCN-V2 does for its cross layer, so a layer costs ``3dr`` weights, not ``2d²``.
 
     Shape:
         ``(B, d)`` → ``(B, d)``. :meth:`gates` gives each layer's gate values ``(L, B, d)``.
@@ -150,12 +152,20 @@ class GatedCrossNet(nn.Module):
         (torch.Size([4, 6]), (3, 4, 6))
     """
 
-    def __init__(self, in_features: int, layer_num: int = 3) -> None:
+    def __init__(self, in_features: int, layer_num: int = 3, low_rank: int | None = None) -> None:
         super().__init__()
         if isinstance(layer_num, bool) or not isinstance(layer_num, int) or layer_num < 1:
             raise ValueError(f"GatedCrossNet: layer_num must be an int >= 1, got {layer_num!r}.")
+        if low_rank is not None and (isinstance(low_rank, bool) or not isinstance(low_rank, int) or low_rank < 1):
+            raise ValueError(f"GatedCrossNet: low_rank must be None or an int >= 1, got {low_rank!r}.")
         self.in_features = in_features
-        self.kernels = nn.Parameter(torch.empty(layer_num, 2 * in_features, in_features))  # [W_l; W^g_l]
+        self.low_rank = low_rank
+        d = in_features
+        if low_rank is None:
+            self.kernels = nn.Parameter(torch.empty(layer_num, 2 * d, d))  # [W_l; W^g_l]
+        else:
+            self.kernels = nn.Parameter(torch.empty(layer_num, 2 * d, low_rank))  # [U_l; U^g_l]
+            self.down = nn.Parameter(torch.empty(layer_num, low_rank, d))    # V_lᵀ, shared by cross and gate
         self.bias = nn.Parameter(torch.empty(layer_num, in_features))
         self.reset_parameters()
 
@@ -164,13 +174,17 @@ class GatedCrossNet(nn.Module):
         for w in self.kernels.data:
             nn.init.xavier_uniform_(w[:d])
             nn.init.xavier_uniform_(w[d:])
+        if self.low_rank is not None:
+            for v in self.down.data:
+                nn.init.xavier_uniform_(v)
         nn.init.zeros_(self.bias)
 
     def _layers(self, x0: torch.Tensor):
         x = x0
         d = self.in_features
-        for w, b in zip(self.kernels, self.bias):
-            h = F.linear(x, w)
+        downs = self.down if self.low_rank is not None else [None] * len(self.bias)
+        for w, v, b in zip(self.kernels, downs, self.bias):
+            h = F.linear(x if v is None else F.linear(x, v), w)
             gate = torch.sigmoid(h[:, d:])
             x = x0 * (h[:, :d] + b) * gate + x
             yield x, gate

@@ -18,6 +18,7 @@ from torch import nn
 from ..exceptions import SchemaError
 from ..features import DenseFeat, check_feature_columns, config_from_json, config_to_json, split_feature_columns
 from ..layers.core import Towers
+from ..layers.cross import GatedCrossNet
 from ..layers.embedding import EmbeddingLayer
 from ..layers.projection import InputProjection, ModelInput
 from ..layers.torchrec_embedding import EMBEDDING_BACKENDS
@@ -100,6 +101,8 @@ class BaseModel(KerasFacade, TaskOutputs, nn.Module):
             self.embedding = self.make_embedding(self.feature_columns, init_std=init_std, sparse=sparse)
         self.input_projection = InputProjection(self.embedding, self.dense_dim)
         self.input_dim = self.input_projection.output_dim
+        #: GDCN's gated cross network on the model input, for the models whose ``cross_layers`` is set (None: off)
+        self.input_cross: GatedCrossNet | None = None
         self._config = {k: v for k, v in (config or {}).items() if k not in ("self", "__class__", "gpus")}
         self._binary_mask = torch.tensor([t == "binary" for t in self.task_types])
         #: True until the weights are trained or loaded: the first ``fit`` may then set the output biases
@@ -113,6 +116,20 @@ class BaseModel(KerasFacade, TaskOutputs, nn.Module):
             from ..layers.torchrec_embedding import TorchRecEmbeddingLayer
             return TorchRecEmbeddingLayer(feature_columns, init_std=init_std, sparse=sparse)
         return EmbeddingLayer(feature_columns, init_std=init_std, sparse=sparse)
+
+    def _add_input_cross(self, cross_layers: int, cross_rank: int | None) -> None:
+        """Put GDCN's gated cross network (:class:`~ctrkit.layers.cross.GatedCrossNet`, ``cross_layers`` layers of
+        rank ``cross_rank``, None for full rank) between the input and the model's first layer; 0 layers: none.
+        The models that offer ``cross_layers`` call this before :meth:`_finish_init`; :meth:`inputs` and
+        :meth:`_input` then return the crossed input."""
+        name = type(self).__name__
+        if isinstance(cross_layers, bool) or not isinstance(cross_layers, int) or cross_layers < 0:
+            raise ValueError(f"{name}: cross_layers must be an int >= 0, got {cross_layers!r}.")
+        if cross_rank is not None and (isinstance(cross_rank, bool) or not isinstance(cross_rank, int)
+                                       or cross_rank < 1):
+            raise ValueError(f"{name}: cross_rank must be None (full rank) or an int >= 1, got {cross_rank!r}.")
+        if cross_layers:
+            self.input_cross = GatedCrossNet(self.input_dim, cross_layers, low_rank=cross_rank)
 
     def _finish_init(self) -> None:
         """Re-initialise all weights from ``seed`` (global RNG untouched) and move to the device."""
@@ -133,15 +150,19 @@ class BaseModel(KerasFacade, TaskOutputs, nn.Module):
         process must then run as many forward passes as the others (``predict_logits`` evens them out)."""
         return bool(getattr(self.embedding, "equal_batches", False))
 
-    def inputs(self, batch: Any) -> ModelInput:
+    def inputs(self, batch: Any) -> ModelInput | torch.Tensor:
         """The batch as model input for a layer that starts with a linear map of it (an
         :class:`~ctrkit.layers.MLP`, :class:`~ctrkit.layers.MixtureOfExperts`); that first layer is computed by
-        the :class:`~ctrkit.layers.InputProjection`."""
+        the :class:`~ctrkit.layers.InputProjection` (with an input cross network: the crossed tensor)."""
+        if self.input_cross is not None:
+            return self.input_cross(self.input_projection(batch))
         return self.input_projection.wrap(batch)
 
     def _input(self, batch: Any) -> torch.Tensor:
-        """The concatenation of all embeddings and dense values: ``(B, input_dim)``."""
-        return self.input_projection(batch)
+        """The concatenation of all embeddings and dense values, ``(B, input_dim)``, through the input cross
+        network when the model has one."""
+        x = self.input_projection(batch)
+        return x if self.input_cross is None else self.input_cross(x)
 
     def get_config(self) -> dict[str, Any]:
         """Constructor arguments, JSON-ready (feature columns as dicts)."""

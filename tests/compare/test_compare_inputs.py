@@ -37,16 +37,18 @@ def test_candidates_are_the_presets_unless_the_inputs_are_fixed():
     auto = input_candidates(CompareConfig())
     assert list(auto) == list(INPUT_PRESETS) == ["compact", "wide"]
     for name, c in auto.items():
-        assert (c.numeric_embedding, c.embedding_dim, c.batch_size) == tuple(INPUT_PRESETS[name].values())
+        assert {k: getattr(c, k) for k in INPUT_PRESETS[name]} == INPUT_PRESETS[name]
         assert c.inputs == name
-    # the defaults of the three fields are the compact preset, so a config built without a choice is consistent
+    assert INPUT_PRESETS["wide"]["cross_layers"] > 0 == INPUT_PRESETS["compact"]["cross_layers"]
+    # the defaults of the preset fields are the compact preset, so a config built without a choice is consistent
     d = CompareConfig()
-    assert (d.numeric_embedding, d.embedding_dim, d.batch_size) == tuple(INPUT_PRESETS["compact"].values())
+    assert {k: getattr(d, k) for k in INPUT_PRESETS["compact"]} == INPUT_PRESETS["compact"]
     assert {k: c.batch_size for k, c in input_candidates(CompareConfig(inputs="wide")).items()} == {"wide": 512}
     # a field the user set is never overridden by a preset
     mine = input_candidates(CompareConfig(batch_size=64))
     assert list(mine) == ["as set"] and mine["as set"].batch_size == 64 and mine["as set"].embedding_dim == 4
     assert list(input_candidates(CompareConfig(inputs=None, embedding_dim=4))) == ["as set"]
+    assert list(input_candidates(CompareConfig(cross_layers=1))) == ["as set"]
     with pytest.raises(ValueError, match=r"inputs: expected 'auto', None or one of \['compact', 'wide'\], got 'big'"):
         input_candidates(CompareConfig(inputs="big"))
 
@@ -90,7 +92,7 @@ def test_cli_inputs_flag(tmp_path, capsys):
             "--baselines", "none", "--workers", "1"]
     rc = main([*base, "--inputs", "wide", "--embedding-dim", "8", "--out", str(tmp_path / "x")])
     err = capsys.readouterr().err
-    assert rc == 2 and "--inputs wide sets --numeric-embedding, --embedding-dim and --batch-size itself" in err
+    assert rc == 2 and "--inputs wide sets --numeric-embedding, --embedding-dim, --cross-layers and" in err
     rc = main([*base, "--out", str(tmp_path / "r")])   # auto: two pilots, the choice printed and reported
     out = capsys.readouterr().out
     assert rc == 0 and "Inputs chosen on the validation split:" in out
@@ -99,6 +101,32 @@ def test_cli_inputs_flag(tmp_path, capsys):
     rc = main([*base, "--embedding-dim", "8", "--out", str(tmp_path / "s")])   # the user's own inputs: no pilot
     out = capsys.readouterr().out
     assert rc == 0 and "Inputs chosen" not in out and "embedding dim 8" in (tmp_path / "s" / "report.md").read_text()
+    rc = main([*base, "--cross-layers", "1", "--out", str(tmp_path / "c")])   # as set too, and reported
+    assert rc == 0 and "gated cross network (GDCN, 1 layer, rank 64)" in (tmp_path / "c" / "report.md").read_text()
+    assert "Inputs chosen" not in capsys.readouterr().out
+    assert main([*base, "--cross-layers", "-1", "--out", str(tmp_path / "d")]) == 2
+    assert "--cross-layers must be >= 0, got -1" in capsys.readouterr().err
+
+
+def test_the_input_cross_is_every_models_and_in_the_parameter_budget(frame):
+    """With cross_layers set every deep model of the comparison gets the same gated cross network on its input,
+    and the widths matched to MMoE's parameter count include it (Shared-Bottom stays within a few percent)."""
+    from ctrkit.compare.tabular import _model_specs
+    from ctrkit.layers.cross import GatedCrossNet
+    data = _prepare(frame)(CompareConfig(**INPUT_PRESETS["wide"]))
+    specs = _model_specs(data, CompareConfig(**INPUT_PRESETS["wide"]))
+    plain = _model_specs(data, CompareConfig(**{**INPUT_PRESETS["wide"], "cross_layers": 0}))
+    assert list(specs) == ["Single-Task", "Shared-Bottom", "OMoE", "MMoE", "PLE"]
+    built = {name: [m for m, _ in build(0)] for name, build in specs.items()}
+    for name, models in built.items():
+        for m in models:
+            assert isinstance(m.input_cross, GatedCrossNet), name
+            assert (m.input_cross.low_rank, len(m.input_cross.bias)) == (64, 2)
+    assert all(m.input_cross is None for build in plain.values() for m, _ in build(0))
+    mmoe, sb = built["MMoE"][0].count_params(), built["Shared-Bottom"][0].count_params()
+    assert abs(sb - mmoe) / mmoe < 0.03
+    cross_params = sum(p.numel() for p in built["MMoE"][0].input_cross.parameters())
+    assert mmoe - plain["MMoE"](0)[0][0].count_params() == cross_params
 
 
 def test_the_chosen_pilot_is_the_comparisons_own_mmoe_run(frame):

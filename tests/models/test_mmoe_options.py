@@ -116,23 +116,50 @@ def test_compare_can_name_the_variants(byterec):
     assert "MMoE+all" not in _model_specs(data, CompareConfig())
 
 
-def test_cross_layers_feed_the_experts_gated_crosses(byterec_encoded):
-    """cross_layers puts a gated cross network between the input and the experts, in training and in eval mode."""
+@pytest.mark.parametrize("name", ["MMoE", "SharedBottom", "PLE", "DNN"])
+@pytest.mark.parametrize("rank", [None, 3])
+def test_cross_layers_feed_the_first_layer_gated_crosses(byterec_encoded, name, rank):
+    """cross_layers puts a gated cross network between the input and the model's first layer (MMoE's experts,
+    Shared-Bottom's bottom, PLE's first level, DNN's MLP), in training and in eval mode, full rank or low rank."""
     from ctrkit.layers.cross import GatedCrossNet
+    from ctrkit.registry import build_model
     enc, df, y = byterec_encoded
-    m = _build(enc, cross_layers=2)
-    cross = m.feature_processor[-1]
-    assert isinstance(cross, GatedCrossNet) and tuple(cross.kernels.shape) == (2, 2 * m.input_dim, m.input_dim)
+    tasks, types = (TASKS[:1], ["binary"]) if name == "DNN" else (TASKS, ["binary", "binary"])
+
+    def build(**kw):
+        return build_model(name, enc.feature_columns, tasks, types, seed=5, **kw)
+
+    m = build(cross_layers=2, cross_rank=rank)
+    cross = m.input_cross
+    d = m.input_dim
+    assert isinstance(cross, GatedCrossNet)
+    assert tuple(cross.kernels.shape) == ((2, 2 * d, d) if rank is None else (2, 2 * d, rank))
     seen = []
-    m.moe.register_forward_pre_hook(lambda mod, args: seen.append(args[0]))
+    m.input_cross.register_forward_hook(lambda mod, args, out: seen.append((args[0], out)))
     m.predict(df.iloc[:5])
-    x0 = seen[-1]
-    torch.nn.init.zeros_(cross.kernels)   # zero crosses: the experts get the plain input back (c_0 * b * g + c_0)
+    assert len(seen) == 1 and tuple(seen[0][1].shape) == (5, d)   # the model's input went through the crosses
+    assert not torch.allclose(*seen[0])                            # and the random crosses changed it
+    torch.nn.init.zeros_(cross.kernels)   # zero crosses: the first layer gets the plain input back (c_0 * b * g + c_0)
     torch.nn.init.zeros_(cross.bias)
-    m.predict(df.iloc[:5])
-    plain = _build(enc)
-    plain.load_state_dict({k: v for k, v in m.state_dict().items() if not k.startswith("feature_processor")})
+    plain = build()
+    assert plain.input_cross is None
+    plain.load_state_dict({k: v for k, v in m.state_dict().items() if not k.startswith("input_cross")})
     np.testing.assert_allclose(m.predict(df.iloc[:5]), plain.predict(df.iloc[:5]), atol=1e-6)
-    assert not torch.allclose(x0, seen[-1])   # the initial (random) crosses did change the experts' input
     with pytest.raises(ValueError, match="cross_layers must be an int >= 0"):
-        _build(enc, cross_layers=-1)
+        build(cross_layers=-1)
+    with pytest.raises(ValueError, match="cross_rank must be None"):
+        build(cross_layers=1, cross_rank=0)
+
+
+def test_low_rank_gated_cross_is_the_full_rank_layer_with_factored_kernels():
+    from ctrkit.layers.cross import GatedCrossNet
+    torch.manual_seed(0)
+    low, full = GatedCrossNet(6, layer_num=2, low_rank=2), GatedCrossNet(6, layer_num=2)
+    with torch.no_grad():
+        full.kernels.copy_(low.kernels @ low.down)   # (2d, r) @ (r, d) per layer
+        low.bias.normal_()
+        full.bias.copy_(low.bias)
+    x = torch.randn(4, 6)
+    torch.testing.assert_close(low(x), full(x))
+    torch.testing.assert_close(low.gates(x), full.gates(x))
+    assert sum(p.numel() for p in low.parameters()) == 2 * (3 * 6 * 2 + 6)

@@ -82,7 +82,8 @@ class ESMM(BaseModel):
                  l2_reg_embedding: float = 0.0, l2_reg_dnn: float = 0.0, init_std: float = 0.01, seed: int = 1024,
                  dnn_dropout: float = 0.0, dnn_activation: str = "relu", dnn_use_bn: bool = False,
                  task_types: Sequence[str] = ("binary", "binary"), task_names: Sequence[str] = ("ctr", "ctcvr"),
-                 device: str = "cpu", sparse: bool = False, embedding_backend: str = "native", gpus=None) -> None:
+                 device: str = "cpu", sparse: bool = False, embedding_backend: str = "native", gpus=None,
+                 cross_layers: int = 0, cross_rank: int | None = None) -> None:
         super().__init__(dnn_feature_columns, task_names, task_types, l2_reg_embedding=l2_reg_embedding,
                          l2_reg_dnn=l2_reg_dnn, init_std=init_std, seed=seed, device=device, sparse=sparse,
                          embedding_backend=embedding_backend,
@@ -95,6 +96,7 @@ class ESMM(BaseModel):
                              f"{self.task_types}.")
         if self.input_dim == 0:
             raise ValueError(f"{name}: the feature columns give an input of width 0.")
+        self._add_input_cross(cross_layers, cross_rank)
         self.towers = Towers(["ctr", "cvr"], self.input_dim, tuple(tower_dnn_hidden_units), dnn_activation,
                              dnn_dropout, dnn_use_bn)
         self._finish_init()

@@ -12,10 +12,10 @@ import torch
 from torch import nn
 
 from ...layers.core import Towers
-from ...layers.cross import GatedCrossNet
 from ...layers.fm import FM
 from ...layers.linear import LinearLogit
 from ...layers.moe import MixtureOfExperts
+from ...layers.projection import as_tensor
 from ...registry import register_model
 from ..base import BaseModel
 
@@ -50,7 +50,11 @@ class MMoE(BaseModel):
             gives the dot products of user and item embeddings directly (binary and regression tasks).
         cross_layers: put GDCN's gated cross network (:class:`~ctrkit.layers.cross.GatedCrossNet`, this many
             layers) on the input before the experts, so they see explicit feature crosses (on census it raised
-            validation AUC on both task groups, by up to 0.001, at about twice the training time); 0: off.
+            validation AUC on both task groups, by up to 0.001, at about twice the training time); 0: off. It
+            comes before the BatchNorm and dropout of ``input_bn`` / ``input_dropout``. Shared-Bottom, PLE and
+            DNN offer the same two arguments.
+        cross_rank: the rank of each cross layer's kernels (DCN-V2's low-rank factoring, ``3 d r`` weights a
+            layer instead of ``2 d²``); None: GDCN's full rank.
 
     The enhanced options are all off by default (the paper's MMoE); deeper towers are
     ``tower_dnn_hidden_units`` with several layers. Experts (and residual projections, and linear gates) stay
@@ -80,7 +84,8 @@ class MMoE(BaseModel):
                  device: str = "cpu", sparse: bool = False,
                  embedding_backend: str = "native", gpus=None, num_classes=None, input_bn: bool = False,
                  input_dropout: float = 0.0, residual_experts: bool = False, attention_gates: bool = False,
-                 attention_dim: int | None = None, use_fm: bool = False, cross_layers: int = 0) -> None:
+                 attention_dim: int | None = None, use_fm: bool = False, cross_layers: int = 0,
+                 cross_rank: int | None = None) -> None:
         super().__init__(dnn_feature_columns, task_names, task_types, l2_reg_embedding=l2_reg_embedding,
                          l2_reg_dnn=l2_reg_dnn, init_std=init_std, seed=seed, device=device, sparse=sparse,
                          embedding_backend=embedding_backend,
@@ -98,12 +103,9 @@ class MMoE(BaseModel):
         processor: list[nn.Module] = [nn.BatchNorm1d(self.input_dim)] if input_bn else []
         if input_dropout > 0:
             processor.append(nn.Dropout(input_dropout))
-        if isinstance(cross_layers, bool) or not isinstance(cross_layers, int) or cross_layers < 0:
-            raise ValueError(f"{name}: cross_layers must be an int >= 0, got {cross_layers!r}.")
-        if cross_layers:
-            processor.append(GatedCrossNet(self.input_dim, cross_layers))
+        self._add_input_cross(cross_layers, cross_rank)
         self.feature_processor = nn.Sequential(*processor) if processor else nn.Identity()
-        self._process_always = bool(input_bn) or cross_layers > 0   # BatchNorm / crosses: in eval mode too
+        self._process_always = bool(input_bn)   # BatchNorm: in eval mode too
         self._plain_input = not processor
         self.moe = MixtureOfExperts(self.input_dim, num_experts, num_gates, tuple(expert_dnn_hidden_units),
                                     tuple(gate_dnn_hidden_units), dnn_activation, dnn_dropout, dnn_use_bn,
@@ -127,7 +129,7 @@ class MMoE(BaseModel):
     def forward(self, batch, return_gates: bool = False):
         x = self.inputs(batch)
         if self._process_always or (self.training and not self._plain_input):  # (dropout alone: off in eval)
-            x = self.feature_processor(x.tensor())
+            x = self.feature_processor(as_tensor(x))
         mix, gates = self.moe(x)                                   # (G, B, H), (B, G, E)
         out = self.towers(mix if mix.shape[0] > 1 else mix[0])
         if self.use_fm:

@@ -91,6 +91,8 @@ class PLE(BaseModel):
         dnn_dropout, dnn_activation, dnn_use_bn: for experts and towers.
         task_types: ``"binary"`` / ``"regression"`` / ``"multiclass"`` per task; task_names: one name per task.
         num_classes: classes of each multiclass task (an int, a list in task order or ``{task: C}``).
+        cross_layers, cross_rank: GDCN's gated cross network on the input (this many layers, this rank; None:
+            full rank), as in :class:`~ctrkit.MMoE`; 0 layers: none.
         gpus: accepted for DeepCTR-Torch compatibility and ignored.
 
     Shape:
@@ -117,7 +119,8 @@ class PLE(BaseModel):
                  dnn_dropout: float = 0.0, dnn_activation: str = "relu", dnn_use_bn: bool = False,
                  task_types: Sequence[str] = ("binary", "binary"), task_names: Sequence[str] = ("ctr", "ctcvr"),
                  device: str = "cpu", sparse: bool = False,
-                 embedding_backend: str = "native", gpus=None, num_classes=None) -> None:
+                 embedding_backend: str = "native", gpus=None, num_classes=None, cross_layers: int = 0,
+                 cross_rank: int | None = None) -> None:
         super().__init__(dnn_feature_columns, task_names, task_types, l2_reg_embedding=l2_reg_embedding,
                          l2_reg_dnn=l2_reg_dnn, init_std=init_std, seed=seed, device=device, sparse=sparse,
                          embedding_backend=embedding_backend,
@@ -133,6 +136,7 @@ class PLE(BaseModel):
             raise ValueError(f"{name}: expert_dnn_hidden_units must not be empty, got {expert_dnn_hidden_units!r}.")
         if self.input_dim == 0:
             raise ValueError(f"{name}: the feature columns give an input of width 0.")
+        self._add_input_cross(cross_layers, cross_rank)
         T = len(self.task_names)
         units = tuple(expert_dnn_hidden_units)
         self.levels = nn.ModuleList()

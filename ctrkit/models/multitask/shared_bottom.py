@@ -24,6 +24,8 @@ class SharedBottom(BaseModel):
         dnn_feature_columns: feature columns.
         bottom_dnn_hidden_units: layer widths of the shared bottom.
         tower_dnn_hidden_units: hidden layers of each task tower.
+        cross_layers, cross_rank: GDCN's gated cross network on the input (this many layers, this rank; None:
+            full rank), as in :class:`~ctrkit.MMoE`; 0 layers: none.
         other arguments: as in :class:`~ctrkit.MMoE`.
 
     Example:
@@ -42,11 +44,13 @@ class SharedBottom(BaseModel):
                  dnn_activation: str = "relu", dnn_use_bn: bool = False,
                  task_types: Sequence[str] = ("binary", "binary"), task_names: Sequence[str] = ("ctr", "ctcvr"),
                  device: str = "cpu", sparse: bool = False,
-                 embedding_backend: str = "native", gpus=None, num_classes=None) -> None:
+                 embedding_backend: str = "native", gpus=None, num_classes=None, cross_layers: int = 0,
+                 cross_rank: int | None = None) -> None:
         super().__init__(dnn_feature_columns, task_names, task_types, l2_reg_embedding=l2_reg_embedding,
                          l2_reg_dnn=l2_reg_dnn, init_std=init_std, seed=seed, device=device, sparse=sparse,
                          embedding_backend=embedding_backend,
                          config=locals(), num_classes=num_classes)
+        self._add_input_cross(cross_layers, cross_rank)
         self.bottom = MLP(self.input_dim, tuple(bottom_dnn_hidden_units), dnn_activation, dnn_dropout, dnn_use_bn)
         self.towers = Towers(self.task_names, self.bottom.output_dim, tuple(tower_dnn_hidden_units),
                              dnn_activation, dnn_dropout, dnn_use_bn, widths=self.task_widths)

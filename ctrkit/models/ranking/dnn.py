@@ -27,6 +27,8 @@ class DNN(BaseModel):
         task_names, task_types: the multi-task models' arguments, one entry each (e.g.
             ``task_names=["click"]``); when given they win over ``task_name`` / ``task``. More than one task
             is a ValueError.
+        cross_layers, cross_rank: GDCN's gated cross network on the input (this many layers, this rank; None:
+            full rank), as in :class:`~ctrkit.MMoE`; 0 layers: none.
         other arguments: as in :class:`~ctrkit.MMoE`.
 
     Example:
@@ -43,12 +45,14 @@ class DNN(BaseModel):
                  task: str = "binary", task_name: str = "label", device: str = "cpu", sparse: bool = False,
                  embedding_backend: str = "native",
                  gpus=None, num_classes: int | None = None, *,
-                 task_names: list[str] | None = None, task_types: list[str] | None = None) -> None:
+                 task_names: list[str] | None = None, task_types: list[str] | None = None,
+                 cross_layers: int = 0, cross_rank: int | None = None) -> None:
         super().__init__(dnn_feature_columns,
                          *single_task(type(self).__name__, task, task_name, task_names, task_types),
                          l2_reg_embedding=l2_reg_embedding, l2_reg_dnn=l2_reg_dnn, init_std=init_std,
                          seed=seed, device=device, sparse=sparse,
                          embedding_backend=embedding_backend, config=locals(), num_classes=num_classes)
+        self._add_input_cross(cross_layers, cross_rank)
         self.dnn = MLP(self.input_dim, tuple(dnn_hidden_units), dnn_activation, dnn_dropout, dnn_use_bn)
         self.towers = Towers(self.task_names, self.dnn.output_dim, (), widths=self.task_widths)
         self._finish_init()
