@@ -54,9 +54,9 @@ class CompareConfig:
     cross_rank: int | None = 64             # layers of this rank; None: full rank); 0: none (compare.inputs)
     weight_averaging: float | None = 0.995  # every deep model validated and kept as an EMA of its weights
                                             # (callbacks.WeightAveraging, this decay); None: the raw weights
-    inputs: str | None = "auto"             # "auto": numeric_embedding / embedding_dim / batch_size from the preset
-                                            # of compare.inputs.INPUT_PRESETS whose MMoE validates best; a preset
-                                            # name; None: those three fields as set (compare.inputs)
+    inputs: str | None = "auto"             # "auto": numeric_embedding / embedding_dim / cross_layers / batch_size
+                                            # from the preset of compare.inputs.INPUT_PRESETS whose MMoE validates
+                                            # best; a preset name; None: those four fields as set (compare.inputs)
     extra_metrics: tuple[str, ...] = ()     # e.g. ("gauc", "ne"): also reported (binary tasks), in results.csv
     group_by: str | None = None             # gauc's group column: a sparse feature of the data (its encoded ids)
     ctr_models: tuple[str, ...] = ()        # single-task CTR models per task: a second table (compare.ctr_table)

@@ -59,6 +59,8 @@ class ESMM(BaseModel):
         task_types: must be ``("binary", "binary")``.
         task_names: names of the CTR and CTCVR outputs (and label columns), in that order.
         gpus: ignored (DeepCTR-Torch compatibility).
+        cross_layers, cross_rank: GDCN's gated cross network on the input of both towers (this many layers, this
+            rank; None: full rank), as in :class:`~ctrkit.MMoE`; 0 layers: none.
 
     Shape:
         ``forward(batch)`` → ``{ctr: (B,), ctcvr: (B,)}`` logits; ``forward(batch, return_cvr=True)`` also

@@ -51,8 +51,8 @@ class MMoE(BaseModel):
         cross_layers: put GDCN's gated cross network (:class:`~ctrkit.layers.cross.GatedCrossNet`, this many
             layers) on the input before the experts, so they see explicit feature crosses (on census it raised
             validation AUC on both task groups, by up to 0.001, at about twice the training time); 0: off. It
-            comes before the BatchNorm and dropout of ``input_bn`` / ``input_dropout``. Shared-Bottom, PLE and
-            DNN offer the same two arguments.
+            comes before the BatchNorm and dropout of ``input_bn`` / ``input_dropout``. Shared-Bottom, PLE,
+            ESMM and DNN offer the same two arguments.
         cross_rank: the rank of each cross layer's kernels (DCN-V2's low-rank factoring, ``3 d r`` weights a
             layer instead of ``2 d²``); None: GDCN's full rank.
 
