@@ -116,11 +116,12 @@ def test_compare_can_name_the_variants(byterec):
     assert "MMoE+all" not in _model_specs(data, CompareConfig())
 
 
-@pytest.mark.parametrize("name", ["MMoE", "SharedBottom", "PLE", "DNN"])
+@pytest.mark.parametrize("name", ["MMoE", "SharedBottom", "PLE", "ESMM", "DNN"])
 @pytest.mark.parametrize("rank", [None, 3])
 def test_cross_layers_feed_the_first_layer_gated_crosses(byterec_encoded, name, rank):
     """cross_layers puts a gated cross network between the input and the model's first layer (MMoE's experts,
-    Shared-Bottom's bottom, PLE's first level, DNN's MLP), in training and in eval mode, full rank or low rank."""
+    Shared-Bottom's bottom, PLE's first level, ESMM's towers, DNN's MLP), in training and in eval mode, full rank
+    or low rank."""
     from ctrkit.layers.cross import GatedCrossNet
     from ctrkit.registry import build_model
     enc, df, y = byterec_encoded
