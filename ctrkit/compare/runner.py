@@ -80,7 +80,8 @@ def _named(exc: BaseException, name: str) -> BaseException:
 
 def run_jobs(fn: Callable[..., Any], jobs: Sequence[tuple], shared: Any, workers: int,
              on_done: Callable[[int, Any], None] | None = None, name: Callable[[tuple], str] = str,
-             background: Callable[[], Any] | None = None) -> tuple[list[Any], Any]:
+             background: Callable[[], Any] | None = None,
+             more: Callable[[int, Any], Sequence[tuple]] | None = None) -> tuple[list[Any], Any]:
     """Run ``fn(shared, *job)`` for every job in ``workers`` spawned processes (``workers=1``: in this process,
     one after the other); results in job order.
 
@@ -93,6 +94,9 @@ def run_jobs(fn: Callable[..., Any], jobs: Sequence[tuple], shared: Any, workers
         name: how an error names its job (``name(job)`` prefixes the worker's exception message).
         background: run in a thread of the parent while the workers train (the baselines); its result is
             returned second.
+        more: ``more(index, result)`` in the parent as each job finishes, after ``on_done``: further jobs to
+            run (their results follow the others', in the order given), e.g. one job per worker that fell
+            idle. Only with ``workers > 1``; one after the other there is never an idle worker to fill.
 
     Example:
         >>> run_jobs(pow, [(2,), (3,)], 10, workers=2)[0]   # pow(shared, *job): 10 ** 2, 10 ** 3
@@ -116,6 +120,7 @@ def run_jobs(fn: Callable[..., Any], jobs: Sequence[tuple], shared: Any, workers
         futures: dict[Future, int] = {pool.submit(_call, fn, job): i for i, job in enumerate(jobs)}
         extra = side.submit(background) if side is not None and background is not None else None
         pending = set(futures)
+        jobs = list(jobs)
         while pending:
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
             for f in sorted(done, key=futures.__getitem__):
@@ -126,6 +131,12 @@ def run_jobs(fn: Callable[..., Any], jobs: Sequence[tuple], shared: Any, workers
                 results[i] = f.result()
                 if on_done is not None:
                     on_done(i, results[i])
+                for job in (more(i, results[i]) if more is not None else ()):
+                    jobs.append(job)
+                    results.append(None)
+                    nf = pool.submit(_call, fn, job)
+                    futures[nf] = len(jobs) - 1
+                    pending.add(nf)
         out = extra.result() if extra is not None else None
     except BaseException:   # an error in a job, or Ctrl-C: stop the workers now, not after the queued jobs
         for p in list(getattr(pool, "_processes", {}).values()):

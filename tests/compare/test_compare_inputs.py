@@ -1,5 +1,7 @@
 """A comparison chooses its inputs (numeric embedding, embedding width, batch size) on the validation split: it trains
 its MMoE once per preset and keeps the better; fixed inputs skip the pilot; the CLI and the report say which."""
+import dataclasses
+
 import pandas as pd
 import pytest
 
@@ -145,3 +147,34 @@ def test_the_chosen_pilot_is_the_comparisons_own_mmoe_run(frame):
     assert again["income_auc"] == pytest.approx(pilot["income_auc"], abs=1e-6)   # ... to the same model
     assert again["epochs"] == pilot["epochs"]
 
+
+
+def test_runs_made_ahead_while_a_pilot_trains_are_the_comparisons_own(frame):
+    """With two workers, the one whose pilot is done first makes the comparison's next runs on that preset while
+    the other pilot trains; if that preset wins they are reused, and they equal the runs the comparison makes."""
+    from ctrkit.compare import run_comparison
+    df, sparse, dense = frame
+
+    def prepare(c):   # wide: more rows, inverted labels (it loses, and its pilot takes longer); compact: fewer
+        part = df if c.inputs == "wide" else df.iloc[:1500]
+        data = prepare_frame_data(part, ["income", "marital"], sparse=sparse, dense=dense, name="census",
+                                  embedding_dim=c.embedding_dim, numeric_embedding=c.numeric_embedding,
+                                  n_bins=c.n_bins)
+        if c.inputs == "wide":
+            x, y = data.train
+            data.train = (x, 1 - y)
+        return data
+    cfg = CompareConfig(max_epochs=4, patience=5, workers=2, seeds=2, models=("Shared-Bottom", "MMoE"), baselines=())
+    data, chosen = choose_inputs(prepare, cfg, progress=False)
+    assert data.extra["inputs"]["chosen"] == "compact"
+    trained = dict(data.extra["trained"])
+    assert ("MMoE", 0) in trained and len(trained) > 1   # at least one run made ahead
+    assert set(trained) <= {("Shared-Bottom", 0), ("MMoE", 0), ("Shared-Bottom", 1), ("MMoE", 1)}
+    reused = run_comparison(data, dataclasses.replace(chosen, workers=1), progress=False).runs
+    data.extra["trained"] = {}
+    fresh = run_comparison(data, dataclasses.replace(chosen, workers=1), progress=False).runs
+    for (model, seed), run in trained.items():
+        r = reused[(reused["model"] == model) & (reused["seed"] == seed)].iloc[0]
+        f = fresh[(fresh["model"] == model) & (fresh["seed"] == seed)].iloc[0]
+        assert r["seconds"] == run[0]["seconds"]                       # the run made ahead, not trained again
+        assert r["income_auc"] == pytest.approx(f["income_auc"], abs=1e-6) and r["epochs"] == f["epochs"]

@@ -82,3 +82,14 @@ def test_resolve_workers():
     assert resolve_workers(None, 1) == 1
     with pytest.raises(ValueError, match="workers must be >= 1"):
         resolve_workers(0, 5)
+
+
+def test_more_jobs_join_as_jobs_finish():
+    """``more`` adds jobs as others finish (a worker fell idle); their results follow, in the order given."""
+    seen = []
+
+    def more(i, r):
+        seen.append(i)
+        return [(5,)] if r == 100 else [(6,)] if r == 10 ** 5 else []
+    out, _ = run_jobs(operator.pow, [(2,), (3,)], 10, workers=2, more=more)
+    assert out == [100, 1000, 10 ** 5, 10 ** 6] and sorted(seen) == [0, 1, 2, 3]
