@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from .tabular import CompareConfig, PreparedData, _run_job
+from .tabular import CompareConfig, PreparedData, _model_specs, _run_job, _run_order
 
 __all__ = ["INPUT_PRESETS", "input_candidates", "choose_inputs"]   # the report's sentence: report.inputs_line
 
@@ -74,8 +74,8 @@ def _pilot(shared: dict[str, Any], name: str, cfg: CompareConfig, data: Prepared
     the comparison would make, so the chosen preset's pilot is reused there), and its best validation value of
     the monitored task's metric (the weights early stopping kept). With ``run=(model, seed)``: that run of the
     comparison on this preset instead, made ahead while another pilot trains (``_run_job``'s result)."""
-    if run is not None:
-        return _run_job({"data": data, "cfg": cfg, "specs": {}}, *run)
+    if run is not None:   # the worker keeps each preset's data and model sizing for its next runs
+        return _run_job(shared.setdefault(name, {"data": data, "cfg": cfg, "specs": {}}), *run)
     tasks = data.task_names
     monitor: str = cfg.monitor_task if cfg.monitor_task is not None and cfg.monitor_task in tasks else tasks[0]
     binary = dict(zip(data.task_names, data.task_types))[monitor] == "binary"
@@ -86,12 +86,6 @@ def _pilot(shared: dict[str, Any], name: str, cfg: CompareConfig, data: Prepared
     return {"inputs": name, "model": _PILOT_MODEL, "metric": "auc" if binary else "mse", "task": monitor,
             "val": max(values) if binary else min(values), "epochs": sum(job[3]),
             "seconds": time.perf_counter() - t0, "job": job}
-
-
-def _comparison_runs(data: PreparedData, cfg: CompareConfig) -> list[tuple[str, int]]:
-    """The (model, seed) runs of ``run_comparison(data, cfg)``, in the order it makes them."""
-    from .tabular import _model_specs
-    return [(name, seed) for seed in range(cfg.seeds) for name in _model_specs(data, cfg)]
 
 
 def choose_inputs(prepare: Callable[[CompareConfig], PreparedData], cfg: CompareConfig | None = None,
@@ -134,7 +128,8 @@ def choose_inputs(prepare: Callable[[CompareConfig], PreparedData], cfg: Compare
             pilots_done.append(i)
             if len(pilots_done) == 1:
                 name, c, d = jobs[i]
-                ahead.extend((name, c, d, run) for run in _comparison_runs(d, c) if run != (_PILOT_MODEL, 0))
+                runs = _run_order(_model_specs(d, c), c.seeds)   # as run_comparison(d, c) makes them
+                ahead.extend((name, c, d, run) for run in runs if run != (_PILOT_MODEL, 0))
         if len(pilots_done) == len(jobs) or not ahead:
             return []
         sent.append(ahead.pop(0))

@@ -337,6 +337,12 @@ def _train_one(model, task_subset, data: PreparedData, cfg: CompareConfig, seed:
     return out, curve, gates
 
 
+def _run_order(names: Any, seeds: int) -> list[tuple[str, int]]:
+    """The (model, seed) runs of a comparison of the models ``names`` over ``seeds`` seeds, in the order it makes
+    them (and lists them in ``results.csv``): seed by seed."""
+    return [(name, seed) for seed in range(seeds) for name in names]
+
+
 def _run_job(shared: dict[str, Any], name: str, seed: int, data: PreparedData | None = None,
              bar: Any = None) -> tuple[dict[str, Any], dict[str, Any], Any, list[int]]:
     """One (model, seed) run: its ``results.csv`` row, validation curves, gate table (seed 0 only) and the
@@ -398,7 +404,7 @@ def run_comparison(data_factory: Callable[[int], PreparedData] | PreparedData, c
     bar = EpochProgress(cfg.seeds * networks, cfg.max_epochs, disable=not progress)
     seeds = range(cfg.seeds)
     base_seeds = [s for s in seeds if cfg.baselines and (s == 0 or fixed is None)]  # deterministic: once if fixed
-    jobs = [(name, seed) for seed in seeds for name in specs]
+    jobs = _run_order(specs, cfg.seeds)
     # runs already made on this very data with these settings (compare.inputs' pilot): reused, not trained again
     trained = fixed.extra.get("trained", {}) if fixed is not None else {}
     results: dict[tuple[str, int], Any] = {j: trained[j] for j in jobs if j in trained}
